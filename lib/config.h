@@ -1,0 +1,152 @@
+/*  config.h: the INI topology file (DESIGN §8).
+ *
+ *  One file describes the whole topology: [controller], [fabric],
+ *  [security] and one [<role> <name>] section per stage daemon.  A single
+ *  key table (config_keys.c) gives every key its type, default, bounds,
+ *  reload flag and help; parsing, validation, `disaggd -T`, reload and the
+ *  documentation check are all driven by it.  Errors name file, line,
+ *  section and key; all of them are collected, not just the first.  */
+#ifndef DG_CONFIG_H
+#define DG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define DG_ENDPOINT_MAX 256
+#define DG_PATH_MAX     1024
+#define DG_NAME_MAX     64
+
+typedef enum {
+	DG_ROLE_CONTROLLER = 0,
+	DG_ROLE_ENCODER,
+	DG_ROLE_TRANSFORMER,
+	DG_ROLE_DECODER,
+	DG_ROLE_COUNT
+} dg_role_t;
+
+typedef enum {
+	DG_POLICY_ROUND_ROBIN = 0,
+	DG_POLICY_LEAST_LOADED,
+	DG_POLICY_P2C
+} dg_policy_t;
+
+typedef enum { DG_MEMORY_HOST = 0, DG_MEMORY_CUDA } dg_memory_t;
+
+typedef struct {
+	char listen[DG_ENDPOINT_MAX];
+	char publish[DG_ENDPOINT_MAX];
+	int policy;                     /* dg_policy_t */
+	int64_t max_pending;
+	int64_t max_retries;
+	int64_t request_timeout_ms;
+	int64_t dead_after_ms;
+	int64_t heartbeat_ms;
+	int64_t drain_timeout_ms;
+	char journal[DG_PATH_MAX];
+	int log_level;                  /* dg_log_level_t */
+} dg_controller_conf_t;
+
+typedef struct {
+	char provider[DG_NAME_MAX];
+	int64_t rails;
+	int64_t chunk;
+	int64_t inflight;
+	int64_t quarantine_ms;
+	int64_t transfer_timeout_ms;
+	int64_t chunk_retries;
+	int64_t transfer_attempts;
+	bool verify;
+} dg_fabric_conf_t;
+
+typedef struct {
+	bool curve;
+	char key_dir[DG_PATH_MAX];
+	char client_keys[DG_PATH_MAX];
+	char admin_keys[DG_PATH_MAX];
+} dg_security_conf_t;
+
+typedef struct {
+	dg_role_t role;
+	char name[DG_NAME_MAX];
+	int line;                       /* of its [role name] header */
+	char peer[DG_ENDPOINT_MAX];
+	char host[DG_NAME_MAX];
+	char stage[DG_PATH_MAX];
+	int64_t pool;
+	int64_t slot;
+	int memory;                     /* dg_memory_t */
+	int64_t device;
+	int64_t workers;
+	int64_t max_batch;
+	int64_t queue_depth;
+	int64_t step_ms;
+	char output_dir[DG_PATH_MAX];
+	int64_t drain_timeout_ms;
+	int64_t stall_ms;
+	int log_level;
+} dg_stage_conf_t;
+
+/* One entry of the key table, public for documentation checks and the
+ * man page; the parser's own fields stay in config_keys.c. */
+typedef struct {
+	const char *section;    /* "controller", "fabric", "security", or
+	                           "encoder|transformer|decoder" style list */
+	const char *name;
+	const char *type;       /* "integer", "size", "duration", ... */
+	const char *def;        /* default as written in the file */
+	bool required;
+	bool reloadable;
+	const char *help;
+} dg_config_keyinfo_t;
+
+typedef struct _dg_config_t dg_config_t;
+
+/* Read and validate a file.  Returns NULL only when out of memory; check
+ * dg_config_error_count() for problems with the file itself. */
+dg_config_t *dg_config_load(const char *path);
+/* Same, from a string; `name` stands for the file name in messages. */
+dg_config_t *dg_config_parse_string(const char *name, const char *text);
+void dg_config_destroy(dg_config_t **self_p);
+
+size_t dg_config_error_count(const dg_config_t *self);
+const char *dg_config_error(const dg_config_t *self, size_t index);
+const char *dg_config_file(const dg_config_t *self);
+
+const dg_controller_conf_t *dg_config_controller(const dg_config_t *self);
+const dg_fabric_conf_t *dg_config_fabric(const dg_config_t *self);
+const dg_security_conf_t *dg_config_security(const dg_config_t *self);
+size_t dg_config_stage_count(const dg_config_t *self);
+const dg_stage_conf_t *dg_config_stage_at(const dg_config_t *self, size_t i);
+/* By "name" or "role name"; NULL when absent. */
+const dg_stage_conf_t *dg_config_stage(const dg_config_t *self,
+    const char *name);
+
+/* The effective configuration, defaults filled in, as a valid INI file. */
+void dg_config_dump(const dg_config_t *self, FILE *out);
+
+/* Compare the section `name` ("controller" or a stage name, plus the
+ * shared [fabric] and [security]) of two configurations and call `fn` for
+ * every key whose value differs, saying whether it can be applied live.
+ * Returns the number of differing keys that need a restart. */
+typedef void (dg_config_change_fn)(const char *section, const char *key,
+    bool reloadable, void *arg);
+int dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
+    const char *name, dg_config_change_fn *fn, void *arg);
+
+size_t dg_config_key_count(void);
+const dg_config_keyinfo_t *dg_config_key_at(size_t index);
+
+const char *dg_role_name(dg_role_t role);
+int dg_role_parse(const char *word);
+const char *dg_policy_name(int policy);
+
+/* Parsers shared with the CLI, each 0 or -1. */
+int dg_parse_size(const char *text, int64_t *out);
+int dg_parse_duration_ms(const char *text, int64_t *out);
+int dg_parse_bool(const char *text, bool *out);
+/* 0 when `text` is tcp://host:port, ipc://path or inproc://name. */
+int dg_endpoint_check(const char *text);
+
+#endif

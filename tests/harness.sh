@@ -1,0 +1,57 @@
+#!/bin/sh
+# harness.sh: run every test group and print one closing line,
+# "N passed, N failed, N skipped".  Each group prints TAP lines
+# ("ok - name", "not ok - name", "ok - name # SKIP"); this counts them.
+#
+#   sh tests/harness.sh [group ...]     groups: unit config daemon fuzz man
+#   MEMCHECK=1 runs the unit tests under valgrind.
+set -u
+B=${B:-build}
+export B
+groups=${*:-unit config daemon fuzz man}
+log=$(mktemp "${TMPDIR:-/tmp}/disagg-harness.XXXXXX")
+trap 'rm -f "$log" "$log.one"' EXIT
+
+run_unit() {
+	for t in "$B"/tests/test_*; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t")
+		if [ "${MEMCHECK:-0}" = 1 ]; then
+			set -- valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+			    --errors-for-leak-kinds=definite,indirect \
+			    --error-exitcode=99 --suppressions=tests/valgrind.supp "$t"
+		else
+			set -- "$t"
+		fi
+		CMOCKA_MESSAGE_OUTPUT=TAP "$@" > "$log.one" 2>&1
+		rc=$?
+		sed "s/^\(\(not \)*ok\) [0-9]* - /\1 - $name: /" "$log.one"
+		if [ $rc != 0 ] && ! grep -q '^not ok' "$log.one"; then
+			echo "not ok - $name: exited with status $rc"
+		fi
+	done
+}
+
+for g in $groups; do
+	echo "== $g"
+	case $g in
+	unit)   run_unit ;;
+	config) sh tests/config/run.sh ;;
+	daemon) sh tests/daemon/run.sh ;;
+	fuzz)   sh tests/fuzz/replay.sh ;;
+	man)    sh tests/man/check.sh ;;
+	*)      echo "not ok - unknown test group '$g'" ;;
+	esac
+done 2>&1 | tee "$log"
+
+pass=$(grep -c '^ok - ' "$log" | tr -d ' ')
+skipped=$(grep -c '^ok - .*# SKIP' "$log" | tr -d ' ')
+failed=$(grep -c '^not ok' "$log" | tr -d ' ')
+pass=$((pass - skipped))
+if [ "$failed" != 0 ]; then
+	echo
+	echo "failures:"
+	grep '^not ok' "$log"
+fi
+echo "$pass passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ] && [ "$pass" -gt 0 ]

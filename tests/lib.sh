@@ -1,0 +1,41 @@
+# lib.sh: helpers shared by the shell tests: TAP lines, a closing summary,
+# and waiting on a condition with a deadline instead of a bare sleep.
+
+T_PASS=0
+T_FAIL=0
+T_SKIP=0
+
+ok()   { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
+fail() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $*"; }
+skip() { T_SKIP=$((T_SKIP + 1)); echo "ok - $* # SKIP"; }
+
+# check NAME CMD...: one test that passes when CMD succeeds.
+check() {
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else fail "$name"; fi
+}
+
+# summary GROUP: the closing line; exit status says whether all passed.
+summary() {
+	echo "$1: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
+	[ "$T_FAIL" = 0 ]
+}
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds; 1 at the deadline.
+wait_for() {
+	limit=$1
+	shift
+	end=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
+	while ! "$@"; do
+		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
+		sleep 0.02 # poll interval; the deadline above bounds the wait
+	done
+	return 0
+}
+
+# A private scratch folder, removed on exit.
+scratch() {
+	T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/disagg-test.XXXXXX")
+	trap 'rm -rf "$T_TMP"' EXIT
+}

@@ -1,0 +1,73 @@
+/*  disagg.c: the operator tool.  With a subcommand it is a scriptable
+ *  CLI; the console and the pipeline commands (up, down, submit, status,
+ *  rooms, drain, ...) join the table below as they are built.
+ *
+ *  Exit codes: 0 ok, 1 the system refused or failed, 2 usage,
+ *  3 controller not reachable.  */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+#include "version.h"
+
+typedef struct {
+	const char *name;
+	const char *usage;
+	const char *help;
+	int (*run)(int argc, char *argv[]);
+} s_command_t;
+
+static int s_cmd_version(int argc, char *argv[]);
+static int s_cmd_help(int argc, char *argv[]);
+
+static const s_command_t s_commands[] = {
+	{ "help", "help", "show this list", s_cmd_help },
+	{ "version", "version", "print the version and protocol", s_cmd_version },
+};
+#define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
+
+static void
+s_usage(FILE *out)
+{
+	fprintf(out, "usage: disagg command [arguments]\n\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-18s %s\n", s_commands[i].usage,
+		    s_commands[i].help);
+}
+
+static int
+s_cmd_help(int argc, char *argv[])
+{
+	(void)argc;
+	(void)argv;
+	s_usage(stdout);
+	return 0;
+}
+
+static int
+s_cmd_version(int argc, char *argv[])
+{
+	(void)argc;
+	(void)argv;
+	printf("disagg %s (protocol %d)\n", DG_VERSION, DG_PROTO_VERSION);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	if (argc < 2) {
+		s_usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)
+		return s_cmd_version(argc - 1, argv + 1);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+		return s_cmd_help(argc - 1, argv + 1);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(argv[1], s_commands[i].name) == 0)
+			return s_commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "disagg: unknown command '%s'\n", argv[1]);
+	s_usage(stderr);
+	return 2;
+}
