@@ -77,6 +77,9 @@ PROGRAMS := lib/libdisagg.a daemon/disaggd tui/disagg
 
 all: $(PROGRAMS)
 
+# Keep intermediate objects of the chained test rules.
+.SECONDARY:
+
 # Rebuild everything when the flags change (a SANITIZE build after a plain
 # one must not reuse plain objects).
 $(B)/FLAGS: FORCE

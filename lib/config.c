@@ -249,7 +249,11 @@ s_format_value(const dg_key_t *k, const void *base, char *buf, size_t size)
 	}
 	case DG_KT_DURATION:
 		memcpy(&v, field, sizeof v);
-		if (v != 0 && v % 1000 == 0)
+		if (v != 0 && v % 3600000 == 0)
+			snprintf(buf, size, "%lldh", (long long)(v / 3600000));
+		else if (v != 0 && v % 60000 == 0)
+			snprintf(buf, size, "%lldm", (long long)(v / 60000));
+		else if (v != 0 && v % 1000 == 0)
 			snprintf(buf, size, "%llds", (long long)(v / 1000));
 		else if (v != 0)
 			snprintf(buf, size, "%lldms", (long long)v);
@@ -342,12 +346,19 @@ s_set_value(const dg_key_t *k, void *base, const char *value,
 		}
 		/* fall through */
 	case DG_KT_STR:
-	case DG_KT_PATH:
-		if (strlen(value) >= k->size) {
+	case DG_KT_PATH: {
+		/* Also bounded by inih's line length, so that `disaggd -T`
+		 * prints every accepted value on a line inih will read. */
+		size_t max = k->size - 1;
+		size_t line = (size_t)INI_MAX_LINE - 3 - strlen(k->name) - 3;
+		if (line < max)
+			max = line;
+		if (strlen(value) > max) {
 			snprintf(why, whysize, "value longer than %zu characters",
-			    k->size - 1);
+			    max);
 			return -1;
 		}
+	}
 		strcpy(field, value);
 		return 0;
 	}
@@ -1073,6 +1084,7 @@ dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 /* ---- key table for documentation -------------------------------------- */
 
 static dg_config_keyinfo_t *s_info;
+static char (*s_ranges)[96];
 static pthread_once_t s_info_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -1081,8 +1093,12 @@ s_info_init(void)
 	static const char *const types[] = { "integer", "size", "duration",
 	    "boolean", "enum", "string", "path", "endpoint" };
 	s_info = calloc(dg_config_nkeys, sizeof *s_info);
-	if (!s_info)
+	s_ranges = calloc(dg_config_nkeys, sizeof *s_ranges);
+	if (!s_info || !s_ranges) {
+		free(s_info);
+		s_info = NULL;
 		return;
+	}
 	for (size_t i = 0; i < dg_config_nkeys; i++) {
 		const dg_key_t *k = &dg_config_keys[i];
 		dg_config_keyinfo_t *info = &s_info[i];
@@ -1097,6 +1113,24 @@ s_info_init(void)
 		info->name = k->name;
 		info->type = types[k->type];
 		info->def = k->def;
+		info->range = s_ranges[i];
+		if (k->type == DG_KT_ENUM) {
+			size_t n = 0;
+			for (int c = 0; k->choices[c]; c++)
+				n += (size_t)snprintf(s_ranges[i] + n,
+				    sizeof s_ranges[i] - n, "%s%s", c ? "|" : "",
+				    k->choices[c]);
+		} else if (k->type == DG_KT_BOOL) {
+			snprintf(s_ranges[i], sizeof s_ranges[i], "on|off");
+		} else if (k->type <= DG_KT_DURATION) {
+			char lo[32], hi[32];
+			dg_key_t copy = *k;
+			int64_t box[2] = { k->min, k->max };
+			copy.offset = 0;
+			s_format_value(&copy, &box[0], lo, sizeof lo);
+			s_format_value(&copy, &box[1], hi, sizeof hi);
+			snprintf(s_ranges[i], sizeof s_ranges[i], "%s..%s", lo, hi);
+		}
 		info->required = (k->flags & DG_KF_REQUIRED) != 0;
 		info->reloadable = (k->flags & DG_KF_RELOAD) != 0;
 		info->help = k->help;

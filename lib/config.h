@@ -96,6 +96,7 @@ typedef struct {
 	const char *name;
 	const char *type;       /* "integer", "size", "duration", ... */
 	const char *def;        /* default as written in the file */
+	const char *range;      /* "1..16", "4K..1G", "on|off", or "" */
 	bool required;
 	bool reloadable;
 	const char *help;

@@ -43,7 +43,7 @@ kill -HUP $pid
 check "daemon SIGHUP with a bad file keeps the old configuration" \
     wait_for 10 grep -q 'reload failed; keeping the old configuration' "$T_TMP/log"
 check "daemon SIGHUP error names file and line" \
-    grep -q "a.ini:8: bad value for 'max_batch'" "$T_TMP/log"
+    grep -q "a.ini:9: bad value for 'max_batch'" "$T_TMP/log"
 check "daemon still running after a failed reload" kill -0 $pid
 
 kill -USR1 $pid

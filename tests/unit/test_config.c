@@ -153,7 +153,7 @@ test_errors(void **state)
 	    "not within 4K..1G");
 	s_expect_error("[controller]\ndead_after_ms = 10ms\n",
 	    "t.ini:2: value of 'dead_after_ms' in [controller] is out of "
-	    "range: 10ms is not within 100ms..3600s");
+	    "range: 10ms is not within 100ms..1h");
 	s_expect_error("[encoder e0]\n",
 	    "t.ini:1: missing required key 'peer' in [encoder e0]");
 	s_expect_error("[fabric]\nrails = 2\n   more words\n",

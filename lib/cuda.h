@@ -1,0 +1,19 @@
+/*  cuda.h: the little disagg needs from the CUDA runtime, behind one
+ *  header so the default build needs no CUDA at all.  Built against the
+ *  runtime only with `make CUDA=1` (DG_CUDA defined); otherwise every
+ *  call reports that no device exists.  */
+#ifndef DG_CUDA_H
+#define DG_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when this build was made with CUDA=1. */
+bool dg_cuda_built(void);
+
+/* Number of usable CUDA devices now; 0 without CUDA or without a device
+ * (a missing driver is not an error: the caller falls back to host
+ * memory).  `why`, when not NULL, receives the runtime's reason. */
+int dg_cuda_device_count(char *why, size_t whysize);
+
+#endif
