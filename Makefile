@@ -120,7 +120,8 @@ $(B)/tests/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o lib/libdi
 
 # libFuzzer builds: the library again, with clang and coverage.
 FUZZ_CFLAGS = -std=gnu11 $(WARNINGS) -O1 -g -Ilib $(PKG_CFLAGS) -MMD -MP \
-              -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+              -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
 $(B)/fuzz/%.o: %.c $(B)/FLAGS
 	@mkdir -p $(dir $@)
 	$(QUIET) CLANG $<
