@@ -308,6 +308,8 @@ typedef struct {                        /* manifest */
 	size_t n_fabric;
 	uint64_t key;                   /* memory registration key */
 	uint64_t base;                  /* remote base address */
+	uint64_t token;                 /* names the transfer in CQ data */
+	uint64_t chunk;                 /* largest write the receiver counts */
 	const dg_tensor_row_t *tensors; /* at most DG_PROTO_MAX_TENSORS */
 	size_t n_tensors;
 } dg_manifest_msg_t;
@@ -317,6 +319,9 @@ typedef struct {                        /* transfer.done */
 	int64_t phase;
 	uint64_t gen;
 	uint64_t bytes;
+	/* ? what the sender wrote, with its checksums, for verify = on */
+	const dg_tensor_row_t *tensors;
+	size_t n_tensors;
 } dg_transfer_done_msg_t;
 
 typedef struct {                        /* transfer.failed */

@@ -242,6 +242,8 @@ static const dg_field_desc_t s_manifest[] = {
 	BINS(fabric, REQ),
 	UINT(key, REQ),
 	UINT(base, REQ),
+	UINT(token, REQ),
+	UINT(chunk, REQ),
 	ROWS(tensors, REQ, dg_tensor_row_t, s_tensor_row,
 	     DG_PROTO_MAX_TENSORS, DG_PROTO_E_TOO_MANY_TENSORS),
 };
@@ -253,6 +255,8 @@ static const dg_field_desc_t s_transfer_done[] = {
 	INT(phase, REQ),
 	UINT(gen, REQ),
 	UINT(bytes, REQ),
+	ROWS(tensors, OPT, dg_tensor_row_t, s_tensor_row,
+	     DG_PROTO_MAX_TENSORS, DG_PROTO_E_TOO_MANY_TENSORS),
 };
 #undef T
 

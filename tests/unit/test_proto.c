@@ -480,6 +480,8 @@ s_fill_manifest(dg_msg_t *m)
 	b->n_fabric = N(s_fabric);
 	b->key = 0xabcdef;
 	b->base = 0x7f0000001000ULL;
+	b->token = 0x12345;
+	b->chunk = 1 << 20;
 	b->tensors = s_tensors;
 	b->n_tensors = N(s_tensors);
 }
@@ -492,6 +494,8 @@ s_fill_transfer_done(dg_msg_t *m)
 	b->phase = 1;
 	b->gen = 4;
 	b->bytes = 12582912;
+	b->tensors = s_tensors;
+	b->n_tensors = N(s_tensors);
 }
 
 static void
@@ -906,8 +910,8 @@ static const char *const s_spec[] = {
 	"stage.failed: room request role reason retryable",
 	"release: room reason?",
 	"release.ok: room",
-	"manifest: room phase slot gen fabric key base tensors",
-	"transfer.done: room phase gen bytes",
+	"manifest: room phase slot gen fabric key base token chunk tensors",
+	"transfer.done: room phase gen bytes tensors?",
 	"transfer.failed: room phase gen reason stale?",
 	"instances:",
 	"instances.ok: instances",
@@ -1287,7 +1291,7 @@ test_error_frame(void **state)
                "\"bytes\":8,\"offset\":0,\"checksum\":0}"
 #define MANIFEST_HEAD "\"v\":1,\"op\":\"manifest\",\"seq\":7,\"room\":1," \
                       "\"phase\":1,\"slot\":0,\"gen\":1,\"fabric\":[b\"a\"]," \
-                      "\"key\":1,\"base\":0"
+                      "\"key\":1,\"base\":0,\"token\":1,\"chunk\":4096"
 
 enum { NOSEQ = 0, SEQ7 = 1 };
 
@@ -1472,9 +1476,11 @@ static const struct {
 	  SEQ7, DG_OP_MANIFEST, NULL },
 	{ "{\"v\":1,\"op\":\"manifest\",\"seq\":7,\"room\":1,\"phase\":1,"
 	  "\"slot\":0,\"gen\":1,\"fabric\":[\"a\"],\"key\":1,\"base\":0,"
+	  "\"token\":1,\"chunk\":4096,"
 	  "\"tensors\":[]}", DG_PROTO_E_TYPE, SEQ7, DG_OP_MANIFEST, NULL },
 	{ "{\"v\":1,\"op\":\"manifest\",\"seq\":7,\"room\":1,\"phase\":1,"
 	  "\"slot\":0,\"gen\":1,\"fabric\":b\"a\",\"key\":1,\"base\":0,"
+	  "\"token\":1,\"chunk\":4096,"
 	  "\"tensors\":[]}", DG_PROTO_E_TYPE, SEQ7, DG_OP_MANIFEST, NULL },
 };
 
@@ -1608,8 +1614,9 @@ s_try_tensors(size_t n)
 {
 	s_big_t b;
 
-	s_big_start(&b, "manifest", 8);
-	const char *keys[] = { "room", "phase", "slot", "gen", "key", "base" };
+	s_big_start(&b, "manifest", 10);
+	const char *keys[] = { "room", "phase", "slot", "gen", "key", "base",
+	    "token", "chunk" };
 	for (size_t i = 0; i < N(keys); i++) {
 		s_big_key(&b, keys[i]);
 		msgpack_pack_int(&b.pk, 1);
