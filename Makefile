@@ -19,7 +19,7 @@ CFLAGS   ?= -O2 -g
 LDFLAGS  ?=
 FUZZ_SECONDS ?= 60
 
-PKGS     := libczmq libzmq inih libfabric msgpack ncursesw
+PKGS     := libczmq libzmq inih libfabric msgpack ncursesw libxxhash
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Wwrite-strings -Werror
 
 # Lazily evaluated so that 'make deps' can run before pkg-config knows them.
@@ -131,7 +131,18 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIBOBJ)
 	$(QUIET) LINK $@
 	$(Q)$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DG_LIBS)
 
-test-bins: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN) $(REPLAY_BIN)
+# The transfer engine's two-process test, linked with the engine built
+# with its fault-injection hook (test builds only).
+$(B)/tests/fault/xfer.o: lib/xfer.c $(B)/FLAGS
+	@mkdir -p $(dir $@)
+	$(QUIET) CC $< [fault injection]
+	$(Q)$(CC) $(DG_CFLAGS) -DDG_FAULT_INJECTION -c -o $@ $<
+
+$(B)/tests/xfer_test: $(B)/tests/xfer/xfer_test.o $(B)/tests/fault/xfer.o lib/libdisagg.a
+	$(QUIET) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DG_LIBS)
+
+test-bins: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN) $(REPLAY_BIN) $(B)/tests/xfer_test
 
 deps:
 	@sh mk/deps.sh

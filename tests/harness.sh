@@ -3,12 +3,12 @@
 # "N passed, N failed, N skipped".  Each group prints TAP lines
 # ("ok - name", "not ok - name", "ok - name # SKIP"); this counts them.
 #
-#   sh tests/harness.sh [group ...]     groups: unit config daemon fuzz man
+#   sh tests/harness.sh [group ...]     groups: unit config daemon xfer fuzz man
 #   MEMCHECK=1 runs the unit tests under valgrind.
 set -u
 B=${B:-build}
 export B
-groups=${*:-unit config daemon fuzz man}
+groups=${*:-unit config daemon xfer fuzz man}
 log=$(mktemp "${TMPDIR:-/tmp}/disagg-harness.XXXXXX")
 trap 'rm -f "$log" "$log.one"' EXIT
 
@@ -40,6 +40,7 @@ for g in $groups; do
 	unit)   run_unit ;;
 	config) sh tests/config/run.sh ;;
 	daemon) sh tests/daemon/run.sh ;;
+	xfer)   sh tests/xfer/run.sh ;;
 	fuzz)   sh tests/fuzz/replay.sh ;;
 	man)    sh tests/man/check.sh ;;
 	*)      echo "not ok - unknown test group '$g'" ;;

@@ -1,0 +1,143 @@
+/*  xfer.h: the transfer engine, one per daemon: moves tensors from this
+ *  daemon's pool into a peer's pool with libfabric RMA writes.
+ *
+ *  FI_EP_RDM endpoints (one per rail), one domain, one AV, one CQ, and
+ *  one progress thread that owns every fabric call after start-up: it
+ *  posts queued writes and polls the CQ.  The control loop never blocks
+ *  on it: it calls dg_xfer_expect() / dg_xfer_send(), which return at
+ *  once, and learns how each ended by polling dg_xfer_fd() (an eventfd
+ *  zloop or zpoller can wait on) and draining dg_xfer_next_event().
+ *
+ *  A transfer moves a manifest's tensors as chunks of at most the
+ *  receiver's chunk size, a bounded number in flight, each an
+ *  fi_writedata() whose remote CQ data names the receiving transfer and
+ *  the chunk.  The receiver is told a transfer is complete only when its
+ *  own CQ has reported every chunk: a remote CQ data completion is
+ *  generated only once the write's data is placed in the target buffer,
+ *  so the data is visible there by then.  A separate "done" message
+ *  would need delivery-complete semantics at the sender, which rxm over
+ *  tcp in libfabric 1.17 does not promise for RMA.
+ *
+ *  Every transfer ends in exactly one event: done, failed (with peer,
+ *  rail, bytes left and libfabric's error text) or stale.  */
+#ifndef DG_XFER_H
+#define DG_XFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "pool.h"
+#include "proto.h"
+
+#define DG_XFER_MAX_RAILS 16
+#define DG_XFER_ADDR_MAX  128
+
+typedef enum {
+	DG_XFER_SEND = 1,       /* our data reached the peer */
+	DG_XFER_RECV = 2        /* a peer's data reached our pool */
+} dg_xfer_dir_t;
+
+typedef enum {
+	DG_XFER_DONE = 0,
+	DG_XFER_FAILED,
+	DG_XFER_STALE           /* names a recycled extent: never retried */
+} dg_xfer_status_t;
+
+typedef struct {
+	dg_xfer_dir_t dir;
+	dg_xfer_status_t status;
+	uint64_t id;            /* from dg_xfer_send / dg_xfer_expect */
+	uint64_t room;
+	int phase;
+	uint64_t bytes;         /* bytes moved */
+	uint64_t bytes_left;
+	int attempts;           /* send: whole-transfer attempts used */
+	int64_t ms;             /* from start to this event */
+	char reason[256];
+} dg_xfer_event_t;
+
+typedef struct {
+	uint64_t sends_done, sends_failed;
+	uint64_t recvs_done, recvs_failed, recvs_stale;
+	uint64_t bytes_sent, bytes_received;
+	uint64_t chunks_posted, chunks_retried, eagain;
+	uint64_t attempts_retried;
+	uint32_t sends_active, recvs_active;
+} dg_xfer_stats_t;
+
+typedef struct {
+	int rail;
+	char peer[64];          /* peer's rail address, printable */
+	bool quarantined;
+	int64_t quarantine_left_ms;
+	uint64_t errors;
+} dg_xfer_rail_t;
+
+typedef struct _dg_xfer_t dg_xfer_t;
+
+/* "auto" means shm when every peer is on this host, else tcp;ofi_rxm. */
+const char *dg_xfer_provider_for(const char *configured, bool all_local);
+
+/* Open the fabric with conf->provider (already resolved, not "auto"),
+ * `node` the local address to listen on ("127.0.0.1"; NULL lets the
+ * provider pick; ignored by shm), register the whole pool once, start
+ * the progress thread.  NULL on failure, with the reason in `why`. */
+dg_xfer_t *dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool,
+    const char *node, char *why, size_t whysize);
+void dg_xfer_destroy(dg_xfer_t **self_p);
+
+/* Readable when events are waiting. */
+int dg_xfer_fd(const dg_xfer_t *self);
+/* 1 and an event, or 0 when none is left. */
+int dg_xfer_next_event(dg_xfer_t *self, dg_xfer_event_t *ev);
+
+const char *dg_xfer_provider(const dg_xfer_t *self);
+int dg_xfer_rails(const dg_xfer_t *self);
+/* This engine's fabric address on `rail` (to put in hello messages). */
+const void *dg_xfer_address(const dg_xfer_t *self, int rail, size_t *len);
+
+/* Receiver: expect the tensors of `m` (room, phase and tensors with
+ * offsets relative to the pool start, filled by the caller) to be
+ * written into extent `ext`, which must be RESERVED; it moves to
+ * FILLING.  Fills the rest of the manifest (slot, gen, fabric, key, base,
+ * token, chunk) so it can be sent to the peer; the fabric addresses
+ * point into the engine and live as long as it does.  On the event the
+ * extent is READY (done) or still FILLING (failed: the caller frees it).
+ * 0, or -1 with the reason in `why` (tensors outside the extent, ...). */
+int dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext,
+    dg_manifest_msg_t *m, int64_t timeout_ms, uint64_t *id,
+    char *why, size_t whysize);
+
+/* Sender: write local tensors into the peer's manifest `m`.  `src` are
+ * the pool offsets of the local copies of m->tensors[i] (same sizes),
+ * all inside extent `ext`.  Copies what it needs from `m`: the caller
+ * may free it on return.  Returns 0 and an id, or -1 with `why`. */
+int dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
+    const dg_extent_t *ext, const uint64_t *src, int64_t timeout_ms,
+    uint64_t *id, char *why, size_t whysize);
+
+/* How far an open receive has got: 0 and the bytes arrived so far out of
+ * the total, or -1 when `id` names no open receive. */
+int dg_xfer_recv_progress(dg_xfer_t *self, uint64_t id, uint64_t *bytes,
+    uint64_t *total);
+
+/* Abandon a transfer (room released): it ends with a failed event. */
+int dg_xfer_cancel(dg_xfer_t *self, uint64_t id);
+
+void dg_xfer_stats(dg_xfer_t *self, dg_xfer_stats_t *out);
+
+/* True once the progress thread has been stuck inside the provider for a
+ * second (see xfer.c): transfers still end at their deadlines, but no
+ * new one can progress; the daemon should report itself unhealthy. */
+bool dg_xfer_wedged(const dg_xfer_t *self);
+/* Health of every (peer, rail) this engine has talked to; returns the
+ * number written (at most max). */
+size_t dg_xfer_rail_health(dg_xfer_t *self, dg_xfer_rail_t *out, size_t max);
+
+/* Test builds only (DG_FAULT_INJECTION): the next `count` chunks written
+ * on `rail` fail as if the transport had reported an error. */
+void dg_xfer_inject_rail_fault(dg_xfer_t *self, int rail, int count);
+
+#endif

@@ -1,0 +1,813 @@
+/*  xfer_test.c: the transfer engine between two real processes on
+ *  loopback, for one provider (--provider shm, or "tcp;ofi_rxm").
+ *
+ *  The parent and a forked child each open a pool and an engine and talk
+ *  over a socketpair carrying protocol frames (manifest, transfer.done),
+ *  as two stage daemons would over their peer endpoints.  Every case
+ *  checks what a user cares about: every byte arrives intact and its
+ *  checksum matches, a dead peer gives a failed event within the
+ *  deadline and leaks no slot, a failing rail is quarantined and the
+ *  transfer still completes, a stale generation is refused.
+ *
+ *  Output is TAP ("ok - ...", "not ok - ...") and a closing
+ *  "xfer(PROVIDER): N passed, N failed" line.  Built with the
+ *  fault-injection variant of the engine (DG_FAULT_INJECTION).  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checksum.h"
+#include "config.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+#include "xfer.h"
+
+#define MIB (1024ULL * 1024)
+#define MAXT 4
+
+static const char *s_provider = "shm";
+static int s_pass, s_fail;
+
+static void
+s_ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf(cond ? "ok - " : "not ok - ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(" [%s]\n", s_provider);
+	fflush(stdout);
+	if (cond)
+		s_pass++;
+	else
+		s_fail++;
+}
+
+static int64_t
+s_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint8_t
+s_pattern(uint64_t room, size_t t, uint64_t i)
+{
+	return (uint8_t)((i * 131 + room * 7 + t * 13) ^ (i >> 9));
+}
+
+/* ---- the two ends ------------------------------------------------------ */
+
+typedef struct {
+	dg_pool_t *pool;
+	dg_xfer_t *xfer;
+	int fd;                 /* socketpair to the other process */
+} s_end_t;
+
+typedef struct {
+	int rails;
+	int64_t chunk;
+	int64_t inflight;
+	int64_t pool;
+	int64_t quarantine_ms;
+	int64_t chunk_retries;
+} s_opts_t;
+
+static int
+s_open(s_end_t *e, const s_opts_t *o, int fd)
+{
+	dg_fabric_conf_t conf = {
+		.rails = o->rails, .chunk = o->chunk, .inflight = o->inflight,
+		.quarantine_ms = o->quarantine_ms, .transfer_timeout_ms = 30000,
+		.chunk_retries = o->chunk_retries, .transfer_attempts = 2,
+		.verify = true,
+	};
+	char why[256];
+
+	snprintf(conf.provider, sizeof conf.provider, "%s", s_provider);
+	e->fd = fd;
+	e->pool = dg_pool_new((size_t)o->pool, 64 * 1024);
+	if (!e->pool)
+		return -1;
+	e->xfer = dg_xfer_new(&conf, e->pool, "127.0.0.1", why, sizeof why);
+	if (!e->xfer) {
+		fprintf(stderr, "# engine: %s\n", why);
+		dg_pool_destroy(&e->pool);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+s_close(s_end_t *e)
+{
+	dg_xfer_destroy(&e->xfer);
+	dg_pool_destroy(&e->pool);
+	if (e->fd >= 0)
+		close(e->fd);
+}
+
+static int
+s_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+s_send_msg(int fd, const dg_msg_t *msg)
+{
+	dg_buf_t buf = { 0 };
+
+	if (dg_proto_encode(msg, &buf) < 0)
+		return -1;
+	uint32_t len = (uint32_t)buf.size;
+	int rc = s_write_all(fd, &len, sizeof len) < 0 ||
+	    s_write_all(fd, buf.data, buf.size) < 0 ? -1 : 0;
+	dg_buf_free(&buf);
+	return rc;
+}
+
+/* Read one frame within `ms`; NULL on timeout, EOF or a bad frame. */
+static dg_msg_t *
+s_recv_msg(int fd, int ms)
+{
+	uint32_t len;
+	size_t got = 0;
+	char *buf = NULL;
+	int64_t deadline = s_now() + ms;
+
+	for (int part = 0; part < 2; part++) {
+		size_t want = part ? len : sizeof len;
+		char *dst = part ? buf : (char *)&len;
+		got = 0;
+		while (got < want) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			int left = (int)(deadline - s_now());
+			if (left <= 0 || poll(&p, 1, left) <= 0)
+				goto fail;
+			ssize_t r = read(fd, dst + got, want - got);
+			if (r <= 0)
+				goto fail;
+			got += (size_t)r;
+		}
+		if (!part && (len == 0 || len > DG_PROTO_MAX_FRAME ||
+		    !(buf = malloc(len))))
+			goto fail;
+	}
+	dg_msg_t *msg = NULL;
+	dg_proto_err_t err;
+	if (dg_proto_decode(buf, len, &msg, &err) < 0)
+		fprintf(stderr, "# bad frame: %s\n", err.message);
+	free(buf);
+	return msg;
+fail:
+	free(buf);
+	return NULL;
+}
+
+/* Wait for the next engine event within `ms`. */
+static int
+s_event(s_end_t *e, dg_xfer_event_t *ev, int ms)
+{
+	int64_t deadline = s_now() + ms;
+
+	for (;;) {
+		if (dg_xfer_next_event(e->xfer, ev))
+			return 0;
+		int left = (int)(deadline - s_now());
+		if (left <= 0)
+			return -1;
+		struct pollfd p = { .fd = dg_xfer_fd(e->xfer), .events = POLLIN };
+		(void)poll(&p, 1, left);
+	}
+}
+
+/* ---- one transfer, receiver's side ------------------------------------ */
+
+typedef struct {
+	uint64_t room;
+	size_t n;
+	uint64_t bytes[MAXT];
+	dg_extent_t ext;
+	dg_tensor_row_t rows[MAXT];
+	char names[MAXT][8];
+	int64_t shapes[MAXT];
+	uint64_t id;
+	bool data_done, msg_done, failed;
+	dg_xfer_status_t status;
+	char reason[256];
+	uint64_t checksums[MAXT];
+} s_rx_t;
+
+static uint64_t
+s_align(uint64_t v)
+{
+	return (v + 63) & ~63ULL;
+}
+
+static int
+s_rx_start(s_end_t *e, s_rx_t *rx, int64_t timeout_ms)
+{
+	uint64_t total = 0;
+	char why[256];
+
+	for (size_t t = 0; t < rx->n; t++)
+		total = s_align(total) + rx->bytes[t];
+	if (dg_pool_reserve(e->pool, total ? total : 1, &rx->ext) != DG_SLOT_OK)
+		return -1;
+	uint64_t off = 0;
+	for (size_t t = 0; t < rx->n; t++) {
+		off = s_align(off);
+		snprintf(rx->names[t], sizeof rx->names[t], "t%zu", t);
+		rx->shapes[t] = (int64_t)rx->bytes[t];
+		rx->rows[t] = (dg_tensor_row_t){
+			.name = rx->names[t], .dtype = "u8",
+			.shape = &rx->shapes[t], .n_shape = 1,
+			.bytes = rx->bytes[t], .offset = rx->ext.offset + off,
+		};
+		off += rx->bytes[t];
+	}
+	dg_msg_t *m = dg_msg_new(DG_OP_MANIFEST);
+	m->u.manifest.room = rx->room;
+	m->u.manifest.phase = 1;
+	m->u.manifest.tensors = rx->rows;
+	m->u.manifest.n_tensors = rx->n;
+	if (dg_xfer_expect(e->xfer, &rx->ext, &m->u.manifest, timeout_ms,
+	    &rx->id, why, sizeof why) < 0) {
+		fprintf(stderr, "# expect: %s\n", why);
+		dg_msg_destroy(&m);
+		return -1;
+	}
+	int rc = s_send_msg(e->fd, m);
+	dg_msg_destroy(&m);
+	return rc;
+}
+
+/* Every byte as the pattern says, and the sender's checksums match. */
+static bool
+s_rx_verify(s_end_t *e, const s_rx_t *rx)
+{
+	const uint8_t *base = dg_pool_base(e->pool);
+
+	for (size_t t = 0; t < rx->n; t++) {
+		const uint8_t *p = base + rx->rows[t].offset;
+		for (uint64_t i = 0; i < rx->bytes[t]; i++) {
+			if (p[i] != s_pattern(rx->room, t, i)) {
+				fprintf(stderr, "# room %llu tensor %zu byte "
+				    "%llu differs\n",
+				    (unsigned long long)rx->room, t,
+				    (unsigned long long)i);
+				return false;
+			}
+		}
+		if (dg_checksum(p, rx->bytes[t]) != rx->checksums[t]) {
+			fprintf(stderr, "# room %llu tensor %zu checksum "
+			    "differs\n", (unsigned long long)rx->room, t);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Wait until every receive has its data event and its transfer.done. */
+static int
+s_rx_wait(s_end_t *e, s_rx_t *rx, size_t n, int ms)
+{
+	int64_t deadline = s_now() + ms;
+	size_t left = 0;
+
+	for (size_t i = 0; i < n; i++)
+		left += 2;
+	while (left) {
+		dg_xfer_event_t ev;
+		while (dg_xfer_next_event(e->xfer, &ev)) {
+			for (size_t i = 0; i < n; i++) {
+				if (rx[i].id != ev.id || rx[i].data_done)
+					continue;
+				rx[i].data_done = true;
+				rx[i].status = ev.status;
+				snprintf(rx[i].reason, sizeof rx[i].reason,
+				    "%s", ev.reason);
+				left--;
+				if (ev.status != DG_XFER_DONE && !rx[i].msg_done) {
+					rx[i].msg_done = true;
+					left--;
+				}
+			}
+		}
+		struct pollfd p[2] = {
+			{ .fd = dg_xfer_fd(e->xfer), .events = POLLIN },
+			{ .fd = e->fd, .events = POLLIN },
+		};
+		int wait = (int)(deadline - s_now());
+		if (left == 0)
+			break;
+		if (wait <= 0)
+			return -1;
+		/* Read the socket only while a transfer.done is owed: what
+		 * follows them is not a frame. */
+		bool owed = false;
+		for (size_t i = 0; i < n; i++)
+			owed = owed || !rx[i].msg_done;
+		if (poll(p, owed ? 2 : 1, wait) <= 0)
+			continue;
+		if (owed && (p[1].revents & (POLLIN | POLLHUP))) {
+			dg_msg_t *m = s_recv_msg(e->fd, 5000);
+			if (!m)
+				return -1;
+			for (size_t i = 0; i < n; i++) {
+				if (m->op != DG_OP_TRANSFER_DONE ||
+				    m->u.transfer_done.room != rx[i].room ||
+				    rx[i].msg_done)
+					continue;
+				for (size_t t = 0; t < m->u.transfer_done.n_tensors &&
+				    t < MAXT; t++)
+					rx[i].checksums[t] =
+					    m->u.transfer_done.tensors[t].checksum;
+				rx[i].msg_done = true;
+				left--;
+			}
+			dg_msg_destroy(&m);
+		}
+	}
+	return 0;
+}
+
+/* ---- one transfer, sender's side -------------------------------------- */
+
+/* Serve manifests: fill each tensor with its pattern, write it, report
+ * transfer.done with checksums.  Stops after `count` transfers, or when
+ * `stop_after_send` and the first send is posted (to be killed). */
+static int
+s_sender(s_end_t *e, int count, bool announce)
+{
+	int done = 0;
+	struct pending {
+		uint64_t id, room;
+		dg_extent_t ext;
+		size_t n;
+		dg_tensor_row_t rows[MAXT];
+		uint64_t gen;
+	} *pend = calloc((size_t)count, sizeof *pend);
+	int npend = 0;
+
+	while (done < count) {
+		struct pollfd p[2] = {
+			{ .fd = dg_xfer_fd(e->xfer), .events = POLLIN },
+			{ .fd = e->fd, .events = POLLIN },
+		};
+		if (poll(p, 2, 60000) <= 0)
+			break;
+		if (p[1].revents & (POLLIN | POLLHUP)) {
+			dg_msg_t *m = s_recv_msg(e->fd, 5000);
+			if (!m)
+				break;
+			const dg_manifest_msg_t *mf = &m->u.manifest;
+			struct pending *pd = &pend[npend++];
+			uint64_t total = 0, src[MAXT];
+			for (size_t t = 0; t < mf->n_tensors; t++)
+				total = s_align(total) + mf->tensors[t].bytes;
+			if (dg_pool_reserve(e->pool, total ? total : 1,
+			    &pd->ext) != DG_SLOT_OK) {
+				dg_msg_destroy(&m);
+				break;
+			}
+			uint8_t *base = dg_pool_base(e->pool);
+			uint64_t off = 0;
+			pd->n = mf->n_tensors;
+			pd->room = mf->room;
+			pd->gen = mf->gen;
+			for (size_t t = 0; t < mf->n_tensors; t++) {
+				off = s_align(off);
+				src[t] = pd->ext.offset + off;
+				uint8_t *q = base + src[t];
+				for (uint64_t i = 0; i < mf->tensors[t].bytes; i++)
+					q[i] = s_pattern(mf->room, t, i);
+				pd->rows[t] = mf->tensors[t];
+				pd->rows[t].name = "t";
+				pd->rows[t].dtype = "u8";
+				pd->rows[t].shape = NULL;
+				pd->rows[t].n_shape = 0;
+				pd->rows[t].checksum = dg_checksum(q,
+				    mf->tensors[t].bytes);
+				off += mf->tensors[t].bytes;
+			}
+			char why[256];
+			if (dg_xfer_send(e->xfer, mf, &pd->ext, src, 20000,
+			    &pd->id, why, sizeof why) < 0) {
+				fprintf(stderr, "# send: %s\n", why);
+				dg_msg_destroy(&m);
+				break;
+			}
+			dg_msg_destroy(&m);
+			if (announce) {
+				char c = 's';
+				if (s_write_all(e->fd, &c, 1) < 0)
+					break;
+			}
+		}
+		dg_xfer_event_t ev;
+		while (dg_xfer_next_event(e->xfer, &ev)) {
+			for (int i = 0; i < npend; i++) {
+				if (pend[i].id != ev.id)
+					continue;
+				if (ev.status == DG_XFER_DONE) {
+					dg_msg_t *d = dg_msg_new(DG_OP_TRANSFER_DONE);
+					d->u.transfer_done.room = pend[i].room;
+					d->u.transfer_done.phase = 1;
+					d->u.transfer_done.gen = pend[i].gen;
+					d->u.transfer_done.bytes = ev.bytes;
+					d->u.transfer_done.tensors = pend[i].rows;
+					d->u.transfer_done.n_tensors = pend[i].n;
+					(void)s_send_msg(e->fd, d);
+					dg_msg_destroy(&d);
+				} else {
+					fprintf(stderr, "# send room %llu: %s\n",
+					    (unsigned long long)ev.room,
+					    ev.reason);
+				}
+				dg_pool_free(e->pool, &pend[i].ext);
+				done++;
+			}
+		}
+	}
+	free(pend);
+	return done == count ? 0 : 1;
+}
+
+/* ---- cases ------------------------------------------------------------- */
+
+typedef struct {
+	const char *name;
+	s_opts_t opts;
+	size_t ntransfers;
+	size_t ntensors;
+	const uint64_t *sizes;  /* per transfer: ntensors sizes */
+	int fault_rail;         /* -1: none */
+	int fault_count;
+} s_case_t;
+
+static bool
+s_pool_clean(s_end_t *e)
+{
+	dg_pool_stats_t st;
+
+	dg_pool_stats(e->pool, &st);
+	return st.slots_free == st.slots;
+}
+
+/* DG_XFER_ONLY=substring runs only the matching cases (debugging). */
+static bool
+s_selected(const char *name)
+{
+	const char *only = getenv("DG_XFER_ONLY");
+	return !only || strstr(name, only);
+}
+
+static void
+s_run_case(const s_case_t *c)
+{
+	int sv[2];
+
+	if (!s_selected(c->name))
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+		s_ok(false, "%s: socketpair", c->name);
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		s_end_t e;
+		if (s_open(&e, &c->opts, sv[1]) < 0)
+			_exit(2);
+		if (c->fault_rail >= 0)
+			dg_xfer_inject_rail_fault(e.xfer, c->fault_rail,
+			    c->fault_count);
+		int rc = s_sender(&e, (int)c->ntransfers, false);
+		dg_xfer_stats_t st;
+		dg_xfer_stats(e.xfer, &st);
+		uint64_t report[2] = { st.chunks_retried + st.attempts_retried, 0 };
+		/* Rail health is published every 100 ms: wait for it. */
+		int64_t until = s_now() + 1000;
+		while (c->fault_rail >= 0 && !report[1] && s_now() < until) {
+			dg_xfer_rail_t h[4];
+			size_t n = dg_xfer_rail_health(e.xfer, h, 4);
+			for (size_t i = 0; i < n; i++)
+				if (h[i].rail == c->fault_rail && h[i].quarantined)
+					report[1] = 1;
+			struct pollfd none = { .fd = -1 };
+			(void)poll(&none, 1, 10); /* poll interval, bounded by `until` */
+		}
+		(void)s_write_all(e.fd, report, sizeof report);
+		s_close(&e);
+		_exit(rc);
+	}
+	close(sv[1]);
+	s_end_t e;
+	if (s_open(&e, &c->opts, sv[0]) < 0) {
+		s_ok(false, "%s: open the receiving engine", c->name);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	s_rx_t *rx = calloc(c->ntransfers, sizeof *rx);
+	bool started = true;
+	int64_t t0 = s_now();
+	for (size_t i = 0; i < c->ntransfers; i++) {
+		rx[i].room = 1000 + i;
+		rx[i].n = c->ntensors;
+		for (size_t t = 0; t < c->ntensors; t++)
+			rx[i].bytes[t] = c->sizes[i * c->ntensors + t];
+		if (s_rx_start(&e, &rx[i], 60000) < 0)
+			started = false;
+	}
+	int wrc = started ? s_rx_wait(&e, rx, c->ntransfers, 120000) : -1;
+	int64_t ms = s_now() - t0;
+	bool all = wrc == 0;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < c->ntransfers && all; i++) {
+		if (rx[i].status != DG_XFER_DONE) {
+			fprintf(stderr, "# room %llu: %s\n",
+			    (unsigned long long)rx[i].room, rx[i].reason);
+			all = false;
+			break;
+		}
+		all = s_rx_verify(&e, &rx[i]);
+		for (size_t t = 0; t < rx[i].n; t++)
+			bytes += rx[i].bytes[t];
+		dg_pool_transition(e.pool, &rx[i].ext, DG_SLOT_READY,
+		    DG_SLOT_IN_USE);
+		dg_pool_transition(e.pool, &rx[i].ext, DG_SLOT_IN_USE,
+		    DG_SLOT_FREE);
+	}
+	uint64_t report[2] = { 0, 0 };
+	struct pollfd pf = { .fd = e.fd, .events = POLLIN };
+	if (poll(&pf, 1, 10000) == 1 &&
+	    read(e.fd, report, sizeof report) != sizeof report)
+		report[0] = report[1] = 0;
+	int status = 0;
+	waitpid(pid, &status, 0);
+	s_ok(all && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "%s: %zu transfer%s, %llu bytes intact (%lld ms)", c->name,
+	    c->ntransfers, c->ntransfers > 1 ? "s" : "",
+	    (unsigned long long)bytes, (long long)ms);
+	/* Once quarantined, the failing rail gets no more chunks, so fewer
+	 * than all the armed faults may fire. */
+	if (c->fault_rail >= 0)
+		s_ok(all && report[0] >= 1 && report[0] <= (uint64_t)c->fault_count
+		    && report[1], "%s: rail %d quarantined, %llu chunks "
+		    "retried on the other rail", c->name, c->fault_rail,
+		    (unsigned long long)report[0]);
+	s_ok(s_pool_clean(&e), "%s: every slot free afterwards", c->name);
+	free(rx);
+	s_close(&e);
+}
+
+/* A peer killed mid-transfer: the other side gets a failed event within
+ * its deadline and frees its slots.  `kill_sender`: the receiver
+ * survives; otherwise the sender does. */
+static void
+s_run_kill(bool kill_sender)
+{
+	const char *name = kill_sender ? "sender killed mid-transfer" :
+	    "receiver killed mid-transfer";
+	/* Small chunks, one in flight: 256 MiB takes long enough to kill. */
+	s_opts_t o = { .rails = 1, .chunk = 4096, .inflight = 1,
+	    .pool = 300 * MIB, .quarantine_ms = 1000, .chunk_retries = 1 };
+	int sv[2];
+	const int64_t timeout = 3000;
+
+	if (!s_selected(name))
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		s_end_t e;
+		if (s_open(&e, &o, sv[1]) < 0)
+			_exit(2);
+		if (kill_sender) {
+			(void)s_sender(&e, 1, true);
+			_exit(0);
+		}
+		s_rx_t rx = { .room = 7, .n = 1, .bytes = { 256 * MIB } };
+		if (s_rx_start(&e, &rx, 600000) < 0)
+			_exit(2);
+		/* Wait to be killed. */
+		dg_xfer_event_t ev;
+		(void)s_event(&e, &ev, 600000);
+		_exit(3);
+	}
+	close(sv[1]);
+	s_end_t e;
+	if (s_open(&e, &o, sv[0]) < 0) {
+		s_ok(false, "%s: open the engine", name);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	dg_xfer_event_t ev = { 0 };
+	bool got = false;
+	int64_t t0 = 0;
+	if (kill_sender) {
+		s_rx_t rx = { .room = 7, .n = 1, .bytes = { 256 * MIB } };
+		char c;
+		if (s_rx_start(&e, &rx, timeout) == 0 &&
+		    read(e.fd, &c, 1) == 1) {
+			/* Kill it once data is flowing. */
+			uint64_t got_bytes = 0, total = 0;
+			int64_t until = s_now() + 2000;
+			while (s_now() < until && dg_xfer_recv_progress(e.xfer,
+			    rx.id, &got_bytes, &total) == 0 && got_bytes == 0) {
+				struct pollfd none = { .fd = -1 };
+				(void)poll(&none, 1, 1); /* poll interval, bounded by `until` */
+			}
+			s_ok(got_bytes > 0 && got_bytes < total, "%s: killed "
+			    "with %llu of %llu bytes arrived", name,
+			    (unsigned long long)got_bytes,
+			    (unsigned long long)total);
+			kill(pid, SIGKILL);
+			t0 = s_now();
+			got = s_event(&e, &ev, (int)timeout + 5000) == 0;
+		}
+		if (got)
+			dg_pool_free(e.pool, &rx.ext);
+	} else {
+		/* Be the sender: take the manifest, start, kill the peer. */
+		dg_msg_t *m = s_recv_msg(e.fd, 10000);
+		dg_extent_t ext;
+		uint64_t id, src = 0;
+		char why[256];
+		if (m && dg_pool_reserve(e.pool, 256 * MIB, &ext) == DG_SLOT_OK) {
+			src = ext.offset;
+			if (dg_xfer_send(e.xfer, &m->u.manifest, &ext, &src,
+			    timeout, &id, why, sizeof why) == 0) {
+				/* Kill it once data is flowing. */
+				dg_xfer_stats_t st = { 0 };
+				int64_t until = s_now() + 2000;
+				while (s_now() < until && st.bytes_sent == 0) {
+					struct pollfd none = { .fd = -1 };
+					(void)poll(&none, 1, 1); /* poll interval, bounded by `until` */
+					dg_xfer_stats(e.xfer, &st);
+				}
+				s_ok(st.bytes_sent > 0, "%s: killed with %llu "
+				    "bytes written", name,
+				    (unsigned long long)st.bytes_sent);
+				kill(pid, SIGKILL);
+				t0 = s_now();
+				got = s_event(&e, &ev, (int)timeout + 5000) == 0;
+			}
+			dg_pool_free(e.pool, &ext);
+		}
+		dg_msg_destroy(&m);
+	}
+	int64_t ms = s_now() - t0;
+	waitpid(pid, NULL, 0);
+	s_ok(got && ev.status == DG_XFER_FAILED && ms <= timeout + 1000,
+	    "%s: failed event within the %lld ms deadline (%lld ms: %s)", name,
+	    (long long)timeout, (long long)ms, got ? ev.reason : "no event");
+	s_ok(s_pool_clean(&e), "%s: no slot leaked", name);
+	s_close(&e);
+}
+
+/* A stale generation is refused: expecting into an extent that was freed
+ * and reserved again fails, and so does the late handle's free. */
+static void
+s_run_stale(void)
+{
+	s_opts_t o = { .rails = 1, .chunk = 65536, .inflight = 4,
+	    .pool = 4 * MIB, .quarantine_ms = 1000, .chunk_retries = 1 };
+	s_end_t e;
+
+	if (s_open(&e, &o, -1) < 0) {
+		s_ok(false, "stale generation: open the engine");
+		return;
+	}
+	s_rx_t rx = { .room = 9, .n = 1, .bytes = { 1000 } };
+	dg_extent_t old, fresh;
+	dg_pool_reserve(e.pool, 1000, &old);
+	dg_pool_free(e.pool, &old);
+	dg_pool_reserve(e.pool, 1000, &fresh);
+	dg_tensor_row_t row = { .name = "t", .dtype = "u8", .bytes = 1000,
+	    .offset = old.offset };
+	dg_manifest_msg_t m = { .room = 9, .phase = 1, .tensors = &row,
+	    .n_tensors = 1 };
+	char why[256] = "";
+	uint64_t id;
+	int rc = dg_xfer_expect(e.xfer, &old, &m, 1000, &id, why, sizeof why);
+	s_ok(rc < 0 && strstr(why, "stale"), "stale generation: expect into "
+	    "a recycled extent is refused (%s)", why);
+	s_ok(dg_pool_free(e.pool, &old) == DG_SLOT_STALE &&
+	    dg_pool_state(e.pool, &fresh) == DG_SLOT_RESERVED,
+	    "stale generation: the old handle cannot free the new owner");
+	dg_pool_free(e.pool, &fresh);
+	(void)rx;
+	s_close(&e);
+}
+
+int
+main(int argc, char *argv[])
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--provider") == 0 && i + 1 < argc)
+			s_provider = argv[++i];
+	dg_log_init("xfer_test", true,
+	    getenv("DG_TEST_VERBOSE") ? DG_LOG_DEBUG : DG_LOG_ERROR);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Probe: without the provider there is nothing to test. */
+	{
+		s_opts_t o = { .rails = 1, .chunk = 65536, .inflight = 4,
+		    .pool = 1 * MIB };
+		s_end_t e;
+		if (s_open(&e, &o, -1) < 0) {
+			printf("ok - provider %s unavailable # SKIP\n", s_provider);
+			printf("xfer(%s): 0 passed, 0 failed, 1 skipped\n",
+			    s_provider);
+			return 77;
+		}
+		s_close(&e);
+	}
+
+	static const uint64_t sizes[] = {
+		1, 4095, 4096, 4097, 65535, 65537, MIB - 1, MIB + 1,
+		3 * MIB + 5, 64 * MIB + 3, 256 * MIB,
+	};
+	s_opts_t base = { .rails = 1, .chunk = MIB, .inflight = 16,
+	    .pool = 300 * MIB, .quarantine_ms = 30000, .chunk_retries = 3 };
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "one tensor of %llu bytes",
+		    (unsigned long long)sizes[i]);
+		s_case_t c = { .name = name, .opts = base, .ntransfers = 1,
+		    .ntensors = 1, .sizes = &sizes[i], .fault_rail = -1 };
+		s_run_case(&c);
+	}
+
+	/* Several tensors per manifest, sizes not multiples of the chunk. */
+	static const uint64_t multi[] = { 17, 0, 2 * MIB + 3, 100000 };
+	s_case_t c = { .name = "four tensors, one empty", .opts = base,
+	    .ntransfers = 1, .ntensors = 4, .sizes = multi, .fault_rail = -1 };
+	s_run_case(&c);
+
+	/* Many concurrent transfers into one receiver. */
+	enum { NCONC = 48 };
+	uint64_t conc[NCONC * 2];
+	for (int i = 0; i < NCONC * 2; i++)
+		conc[i] = (uint64_t)((i * 7919) % 300000) + (uint64_t)i;
+	s_opts_t small = base;
+	small.chunk = 64 * 1024;
+	small.inflight = 8;
+	small.pool = 64 * MIB;
+	c = (s_case_t){ .name = "48 concurrent transfers", .opts = small,
+	    .ntransfers = NCONC, .ntensors = 2, .sizes = conc,
+	    .fault_rail = -1 };
+	s_run_case(&c);
+
+	/* A failing rail: quarantined, the chunks move to the other. */
+	static const uint64_t railed[] = { 8 * MIB + 1 };
+	s_opts_t two = base;
+	two.rails = 2;
+	two.chunk = 256 * 1024;
+	two.pool = 32 * MIB;
+	c = (s_case_t){ .name = "rail 0 failing", .opts = two, .ntransfers = 1,
+	    .ntensors = 1, .sizes = railed, .fault_rail = 0,
+	    .fault_count = 4 };
+	s_run_case(&c);
+
+	s_run_kill(true);
+	s_run_kill(false);
+	s_run_stale();
+
+	printf("xfer(%s): %d passed, %d failed\n", s_provider, s_pass, s_fail);
+	return s_fail ? 1 : 0;
+}
