@@ -215,7 +215,7 @@ typedef struct {
 	uint64_t bytes[MAXT];
 	dg_extent_t ext;
 	dg_tensor_row_t rows[MAXT];
-	char names[MAXT][8];
+	char names[MAXT][24];
 	int64_t shapes[MAXT];
 	uint64_t id;
 	bool data_done, msg_done, failed;
