@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -50,7 +51,9 @@ struct s_head {
 struct _dg_pool_t {
 	uint8_t *base;
 	size_t size;                    /* slots * slot_size */
-	size_t map_len;                 /* what was mmapped */
+	size_t map_len;                 /* what was allocated */
+	dg_mem_kind_t kind;
+	int device;
 	size_t slot_size;
 	uint32_t slots;
 	struct s_head *heads;           /* [slots] */
@@ -111,6 +114,16 @@ s_state(uint64_t word)
 dg_pool_t *
 dg_pool_new(size_t bytes, size_t slot_size)
 {
+	return dg_pool_new_kind(bytes, slot_size, DG_MEM_HOST, 0, NULL, 0);
+}
+
+dg_pool_t *
+dg_pool_new_kind(size_t bytes, size_t slot_size, dg_mem_kind_t kind,
+    int device, char *why, size_t whysize)
+{
+	if (why)
+		snprintf(why, whysize, "bad pool geometry (%zu bytes in slots "
+		    "of %zu)", bytes, slot_size);
 	if (bytes == 0 || slot_size == 0)
 		return NULL;
 	size_t slots = bytes / slot_size + (bytes % slot_size != 0);
@@ -131,14 +144,15 @@ dg_pool_new(size_t bytes, size_t slot_size)
 	self->bitmap = calloc((slots + 63) / 64, sizeof *self->bitmap);
 	if (!self->heads || !self->bitmap)
 		goto fail;
-	void *base = mmap(NULL, self->map_len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (base == MAP_FAILED)
+	self->kind = kind;
+	self->device = device;
+	void *base = dg_mem_alloc(kind, self->map_len, device, why, whysize);
+	if (!base)
 		goto fail;
 	self->base = base;
 	self->nfree = self->slots;
 	if (pthread_mutex_init(&self->lock, NULL) != 0) {
-		munmap(self->base, self->map_len);
+		dg_mem_free(kind, self->base, self->map_len);
 		goto fail;
 	}
 	return self;
@@ -155,12 +169,24 @@ dg_pool_destroy(dg_pool_t **self_p)
 	if (!self_p || !*self_p)
 		return;
 	dg_pool_t *self = *self_p;
-	munmap(self->base, self->map_len);
+	dg_mem_free(self->kind, self->base, self->map_len);
 	pthread_mutex_destroy(&self->lock);
 	free(self->heads);
 	free(self->bitmap);
 	free(self);
 	*self_p = NULL;
+}
+
+dg_mem_kind_t
+dg_pool_kind(const dg_pool_t *self)
+{
+	return self->kind;
+}
+
+int
+dg_pool_device(const dg_pool_t *self)
+{
+	return self->device;
 }
 
 void *

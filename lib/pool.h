@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devmem.h"
+
 typedef enum {
 	DG_SLOT_FREE = 0,
 	DG_SLOT_RESERVED,
@@ -68,6 +70,13 @@ typedef struct _dg_pool_t dg_pool_t;
 /* `bytes` rounded up to whole slots of `slot_size` bytes (a power of two
  * is not required).  Host memory, page aligned.  NULL on failure. */
 dg_pool_t *dg_pool_new(size_t bytes, size_t slot_size);
+/* The same in memory of `kind` (devmem.h) on CUDA `device`; NULL with
+ * the reason in `why` on failure.  Device memory is not addressable
+ * from the host: dg_pool_ptr() is for the fabric and the stage only. */
+dg_pool_t *dg_pool_new_kind(size_t bytes, size_t slot_size,
+    dg_mem_kind_t kind, int device, char *why, size_t whysize);
+dg_mem_kind_t dg_pool_kind(const dg_pool_t *self);
+int dg_pool_device(const dg_pool_t *self);
 void dg_pool_destroy(dg_pool_t **self_p);
 
 void *dg_pool_base(const dg_pool_t *self);

@@ -207,6 +207,52 @@ s_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool
+dg_xfer_probe_hmem_cuda(const char *provider, int device, char *why,
+    size_t whysize)
+{
+	char note[160];
+
+	if (dg_mem_choose(true, device, false, note, sizeof note) ==
+	    DG_MEM_HOST) {
+		snprintf(why, whysize, "%s", note);
+		return false;
+	}
+	/* The only proof is a registration: providers may list FI_HMEM
+	 * and still lack the CUDA interface (Debian's shm does). */
+	dg_pool_t *pool = dg_pool_new_kind(64 * 1024, 64 * 1024, DG_MEM_DEVICE,
+	    device, why, whysize);
+	if (!pool)
+		return false;
+	dg_fabric_conf_t conf = { .rails = 1, .chunk = 64 * 1024,
+	    .inflight = 1, .transfer_attempts = 1 };
+	snprintf(conf.provider, sizeof conf.provider, "%s", provider);
+	dg_xfer_t *x = dg_xfer_new(&conf, pool, "127.0.0.1", why, whysize);
+	bool ok = x != NULL;
+	dg_xfer_destroy(&x);
+	dg_pool_destroy(&pool);
+	return ok;
+}
+
+dg_pool_t *
+dg_xfer_pool_for(const dg_stage_conf_t *st, const char *provider, char *why,
+    size_t whysize)
+{
+	char note[256], probe[160] = "";
+	bool cuda = st->memory == DG_MEMORY_CUDA;
+	bool hmem = cuda && dg_xfer_probe_hmem_cuda(provider, (int)st->device,
+	    probe, sizeof probe);
+	dg_mem_kind_t kind = dg_mem_choose(cuda, (int)st->device, hmem, note,
+	    sizeof note);
+
+	if (cuda && kind == DG_MEM_HOST)
+		dg_log_warn("%s", note);
+	else
+		dg_log_info("%s", note);
+	return dg_pool_new_kind((size_t)st->pool, (size_t)st->slot, kind,
+	    (int)st->device, why, whysize);
+}
+
 const char *
 dg_xfer_provider_for(const char *configured, bool all_local)
 {
@@ -1097,7 +1143,8 @@ s_progress(void *arg)
 /* ---- set-up ------------------------------------------------------------ */
 
 static struct fi_info *
-s_getinfo(const char *provider, const char *node, char *why, size_t whysize)
+s_getinfo(const char *provider, const char *node, bool hmem, char *why,
+    size_t whysize)
 {
 	struct fi_info *hints = fi_allocinfo(), *info = NULL;
 
@@ -1105,11 +1152,12 @@ s_getinfo(const char *provider, const char *node, char *why, size_t whysize)
 		snprintf(why, whysize, "out of memory");
 		return NULL;
 	}
-	hints->caps = FI_RMA | FI_WRITE | FI_REMOTE_WRITE;
+	hints->caps = FI_RMA | FI_WRITE | FI_REMOTE_WRITE | (hmem ? FI_HMEM : 0);
 	hints->mode = FI_CONTEXT | FI_CONTEXT2;
 	hints->ep_attr->type = FI_EP_RDM;
 	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
-	    FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+	    FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT |
+	    (hmem ? FI_MR_HMEM : 0);
 	hints->domain_attr->threading = FI_THREAD_DOMAIN;
 	hints->fabric_attr->prov_name = strdup(provider);
 	bool shm = strcmp(provider, "shm") == 0;
@@ -1178,7 +1226,8 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 		goto fail;
 	}
 
-	self->info = s_getinfo(conf->provider, node, why, whysize);
+	bool device = dg_pool_kind(pool) == DG_MEM_DEVICE;
+	self->info = s_getinfo(conf->provider, node, device, why, whysize);
 	if (!self->info)
 		goto fail;
 	if ((rc = fi_fabric(self->info->fabric_attr, &self->fabric, NULL))) {
@@ -1242,9 +1291,16 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 
 	/* The one registration of the pool, for every transfer to come. */
 	uint64_t mr_mode = (uint64_t)self->info->domain_attr->mr_mode;
-	rc = fi_mr_reg(self->domain, dg_pool_base(pool), dg_pool_size(pool),
-	    FI_WRITE | FI_REMOTE_WRITE | FI_READ | FI_REMOTE_READ, 0, 1, 0,
-	    &self->mr, NULL);
+	struct iovec iov = { dg_pool_base(pool), dg_pool_size(pool) };
+	struct fi_mr_attr mr_attr = {
+		.mr_iov = &iov, .iov_count = 1,
+		.access = FI_WRITE | FI_REMOTE_WRITE | FI_READ | FI_REMOTE_READ,
+		.requested_key = 1,
+		.iface = device ? FI_HMEM_CUDA : FI_HMEM_SYSTEM,
+	};
+	if (device)
+		mr_attr.device.cuda = dg_pool_device(pool);
+	rc = fi_mr_regattr(self->domain, &mr_attr, 0, &self->mr);
 	if (rc) {
 		snprintf(why, whysize, "fi_mr_reg of the %zu-byte pool: %s",
 		    dg_pool_size(pool), fi_strerror(-rc));

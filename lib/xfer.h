@@ -77,6 +77,19 @@ typedef struct {
 
 typedef struct _dg_xfer_t dg_xfer_t;
 
+/* Whether `provider` can register memory of CUDA `device` directly
+ * (FI_HMEM_CUDA), found by trying: false without a CUDA build or device,
+ * and on Debian's libfabric 1.17, which has no CUDA interface. */
+bool dg_xfer_probe_hmem_cuda(const char *provider, int device, char *why,
+    size_t whysize);
+
+/* The pool of a stage section: `pool` bytes in slots of `slot`, in host
+ * memory, or for `memory = cuda` in device memory when the provider can
+ * register it, else pinned host memory for staging; with no device, host
+ * memory and one log line saying so.  NULL with the reason on failure. */
+dg_pool_t *dg_xfer_pool_for(const dg_stage_conf_t *st, const char *provider,
+    char *why, size_t whysize);
+
 /* "auto" means shm when every peer is on this host, else tcp;ofi_rxm. */
 const char *dg_xfer_provider_for(const char *configured, bool all_local);
 

@@ -27,6 +27,7 @@
 
 #include "checksum.h"
 #include "config.h"
+#include "cuda.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -808,6 +809,21 @@ s_run_local_paths(void)
 	    "local: every slot free afterwards");
 	s_close(&a);
 	s_close(&b);
+
+	/* A section asking for CUDA memory on a machine without a device
+	 * gets a host pool of its configured geometry, and says so. */
+	dg_config_t *cfg = dg_config_parse_string("t.ini", "[transformer t0]\n"
+	    "peer = ipc://t0\npool = 8M\nslot = 256K\nmemory = cuda\n");
+	const dg_stage_conf_t *st = dg_config_stage(cfg, "t0");
+	dg_pool_t *pool = dg_xfer_pool_for(st, s_provider, why, sizeof why);
+	bool host = pool && (dg_cuda_device_count(NULL, 0) > 0 ||
+	    dg_pool_kind(pool) == DG_MEM_HOST);
+	s_ok(host && dg_pool_size(pool) == 8 * MIB &&
+	    dg_pool_slot_size(pool) == 256 * 1024, "local: a stage's pool "
+	    "takes its size and slot from the section, host memory without "
+	    "a GPU");
+	dg_pool_destroy(&pool);
+	dg_config_destroy(&cfg);
 }
 
 /* A stale generation is refused: expecting into an extent that was freed
