@@ -60,6 +60,7 @@ typedef enum {
 	DG_OP_STAGE_FAILED    = 208,
 	DG_OP_RELEASE         = 209,
 	DG_OP_RELEASE_OK      = 210,
+	DG_OP_ROOM_PHASE      = 211,
 	/* 300..: stage <-> stage, control of the data plane */
 	DG_OP_MANIFEST        = 300,
 	DG_OP_TRANSFER_DONE   = 301,
@@ -284,6 +285,13 @@ typedef struct {                        /* stage.failed */
 	bool retryable;
 } dg_stage_failed_msg_t;
 
+typedef struct {                        /* room.phase */
+	uint64_t room;
+	uint64_t request;
+	const char *role;
+	const char *state;              /* phase1, denoising, phase2, decoding */
+} dg_room_phase_msg_t;
+
 typedef struct {                        /* release */
 	uint64_t room;
 	const char *reason;             /* ? */
@@ -480,6 +488,7 @@ typedef struct dg_msg {
 		dg_room_msg_t assign_ok;
 		dg_stage_done_msg_t stage_done;
 		dg_stage_failed_msg_t stage_failed;
+		dg_room_phase_msg_t room_phase;
 		dg_release_msg_t release;
 		dg_room_msg_t release_ok;
 		dg_manifest_msg_t manifest;

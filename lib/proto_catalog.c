@@ -211,6 +211,15 @@ static const dg_field_desc_t s_stage_failed[] = {
 };
 #undef T
 
+#define T dg_room_phase_msg_t
+static const dg_field_desc_t s_room_phase[] = {
+	UINT(room, REQ),
+	UINT(request, REQ),
+	STR(role, REQ),
+	STR(state, REQ),
+};
+#undef T
+
 #define T dg_release_msg_t
 static const dg_field_desc_t s_release[] = {
 	UINT(room, REQ),
@@ -445,6 +454,7 @@ static const dg_op_desc_t s_ops[] = {
 	   s_stage_failed),
 	OP(DG_OP_RELEASE, "release", dg_release_msg_t, s_release),
 	OP(DG_OP_RELEASE_OK, "release.ok", dg_room_msg_t, s_room),
+	OP(DG_OP_ROOM_PHASE, "room.phase", dg_room_phase_msg_t, s_room_phase),
 	OP(DG_OP_MANIFEST, "manifest", dg_manifest_msg_t, s_manifest),
 	OP(DG_OP_TRANSFER_DONE, "transfer.done", dg_transfer_done_msg_t,
 	   s_transfer_done),

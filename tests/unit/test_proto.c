@@ -463,6 +463,15 @@ s_fill_release(dg_msg_t *m)
 }
 
 static void
+s_fill_room_phase(dg_msg_t *m)
+{
+	m->u.room_phase.room = 511;
+	m->u.room_phase.request = 512;
+	m->u.room_phase.role = "transformer";
+	m->u.room_phase.state = "denoising";
+}
+
+static void
 s_fill_release_ok(dg_msg_t *m)
 {
 	m->u.release_ok.room = 508;
@@ -663,6 +672,7 @@ static const struct {
 	{ DG_OP_STAGE_FAILED, s_fill_stage_failed },
 	{ DG_OP_RELEASE, s_fill_release },
 	{ DG_OP_RELEASE_OK, s_fill_release_ok },
+	{ DG_OP_ROOM_PHASE, s_fill_room_phase },
 	{ DG_OP_MANIFEST, s_fill_manifest },
 	{ DG_OP_TRANSFER_DONE, s_fill_transfer_done },
 	{ DG_OP_TRANSFER_FAILED, s_fill_transfer_failed },
@@ -910,6 +920,7 @@ static const char *const s_spec[] = {
 	"stage.failed: room request role reason retryable",
 	"release: room reason?",
 	"release.ok: room",
+	"room.phase: room request role state",
 	"manifest: room phase slot gen fabric key base token chunk tensors",
 	"transfer.done: room phase gen bytes tensors?",
 	"transfer.failed: room phase gen reason stale?",
