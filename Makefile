@@ -142,7 +142,16 @@ $(B)/tests/xfer_test: $(B)/tests/xfer/xfer_test.o $(B)/tests/fault/xfer.o lib/li
 	$(QUIET) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DG_LIBS)
 
-test-bins: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN) $(REPLAY_BIN) $(B)/tests/xfer_test
+# Example external stage plugins, loaded with dlopen by the tests.
+PLUGIN_SRC := $(sort $(wildcard tests/plugins/*.c))
+PLUGIN_SO  := $(PLUGIN_SRC:tests/plugins/%.c=$(B)/tests/plugins/%.so)
+$(B)/tests/plugins/%.so: tests/plugins/%.c lib/stage.h $(B)/FLAGS
+	@mkdir -p $(dir $@)
+	$(QUIET) SO $@
+	$(Q)$(CC) $(DG_CFLAGS) -fPIC -shared -o $@ $< $(LDFLAGS)
+
+test-bins: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN) $(REPLAY_BIN) $(B)/tests/xfer_test \
+           $(PLUGIN_SO)
 
 deps:
 	@sh mk/deps.sh

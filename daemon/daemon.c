@@ -3,9 +3,11 @@
  *  czmq's own SIGINT/SIGTERM handler is switched off: the signals we care
  *  about are blocked in every thread and read from a signalfd that the
  *  control loop polls, so no work ever happens in signal context.
- *  SIGTERM and a first SIGINT drain; a second SIGINT exits at once;
- *  SIGHUP re-reads and validates the whole file and applies only the
- *  reloadable keys; SIGUSR1 reopens the log.  */
+ *  SIGTERM and a first SIGINT drain: the role takes no new work, and the
+ *  loop ends once nothing is in flight or drain_timeout_ms has passed;
+ *  a second SIGINT exits at once; SIGHUP re-reads and validates the
+ *  whole file and applies only the reloadable keys; SIGUSR1 reopens the
+ *  log.  */
 #define _GNU_SOURCE
 #include <czmq.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -20,23 +23,29 @@
 #include "version.h"
 
 typedef struct {
-	dg_config_t *cfg;
-	char file[DG_PATH_MAX];
-	char name[DG_NAME_MAX];
-	dg_role_t role;
-	int verbose;
+	dg_daemon_t d;                  /* first: roles see only this */
 	int sigfd;
-	bool draining;
 	int exit_code;
+	const dg_role_ops_t *ops;
+	void *state;
 } s_daemon_t;
+
+int64_t
+dg_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int
 s_level_of(const s_daemon_t *self)
 {
-	int level = self->role == DG_ROLE_CONTROLLER ?
-	    dg_config_controller(self->cfg)->log_level :
-	    dg_config_stage(self->cfg, self->name)->log_level;
-	level += self->verbose;
+	int level = self->d.role == DG_ROLE_CONTROLLER ?
+	    dg_config_controller(self->d.cfg)->log_level :
+	    dg_config_stage(self->d.cfg, self->d.name)->log_level;
+	level += self->d.verbose;
 	return level > DG_LOG_DEBUG ? DG_LOG_DEBUG : level;
 }
 
@@ -55,7 +64,7 @@ s_log_change(const char *section, const char *key, bool reloadable,
 static void
 s_reload(s_daemon_t *self)
 {
-	dg_config_t *fresh = dg_config_load(self->file);
+	dg_config_t *fresh = dg_config_load(self->d.file);
 
 	if (!fresh) {
 		dg_log_error("reload: out of memory; keeping the old "
@@ -70,18 +79,57 @@ s_reload(s_daemon_t *self)
 		dg_config_destroy(&fresh);
 		return;
 	}
-	int restart = dg_config_changes(self->cfg, fresh, self->name,
+	int restart = dg_config_changes(self->d.cfg, fresh, self->d.name,
 	    s_log_change, NULL);
 	if (restart < 0) {
 		dg_log_error("reload: section '%s' is gone from %s; keeping "
-		    "the old configuration", self->name, self->file);
+		    "the old configuration", self->d.name, self->d.file);
 		dg_config_destroy(&fresh);
 		return;
 	}
-	dg_config_destroy(&self->cfg);
-	self->cfg = fresh;
+	dg_config_destroy(&self->d.cfg);
+	self->d.cfg = fresh;
 	dg_log_set_level(s_level_of(self));
-	dg_log_info("configuration reloaded from %s", self->file);
+	if (self->ops->reload)
+		self->ops->reload(self->state);
+	dg_log_info("configuration reloaded from %s", self->d.file);
+}
+
+void
+dg_daemon_drain(dg_daemon_t *d, const char *why)
+{
+	s_daemon_t *self = (s_daemon_t *)d;
+	int64_t timeout = d->role == DG_ROLE_CONTROLLER ?
+	    dg_config_controller(d->cfg)->drain_timeout_ms :
+	    dg_config_stage(d->cfg, d->name)->drain_timeout_ms;
+
+	if (d->draining)
+		return;
+	d->draining = true;
+	d->drain_deadline = dg_now_ms() + timeout;
+	dg_log_info("%s: draining (at most %lld ms)", why, (long long)timeout);
+	if (self->ops->drain)
+		self->ops->drain(self->state);
+}
+
+/* While draining: stop once nothing is in flight, or at the deadline. */
+static int
+s_on_drain_tick(zloop_t *loop, int timer_id, void *arg)
+{
+	s_daemon_t *self = arg;
+
+	(void)loop;
+	(void)timer_id;
+	if (!self->d.draining)
+		return 0;
+	bool idle = !self->ops->idle || self->ops->idle(self->state);
+	if (!idle && dg_now_ms() < self->d.drain_deadline)
+		return 0;
+	if (idle)
+		dg_log_info("drained; exiting");
+	else
+		dg_log_warn("drain timeout: exiting with work in flight");
+	return -1;
 }
 
 static int
@@ -89,6 +137,7 @@ s_on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
 	s_daemon_t *self = arg;
 	struct signalfd_siginfo si;
+	char why[32];
 
 	(void)loop;
 	(void)item;
@@ -96,19 +145,17 @@ s_on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 		return 0;
 	switch (si.ssi_signo) {
 	case SIGINT:
-		if (self->draining) {
+		if (self->d.draining) {
 			dg_log_warn("second SIGINT: exiting now");
 			self->exit_code = 1;
 			return -1;
 		}
 		/* fall through */
 	case SIGTERM:
-		dg_log_info("SIG%s: draining", sigabbrev_np((int)si.ssi_signo));
-		self->draining = true;
-		/* Nothing is in flight until the roles take work; the
-		 * drain is over as soon as it starts. */
-		dg_log_info("drained; exiting");
-		return -1;
+		snprintf(why, sizeof why, "SIG%s",
+		    sigabbrev_np((int)si.ssi_signo));
+		dg_daemon_drain(&self->d, why);
+		return 0;
 	case SIGHUP:
 		s_reload(self);
 		return 0;
@@ -139,55 +186,67 @@ int
 dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
     int verbose)
 {
-	s_daemon_t self = { .cfg = *cfg_p, .verbose = verbose };
+	s_daemon_t self = { .d.cfg = *cfg_p, .d.verbose = verbose };
 	sigset_t set;
 
 	*cfg_p = NULL;
-	snprintf(self.file, sizeof self.file, "%s", dg_config_file(self.cfg));
-	const dg_stage_conf_t *st = dg_config_stage(self.cfg, name);
+	snprintf(self.d.file, sizeof self.d.file, "%s",
+	    dg_config_file(self.d.cfg));
+	const dg_stage_conf_t *st = dg_config_stage(self.d.cfg, name);
 	if (strcmp(name, "controller") == 0) {
-		self.role = DG_ROLE_CONTROLLER;
-		snprintf(self.name, sizeof self.name, "controller");
+		self.d.role = DG_ROLE_CONTROLLER;
+		snprintf(self.d.name, sizeof self.d.name, "controller");
+		self.ops = &dg_controller_ops;
 	} else {
-		self.role = st->role;
-		snprintf(self.name, sizeof self.name, "%s", st->name);
+		self.d.role = st->role;
+		snprintf(self.d.name, sizeof self.d.name, "%s", st->name);
+		self.ops = &dg_stage_role_ops;
 	}
 
 	zsys_handler_set(NULL);
 	self.sigfd = s_signals_open(&set);
 	if (self.sigfd < 0) {
 		fprintf(stderr, "disaggd: signals: %s\n", strerror(errno));
-		dg_config_destroy(&self.cfg);
+		dg_config_destroy(&self.d.cfg);
 		return 1;
 	}
 	if (!foreground && daemon(0, 0) < 0) {
 		fprintf(stderr, "disaggd: daemon: %s\n", strerror(errno));
-		dg_config_destroy(&self.cfg);
+		dg_config_destroy(&self.d.cfg);
 		return 1;
 	}
-	dg_log_init(self.name, foreground, s_level_of(&self));
+	dg_log_init(self.d.name, foreground, s_level_of(&self));
 	dg_log_route_czmq();
 
-	zloop_t *loop = zloop_new();
-	if (!loop) {
+	self.d.loop = zloop_new();
+	if (!self.d.loop) {
 		dg_log_error("cannot create the control loop");
-		dg_config_destroy(&self.cfg);
+		dg_config_destroy(&self.d.cfg);
 		return 1;
 	}
 	zmq_pollitem_t sigitem = { .fd = self.sigfd, .events = ZMQ_POLLIN };
-	zloop_poller(loop, &sigitem, s_on_signal, &self);
+	zloop_poller(self.d.loop, &sigitem, s_on_signal, &self);
+	zloop_timer(self.d.loop, 50, 0, s_on_drain_tick, &self);
 	/* Without czmq's handler zsys_interrupted never changes, but be
-	 * explicit: only our signalfd ends this loop. */
-	zloop_set_nonstop(loop, true);
+	 * explicit: only our handlers end this loop. */
+	zloop_set_nonstop(self.d.loop, true);
 
 	dg_log_info("disaggd %s: %s %s starting (pid %d, config %s)",
-	    DG_VERSION, dg_role_name(self.role), self.name, (int)getpid(),
-	    self.file);
-	zloop_start(loop);
-	zloop_destroy(&loop);
+	    DG_VERSION, dg_role_name(self.d.role), self.d.name, (int)getpid(),
+	    self.d.file);
+	if (self.ops->start(&self.d, &self.state) < 0) {
+		dg_log_error("%s %s could not start", dg_role_name(self.d.role),
+		    self.d.name);
+		self.exit_code = 1;
+	} else {
+		zloop_start(self.d.loop);
+	}
+	if (self.ops->stop)
+		self.ops->stop(&self.state);
+	zloop_destroy(&self.d.loop);
 	close(self.sigfd);
 	dg_log_info("stopped");
-	dg_config_destroy(&self.cfg);
+	dg_config_destroy(&self.d.cfg);
 	zsys_shutdown();
 	return self.exit_code;
 }

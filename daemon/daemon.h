@@ -1,15 +1,50 @@
 /*  daemon.h: what every disaggd role shares: logging set-up, signals
- *  through a signalfd in the control loop, reload and drain.  */
+ *  through a signalfd in the control loop, reload and drain.  A role
+ *  (controller.c, stage.c) plugs in through dg_role_ops_t.  */
 #ifndef DG_DAEMON_H
 #define DG_DAEMON_H
 
+#include <czmq.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
+
+typedef struct dg_daemon {
+	dg_config_t *cfg;               /* current; a reload replaces it */
+	char file[DG_PATH_MAX];
+	char name[DG_NAME_MAX];
+	dg_role_t role;
+	zloop_t *loop;
+	bool draining;
+	int64_t drain_deadline;
+	int verbose;
+} dg_daemon_t;
+
+typedef struct {
+	/* Bind, connect and add readers and timers to d->loop: 0 or -1. */
+	int (*start)(dg_daemon_t *d, void **state);
+	/* SIGTERM, or a drain from the controller: take no new work. */
+	void (*drain)(void *state);
+	/* Nothing is in flight: the drain is over. */
+	bool (*idle)(void *state);
+	/* d->cfg was replaced by a valid file: apply reloadable keys. */
+	void (*reload)(void *state);
+	void (*stop)(void **state);
+} dg_role_ops_t;
+
+extern const dg_role_ops_t dg_controller_ops;
+extern const dg_role_ops_t dg_stage_role_ops;
 
 /* Run section `name` of *cfg_p until it is told to stop; takes the
  * configuration (a reload replaces it).  Returns the exit status. */
 int dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
     int verbose);
+
+/* Begin draining, as SIGTERM does (also for a drain from the control
+ * plane that asks the daemon to exit). */
+void dg_daemon_drain(dg_daemon_t *d, const char *why);
+
+int64_t dg_now_ms(void);
 
 #endif

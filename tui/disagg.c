@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_pipeline.h"
 #include "proto.h"
+#include "ref.h"
 #include "version.h"
 
 typedef struct {
@@ -23,6 +25,18 @@ static int s_cmd_help(int argc, char *argv[]);
 static const s_command_t s_commands[] = {
 	{ "help", "help", "show this list", s_cmd_help },
 	{ "version", "version", "print the version and protocol", s_cmd_version },
+	{ "ref", "ref [opts]", "run the reference stages in this process",
+	  dg_ref_main },
+	{ "submit", "submit [--wait]", "submit a request; --wait shows its "
+	  "progress until its result", dg_cmd_submit },
+	{ "status", "status REQUEST...", "state of requests", dg_cmd_status },
+	{ "cancel", "cancel REQUEST...", "cancel requests", dg_cmd_cancel },
+	{ "instances", "instances", "the registered stage instances",
+	  dg_cmd_instances },
+	{ "drain", "drain NAME...", "send an instance no new work",
+	  dg_cmd_drain },
+	{ "undrain", "undrain NAME...", "send an instance work again",
+	  dg_cmd_undrain },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 

@@ -1,0 +1,196 @@
+/*  stage.c: finding a stage (built-in or dlopen'd plugin) and the tensor
+ *  spec helpers every stage and daemon uses.  The stages themselves are
+ *  in stage_null.c and stage_ref.c.  */
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "stage.h"
+#include "stage_builtin.h"
+
+static const dg_stage_ops_t *const s_builtins[] = {
+	&dg_stage_null_ops,
+	&dg_stage_ref_encoder_ops,
+	&dg_stage_ref_transformer_ops,
+	&dg_stage_ref_decoder_ops,
+};
+#define NBUILTINS (sizeof s_builtins / sizeof s_builtins[0])
+#define BUILTIN_LIST "null, ref-encoder, ref-transformer, ref-decoder"
+
+/* Checks what a plugin handed back; the reason names `path`. */
+static int
+s_check_ops(const char *path, const dg_stage_ops_t *ops, char *why,
+    size_t whysize)
+{
+	if (!ops) {
+		snprintf(why, whysize, "stage plugin %s: %s() returned NULL",
+		    path, DG_STAGE_ENTRY);
+		return -1;
+	}
+	if (ops->abi != DG_STAGE_ABI) {
+		snprintf(why, whysize, "stage plugin %s was built for stage ABI "
+		    "%" PRIu32 ", this program has ABI %d: rebuild it against "
+		    "this lib/stage.h", path, ops->abi, DG_STAGE_ABI);
+		return -1;
+	}
+	const char *missing = !ops->init ? "init" : !ops->plan ? "plan" :
+	    !ops->run ? "run" : !ops->fini ? "fini" : !ops->name ? "name" :
+	    NULL;
+	if (missing) {
+		snprintf(why, whysize, "stage plugin %s has no %s (init, plan, "
+		    "run, fini and name are all required)", path, missing);
+		return -1;
+	}
+	return 0;
+}
+
+const dg_stage_ops_t *
+dg_stage_find(const char *name, char *why, size_t whysize)
+{
+	if (!name || !*name) {
+		snprintf(why, whysize, "no stage named: use one of "
+		    BUILTIN_LIST ", or a plugin's path");
+		return NULL;
+	}
+	for (size_t i = 0; i < NBUILTINS; i++)
+		if (strcmp(name, s_builtins[i]->name) == 0)
+			return s_builtins[i];
+
+	/* Without a slash dlopen would search the library path, not the
+	 * directory the name is relative to; a path is what was meant. */
+	char path[4096];
+	int builtin_like = strchr(name, '/') == NULL;
+	if (snprintf(path, sizeof path, "%s%s", builtin_like ? "./" : "",
+	    name) >= (int)sizeof path) {
+		snprintf(why, whysize, "stage plugin path too long");
+		return NULL;
+	}
+	dlerror();
+	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		const char *err = dlerror();
+		if (builtin_like)
+			snprintf(why, whysize, "unknown stage '%s': not a "
+			    "built-in (" BUILTIN_LIST ") and no plugin at %s "
+			    "(%s)", name, path, err ? err : "dlopen failed");
+		else
+			snprintf(why, whysize, "cannot load stage plugin %s: %s",
+			    path, err ? err : "dlopen failed");
+		return NULL;
+	}
+	/* POSIX allows the object-to-function pointer conversion dlsym
+	 * needs; ISO C does not, hence the memcpy. */
+	void *sym = dlsym(lib, DG_STAGE_ENTRY);
+	if (!sym) {
+		const char *err = dlerror();
+		snprintf(why, whysize, "stage plugin %s exports no %s: %s", path,
+		    DG_STAGE_ENTRY, err ? err : "not found");
+		dlclose(lib);
+		return NULL;
+	}
+	dg_stage_entry_fn *entry;
+	memcpy(&entry, &sym, sizeof entry);
+	const dg_stage_ops_t *ops = entry();
+	if (s_check_ops(path, ops, why, whysize) < 0) {
+		dlclose(lib);
+		return NULL;
+	}
+	/* The handle stays open for the life of the process: the ops and
+	 * any state the plugin made point into it. */
+	return ops;
+}
+
+size_t
+dg_dtype_size(const char *dtype)
+{
+	static const struct {
+		const char *name;
+		size_t size;
+	} types[] = {
+		{ "f32", 4 }, { "bf16", 2 }, { "f16", 2 }, { "u8", 1 },
+		{ "i32", 4 }, { "i64", 8 },
+	};
+	if (!dtype)
+		return 0;
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (strcmp(dtype, types[i].name) == 0)
+			return types[i].size;
+	return 0;
+}
+
+int
+dg_tensor_spec(dg_tensor_spec_t *t, const char *name, const char *dtype,
+    int ndim, const int64_t *shape)
+{
+	size_t size = dg_dtype_size(dtype);
+	if (!size || !name || strlen(name) >= sizeof t->name ||
+	    ndim < 0 || ndim > DG_STAGE_MAX_DIMS || (ndim > 0 && !shape))
+		return -1;
+	uint64_t bytes = size;
+	for (int i = 0; i < ndim; i++)
+		if (shape[i] < 0 ||
+		    __builtin_mul_overflow(bytes, (uint64_t)shape[i], &bytes))
+			return -1;
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	snprintf(t->dtype, sizeof t->dtype, "%s", dtype);
+	for (int i = 0; i < ndim; i++)
+		t->shape[i] = shape[i];
+	t->ndim = ndim;
+	t->bytes = bytes;
+	return 0;
+}
+
+int
+dg_tensor_plan_add(dg_tensor_plan_t *plan, const char *name,
+    const char *dtype, int ndim, const int64_t *shape)
+{
+	if (plan->n >= DG_STAGE_MAX_TENSORS)
+		return -1;
+	if (dg_tensor_spec(&plan->t[plan->n], name, dtype, ndim, shape) < 0)
+		return -1;
+	plan->n++;
+	return 0;
+}
+
+static void
+s_shape_str(const dg_tensor_spec_t *t, char *buf, size_t size)
+{
+	size_t len = (size_t)snprintf(buf, size, "[");
+	for (int i = 0; i < t->ndim && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%" PRId64,
+		    i ? ", " : "", t->shape[i]);
+	if (len < size)
+		snprintf(buf + len, size - len, "]");
+}
+
+int
+dg_tensor_plan_match(const dg_tensor_plan_t *out, const dg_tensor_plan_t *in,
+    char *why, size_t whysize)
+{
+	if (out->n != in->n) {
+		snprintf(why, whysize, "%zu tensors made, %zu expected", out->n,
+		    in->n);
+		return -1;
+	}
+	for (size_t i = 0; i < in->n; i++) {
+		const dg_tensor_spec_t *a = &out->t[i], *b = &in->t[i];
+		int same_shape = a->ndim == b->ndim;
+		for (int d = 0; same_shape && d < a->ndim; d++)
+			same_shape = a->shape[d] == b->shape[d];
+		if (strcmp(a->name, b->name) == 0 &&
+		    strcmp(a->dtype, b->dtype) == 0 && same_shape &&
+		    a->bytes == b->bytes)
+			continue;
+		char sa[128], sb[128];
+		s_shape_str(a, sa, sizeof sa);
+		s_shape_str(b, sb, sizeof sb);
+		snprintf(why, whysize, "tensor %zu: made '%s' %s %s (%" PRIu64
+		    " bytes), expected '%s' %s %s (%" PRIu64 " bytes)", i,
+		    a->name, a->dtype, sa, a->bytes, b->name, b->dtype, sb,
+		    b->bytes);
+		return -1;
+	}
+	return 0;
+}

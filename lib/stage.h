@@ -1,0 +1,155 @@
+/*  stage.h: the stage plugin ABI (DESIGN §5).
+ *
+ *  A stage is the work one daemon does on a request: the encoder turns a
+ *  prompt into a text context, the transformer denoises latents, the
+ *  decoder turns latents into a video file.  The daemon moves tensors;
+ *  the plugin computes.  Four calls:
+ *
+ *    init   once at start-up (models load once, not per request);
+ *    plan   the tensors a request needs in and makes out, from its
+ *           parameters alone, so the next stage can reserve memory before
+ *           the data exists;
+ *    run    a batch of up to max_batch requests whose inputs are ready;
+ *    fini   at exit.
+ *
+ *  Built in: "null" (no work, tiny tensors, for benchmarks), and
+ *  "ref-encoder", "ref-transformer", "ref-decoder": deterministic,
+ *  bit-reproducible reference stages with Wan-like tensor shapes.  Any
+ *  other name is the path of a shared object exporting
+ *  `const dg_stage_ops_t *dg_stage_entry(void)`.
+ *
+ *  The structs below cross a dlopen boundary: they only ever grow at the
+ *  end, and `abi` says which version a plugin was built against.  */
+#ifndef DG_STAGE_H
+#define DG_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DG_STAGE_ABI         1
+#define DG_STAGE_MAX_TENSORS 8
+#define DG_STAGE_MAX_DIMS    6
+
+/* What a stage knows of a request. */
+typedef struct {
+	uint64_t request;
+	uint64_t room;
+	const char *prompt;
+	const char *negative_prompt;    /* "" when none */
+	int64_t frames, height, width, steps, seed;
+} dg_request_t;
+
+typedef struct {
+	char name[32];
+	char dtype[8];                  /* "f32", "bf16", "u8" */
+	int64_t shape[DG_STAGE_MAX_DIMS];
+	int ndim;
+	uint64_t bytes;                 /* exact: product of shape * size */
+} dg_tensor_spec_t;
+
+typedef struct {
+	dg_tensor_spec_t t[DG_STAGE_MAX_TENSORS];
+	size_t n;
+} dg_tensor_plan_t;
+
+/* Where the plugin runs: filled by the daemon from its section. */
+typedef struct {
+	uint32_t abi;                   /* DG_STAGE_ABI of the daemon */
+	const char *role;               /* "encoder", "transformer", "decoder" */
+	const char *name;               /* the section's name, e.g. "t0" */
+	int64_t step_ms;                /* added cost per step (ref stages) */
+	const char *output_dir;         /* decoder: where files go */
+	int device;                     /* CUDA device, or -1 for none */
+} dg_stage_env_t;
+
+/* One request of a batch.  Inputs and outputs are host memory inside the
+ * daemon's pool, laid out as `plan` said; the plugin writes outputs in
+ * place.  A stage that writes a file (the decoder) reports it. */
+typedef struct {
+	const dg_request_t *req;
+	const dg_tensor_plan_t *in_plan;
+	const void *in[DG_STAGE_MAX_TENSORS];
+	const dg_tensor_plan_t *out_plan;
+	void *out[DG_STAGE_MAX_TENSORS];
+	/* Filled by run(): */
+	char output[1024];              /* file written, or "" */
+	uint64_t output_bytes;
+	char digest[40];                /* hex digest of the file */
+	char error[256];                /* non-empty: this item failed */
+} dg_stage_item_t;
+
+typedef struct dg_stage_ops {
+	uint32_t abi;                   /* DG_STAGE_ABI the plugin was built for */
+	const char *name;
+	/* 0, or -1 with a reason.  *state is the plugin's own. */
+	int (*init)(const dg_stage_env_t *env, void **state, char *why,
+	    size_t whysize);
+	/* Tensors in and out for `req`; 0, or -1 when the request's
+	 * parameters cannot be served (the reason goes to the client). */
+	int (*plan)(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
+	    dg_tensor_plan_t *out, char *why, size_t whysize);
+	/* Run n items; an item that fails says so in its `error`.  Returns
+	 * 0, or -1 when the whole batch failed. */
+	int (*run)(void *state, dg_stage_item_t *items, size_t n);
+	void (*fini)(void *state);
+} dg_stage_ops_t;
+
+/* Exported by an external plugin. */
+typedef const dg_stage_ops_t *(dg_stage_entry_fn)(void);
+#define DG_STAGE_ENTRY "dg_stage_entry"
+
+/* A built-in by name, or a shared object by path (dlopen, kept open for
+ * the life of the process).  NULL with a reason when it cannot be had or
+ * was built for another ABI. */
+const dg_stage_ops_t *dg_stage_find(const char *name, char *why,
+    size_t whysize);
+
+/* Byte size of one element of `dtype`; 0 when unknown. */
+size_t dg_dtype_size(const char *dtype);
+
+/* Fill a spec: bytes from shape and dtype.  0, or -1 on overflow or an
+ * unknown dtype. */
+int dg_tensor_spec(dg_tensor_spec_t *t, const char *name, const char *dtype,
+    int ndim, const int64_t *shape);
+
+/* ---- helpers for the daemons and tools (not part of the plugin ABI) ---- */
+
+/* Append a spec to `plan`; -1 when it is full or dg_tensor_spec fails. */
+int dg_tensor_plan_add(dg_tensor_plan_t *plan, const char *name,
+    const char *dtype, int ndim, const int64_t *shape);
+
+/* Whether what one stage makes (`out`) is what the next expects (`in`):
+ * same tensors, in order, with the same name, dtype, shape and bytes.
+ * 0, or -1 with the first difference in `why`. */
+int dg_tensor_plan_match(const dg_tensor_plan_t *out,
+    const dg_tensor_plan_t *in, char *why, size_t whysize);
+
+/* The reference stages' shapes and limits. */
+#define DG_REF_TEXT_LEN   512           /* umT5 context: tokens */
+#define DG_REF_TEXT_DIM   4096          /* and width */
+#define DG_REF_CHANNELS   16            /* latent channels */
+#define DG_REF_MAX_SIDE   2048          /* height, width */
+#define DG_REF_MAX_FRAMES 1001
+#define DG_REF_MAX_STEPS  1000
+
+/* Whether the reference stages can serve `req`: 0, or -1 with a reason
+ * meant for the client ("frames must be 4k+1 (1, 5, ..., 81), got 80").
+ * Every ref stage's plan starts with this; a controller may call it to
+ * refuse a request at submission. */
+int dg_stage_ref_check(const dg_request_t *req, char *why, size_t whysize);
+
+typedef struct {
+	char output[1024];              /* the file written */
+	uint64_t bytes;
+	char digest[40];                /* hex XXH3-128 of the file */
+	double ms[3];                   /* encoder, transformer, decoder */
+} dg_stage_ref_result_t;
+
+/* The three reference stages in this process, no daemons, no added cost
+ * (step_ms 0): plan, run, each stage's outputs handed to the next as
+ * inputs.  Writes <output_dir>/<request>.y4m, the very file a pipeline of
+ * ref stages writes for the same request.  0, or -1 with a reason. */
+int dg_stage_ref_run(const dg_request_t *req, const char *output_dir,
+    dg_stage_ref_result_t *res, char *why, size_t whysize);
+
+#endif

@@ -1,0 +1,40 @@
+/*  wire.h: protocol messages on czmq sockets.
+ *
+ *  A message is one frame holding the msgpack map (proto.h) after the
+ *  routing frames ZeroMQ adds.  On a ROUTER socket the peer's identity
+ *  comes first, then an empty delimiter when the peer is a REQ socket;
+ *  replies go back the same way, so DEALER and REQ clients both work.  */
+#ifndef DG_WIRE_H
+#define DG_WIRE_H
+
+#include <czmq.h>
+#include <stdbool.h>
+
+#include "proto.h"
+
+/* Where a message came from on a ROUTER socket, to reply to it. */
+typedef struct {
+	zframe_t *identity;     /* NULL on DEALER/SUB sockets */
+	bool delimiter;         /* the peer is a REQ socket */
+} dg_route_t;
+
+void dg_route_clear(dg_route_t *route);
+/* A copy that owns its own identity frame. */
+void dg_route_copy(dg_route_t *dst, const dg_route_t *src);
+
+/* Receive one message.  Returns 1 and a message; 0 when the frame was
+ * not a valid message (err filled: answer it with dg_wire_send_error);
+ * -1 when nothing could be read (interrupted, or no routing frames). */
+int dg_wire_recv(zsock_t *sock, dg_route_t *route, dg_msg_t **msg_p,
+    dg_proto_err_t *err);
+
+/* Send `msg` (to `route` on a ROUTER, or NULL).  0, or -1. */
+int dg_wire_send(zsock_t *sock, const dg_route_t *route,
+    const dg_msg_t *msg);
+int dg_wire_send_error(zsock_t *sock, const dg_route_t *route,
+    uint64_t seq, dg_proto_code_t code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+int dg_wire_send_decode_error(zsock_t *sock, const dg_route_t *route,
+    const dg_proto_err_t *err);
+
+#endif

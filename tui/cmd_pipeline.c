@@ -1,0 +1,517 @@
+/*  cmd_pipeline.c: the CLI's request and instance commands: submit,
+ *  status, cancel, instances, drain, undrain.  Human output by default,
+ *  --json for scripts; exit codes as client.h says.  */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "cmd_pipeline.h"
+
+typedef struct {
+	const char *endpoint;
+	const char *file;
+	bool json;
+	int timeout_ms;
+} s_common_t;
+
+static void
+s_json_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static dg_client_t *
+s_connect(const s_common_t *c)
+{
+	const char *ep = dg_client_endpoint(c->endpoint, c->file);
+	dg_client_t *cl = dg_client_new(ep);
+
+	if (!cl)
+		fprintf(stderr, "disagg: cannot connect to %s\n", ep);
+	return cl;
+}
+
+/* A reply that is an error: print it; the exit code for it. */
+static int
+s_check(dg_msg_t *reply, const s_common_t *c)
+{
+	if (!reply) {
+		fprintf(stderr, "disagg: controller at %s did not answer within "
+		    "%d ms\n", dg_client_endpoint(c->endpoint, c->file),
+		    c->timeout_ms);
+		return DG_EXIT_UNREACHABLE;
+	}
+	if (reply->op == DG_OP_ERROR) {
+		if (c->json) {
+			printf("{\"error\":");
+			s_json_str(stdout, reply->u.error.code);
+			printf(",\"message\":");
+			s_json_str(stdout, reply->u.error.message);
+			printf("}\n");
+		} else {
+			fprintf(stderr, "disagg: %s: %s\n", reply->u.error.code,
+			    reply->u.error.message);
+		}
+		return DG_EXIT_FAIL;
+	}
+	return DG_EXIT_OK;
+}
+
+enum { OPT_JSON = 1000, OPT_NEGATIVE, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
+       OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
+       OPT_TIMEOUT, OPT_QUIET };
+
+#define COMMON_OPTS \
+	{ "controller", required_argument, NULL, 'c' }, \
+	{ "file", required_argument, NULL, 'f' }, \
+	{ "json", no_argument, NULL, OPT_JSON }, \
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT }
+
+static bool
+s_common_opt(s_common_t *c, int ch)
+{
+	switch (ch) {
+	case 'c': c->endpoint = optarg; return true;
+	case 'f': c->file = optarg; return true;
+	case OPT_JSON: c->json = true; return true;
+	case OPT_TIMEOUT: c->timeout_ms = atoi(optarg); return true;
+	}
+	return false;
+}
+
+/* ---- submit ------------------------------------------------------------ */
+
+typedef struct {
+	uint64_t id;
+	bool over;
+	char state[16];
+} s_track_t;
+
+static void
+s_print_result(const dg_msg_t *m, bool json)
+{
+	const dg_result_msg_t *r = &m->u.result;
+
+	if (json) {
+		printf("{\"request\":%llu,\"status\":",
+		    (unsigned long long)r->request);
+		s_json_str(stdout, r->status);
+		printf(",\"output\":");
+		s_json_str(stdout, r->output);
+		printf(",\"bytes\":%llu,\"digest\":", (unsigned long long)r->bytes);
+		s_json_str(stdout, r->digest);
+		if (r->error) {
+			printf(",\"error\":");
+			s_json_str(stdout, r->error);
+		}
+		printf(",\"timings\":{");
+		for (size_t i = 0; i < r->n_timings; i++) {
+			printf("%s", i ? "," : "");
+			s_json_str(stdout, r->timings[i].key);
+			printf(":%lld", (long long)r->timings[i].value);
+		}
+		printf("}}\n");
+		return;
+	}
+	printf("request %llu %s", (unsigned long long)r->request, r->status);
+	if (r->error)
+		printf(": %s", r->error);
+	printf("\n");
+	if (r->output && *r->output)
+		printf("  output  %s (%llu bytes, digest %s)\n", r->output,
+		    (unsigned long long)r->bytes, r->digest ? r->digest : "");
+	if (r->n_timings) {
+		printf("  timings");
+		for (size_t i = 0; i < r->n_timings; i++)
+			printf(" %s %lld ms", r->timings[i].key,
+			    (long long)r->timings[i].value);
+		printf("\n");
+	}
+}
+
+int
+dg_cmd_submit(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{ "prompt", required_argument, NULL, OPT_PROMPT },
+		{ "negative", required_argument, NULL, OPT_NEGATIVE },
+		{ "frames", required_argument, NULL, OPT_FRAMES },
+		{ "height", required_argument, NULL, OPT_HEIGHT },
+		{ "width", required_argument, NULL, OPT_WIDTH },
+		{ "steps", required_argument, NULL, OPT_STEPS },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "deadline", required_argument, NULL, OPT_DEADLINE },
+		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "wait", no_argument, NULL, OPT_WAIT },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ NULL, 0, NULL, 0 }
+	};
+	s_common_t c = { .timeout_ms = 5000 };
+	dg_submit_msg_t sub = { .prompt = "a red fox running through fresh "
+	    "snow at dawn", .frames = 17, .height = 256, .width = 448,
+	    .steps = 8, .seed = 42 };
+	bool wait = false, quiet = false;
+	int count = 1, ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
+		if (s_common_opt(&c, ch))
+			continue;
+		switch (ch) {
+		case OPT_PROMPT: sub.prompt = optarg; break;
+		case OPT_NEGATIVE: sub.negative_prompt = optarg; break;
+		case OPT_FRAMES: sub.frames = atoll(optarg); break;
+		case OPT_HEIGHT: sub.height = atoll(optarg); break;
+		case OPT_WIDTH: sub.width = atoll(optarg); break;
+		case OPT_STEPS: sub.steps = atoll(optarg); break;
+		case OPT_SEED: sub.seed = atoll(optarg); break;
+		case OPT_DEADLINE: sub.deadline_ms = atoll(optarg); break;
+		case OPT_COUNT: count = atoi(optarg); break;
+		case OPT_WAIT: wait = true; break;
+		case OPT_QUIET: quiet = true; break;
+		default:
+			fprintf(stderr, "usage: disagg submit [--prompt TEXT] "
+			    "[--negative TEXT] [--frames N] [--height H] "
+			    "[--width W] [--steps N] [--seed N] [--deadline MS] "
+			    "[--count N] [--wait] [--json] [-c endpoint]\n");
+			return DG_EXIT_USAGE;
+		}
+	}
+	if (count < 1 || optind != argc) {
+		fprintf(stderr, "disagg submit: bad arguments\n");
+		return DG_EXIT_USAGE;
+	}
+	dg_client_t *cl = s_connect(&c);
+	if (!cl)
+		return DG_EXIT_UNREACHABLE;
+	s_track_t *track = calloc((size_t)count, sizeof *track);
+	int rc = DG_EXIT_OK, open = 0;
+	for (int i = 0; i < count && track; i++) {
+		dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
+		m->u.submit = sub;
+		m->u.submit.seed = sub.seed + i;
+		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
+		dg_msg_destroy(&m);
+		int e = s_check(reply, &c);
+		if (e) {
+			dg_msg_destroy(&reply);
+			rc = e;
+			break;
+		}
+		track[i].id = reply->u.submit_ok.request;
+		open++;
+		if (!wait) {
+			if (c.json)
+				printf("{\"request\":%llu}\n",
+				    (unsigned long long)track[i].id);
+			else
+				printf("request %llu submitted\n",
+				    (unsigned long long)track[i].id);
+		}
+		dg_msg_destroy(&reply);
+	}
+	/* Wait for every result, showing each state change. */
+	bool tty = isatty(STDOUT_FILENO) && !c.json && !quiet;
+	int64_t next_poll = 0;
+	while (wait && open > 0 && rc != DG_EXIT_UNREACHABLE) {
+		dg_msg_t *m = dg_client_next(cl, 100);
+		if (m && m->op == DG_OP_RESULT) {
+			for (int i = 0; i < count; i++) {
+				if (track[i].id != m->u.result.request ||
+				    track[i].over)
+					continue;
+				track[i].over = true;
+				open--;
+				if (tty)
+					printf("\r\033[K");
+				if (!quiet || strcmp(m->u.result.status, "done"))
+					s_print_result(m, c.json);
+				if (strcmp(m->u.result.status, "done") != 0)
+					rc = DG_EXIT_FAIL;
+			}
+		}
+		dg_msg_destroy(&m);
+		if (!tty || zclock_mono() < next_poll || open == 0)
+			continue;
+		next_poll = zclock_mono() + 200;
+		for (int i = 0; i < count; i++) {
+			if (track[i].over)
+				continue;
+			dg_msg_t *q = dg_msg_new(DG_OP_STATUS);
+			q->u.status.request = track[i].id;
+			dg_msg_t *st = dg_client_call(cl, q, c.timeout_ms);
+			dg_msg_destroy(&q);
+			if (!st) {
+				rc = s_check(NULL, &c);
+				break;
+			}
+			if (st->op == DG_OP_STATUS_OK) {
+				printf("\r\033[Krequest %llu: %-10s %5.1f s  (%d "
+				    "of %d open)", (unsigned long long)track[i].id,
+				    st->u.status_ok.state,
+				    (double)st->u.status_ok.age_ms / 1000.0,
+				    open, count);
+				fflush(stdout);
+			}
+			dg_msg_destroy(&st);
+			break;
+		}
+	}
+	free(track);
+	dg_client_destroy(&cl);
+	return rc;
+}
+
+/* ---- status, cancel ---------------------------------------------------- */
+
+static int
+s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
+{
+	static const struct option opts[] = { COMMON_OPTS,
+	    { NULL, 0, NULL, 0 } };
+	s_common_t c = { .timeout_ms = 5000 };
+	int ch, rc = DG_EXIT_OK;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
+		if (!s_common_opt(&c, ch)) {
+			fprintf(stderr, "usage: %s\n", usage);
+			return DG_EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return DG_EXIT_USAGE;
+	}
+	dg_client_t *cl = s_connect(&c);
+	if (!cl)
+		return DG_EXIT_UNREACHABLE;
+	for (int i = optind; i < argc; i++) {
+		char *end;
+		unsigned long long id = strtoull(argv[i], &end, 10);
+		if (*end || !*argv[i]) {
+			fprintf(stderr, "disagg: '%s' is not a request id\n",
+			    argv[i]);
+			rc = DG_EXIT_USAGE;
+			break;
+		}
+		dg_msg_t *m = dg_msg_new(op);
+		m->u.status.request = id;
+		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
+		dg_msg_destroy(&m);
+		int e = s_check(reply, &c);
+		if (e) {
+			rc = e;
+			dg_msg_destroy(&reply);
+			if (e == DG_EXIT_UNREACHABLE)
+				break;
+			continue;
+		}
+		if (reply->op == DG_OP_STATUS_OK) {
+			const dg_status_ok_msg_t *s = &reply->u.status_ok;
+			if (c.json) {
+				printf("{\"request\":%llu,\"state\":",
+				    (unsigned long long)s->request);
+				s_json_str(stdout, s->state);
+				printf(",\"room\":%llu,\"age_ms\":%lld,"
+				    "\"retries\":%lld", (unsigned long long)s->room,
+				    (long long)s->age_ms, (long long)s->retries);
+				if (s->encoder) {
+					printf(",\"encoder\":");
+					s_json_str(stdout, s->encoder);
+					printf(",\"transformer\":");
+					s_json_str(stdout, s->transformer);
+					printf(",\"decoder\":");
+					s_json_str(stdout, s->decoder);
+				}
+				if (s->error) {
+					printf(",\"error\":");
+					s_json_str(stdout, s->error);
+				}
+				printf("}\n");
+			} else {
+				printf("request %llu %s", (unsigned long long)
+				    s->request, s->state);
+				if (s->encoder)
+					printf(" on %s, %s, %s", s->encoder,
+					    s->transformer, s->decoder);
+				printf(", %.1f s", (double)s->age_ms / 1000.0);
+				if (s->retries)
+					printf(", %lld retries",
+					    (long long)s->retries);
+				if (s->error)
+					printf(": %s", s->error);
+				printf("\n");
+			}
+		} else if (c.json) {
+			printf("{\"request\":%llu,\"cancelled\":true}\n", id);
+		} else {
+			printf("request %llu cancelled\n", id);
+		}
+		dg_msg_destroy(&reply);
+	}
+	dg_client_destroy(&cl);
+	return rc;
+}
+
+int
+dg_cmd_status(int argc, char *argv[])
+{
+	return s_by_id(argc, argv, DG_OP_STATUS,
+	    "disagg status [--json] [-c endpoint] REQUEST...");
+}
+
+int
+dg_cmd_cancel(int argc, char *argv[])
+{
+	return s_by_id(argc, argv, DG_OP_CANCEL,
+	    "disagg cancel [--json] [-c endpoint] REQUEST...");
+}
+
+/* ---- instances, drain, undrain ---------------------------------------- */
+
+int
+dg_cmd_instances(int argc, char *argv[])
+{
+	static const struct option opts[] = { COMMON_OPTS,
+	    { NULL, 0, NULL, 0 } };
+	s_common_t c = { .timeout_ms = 5000 };
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
+		if (!s_common_opt(&c, ch)) {
+			fprintf(stderr, "usage: disagg instances [--json] "
+			    "[-c endpoint]\n");
+			return DG_EXIT_USAGE;
+		}
+	}
+	dg_client_t *cl = s_connect(&c);
+	if (!cl)
+		return DG_EXIT_UNREACHABLE;
+	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
+	dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
+	dg_msg_destroy(&m);
+	int rc = s_check(reply, &c);
+	if (rc == DG_EXIT_OK) {
+		const dg_instances_ok_msg_t *ok = &reply->u.instances_ok;
+		if (c.json)
+			printf("{\"instances\":[");
+		else
+			printf("%-12s %-10s %-10s %8s %8s %6s %8s %8s %7s %6s\n",
+			    "ROLE", "NAME", "STATE", "INCOMING", "WAITING",
+			    "READY", "RUNNING", "SENDING", "ROOMS", "HB");
+		for (size_t i = 0; i < ok->n_instances; i++) {
+			const dg_instance_row_t *r = &ok->instances[i];
+			if (c.json) {
+				printf("%s{\"role\":", i ? "," : "");
+				s_json_str(stdout, r->role);
+				printf(",\"name\":");
+				s_json_str(stdout, r->name);
+				printf(",\"host\":");
+				s_json_str(stdout, r->host);
+				printf(",\"state\":");
+				s_json_str(stdout, r->state);
+				printf(",\"peer\":");
+				s_json_str(stdout, r->peer);
+				printf(",\"incoming\":%lld,\"waiting\":%lld,"
+				    "\"ready\":%lld,\"running\":%lld,"
+				    "\"sending\":%lld,\"rooms\":%lld,"
+				    "\"free_slots\":%llu,\"rps\":%.2f,"
+				    "\"p50_us\":%lld,\"p99_us\":%lld,"
+				    "\"heartbeat_age_ms\":%lld}",
+				    (long long)r->incoming, (long long)r->waiting,
+				    (long long)r->ready, (long long)r->running,
+				    (long long)r->sending, (long long)r->rooms,
+				    (unsigned long long)r->free_slots, r->rps,
+				    (long long)r->p50_us, (long long)r->p99_us,
+				    (long long)r->heartbeat_age_ms);
+			} else {
+				printf("%-12s %-10s %-10s %8lld %8lld %6lld "
+				    "%8lld %8lld %7lld %5llds\n", r->role,
+				    r->name, r->state, (long long)r->incoming,
+				    (long long)r->waiting, (long long)r->ready,
+				    (long long)r->running, (long long)r->sending,
+				    (long long)r->rooms,
+				    (long long)(r->heartbeat_age_ms / 1000));
+			}
+		}
+		if (c.json)
+			printf("]}\n");
+	}
+	dg_msg_destroy(&reply);
+	dg_client_destroy(&cl);
+	return rc;
+}
+
+static int
+s_drain(int argc, char *argv[], bool drain)
+{
+	static const struct option opts[] = { COMMON_OPTS,
+	    { NULL, 0, NULL, 0 } };
+	s_common_t c = { .timeout_ms = 5000 };
+	int ch, rc = DG_EXIT_OK;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
+		if (!s_common_opt(&c, ch)) {
+			fprintf(stderr, "usage: disagg %s [-c endpoint] NAME...\n",
+			    drain ? "drain" : "undrain");
+			return DG_EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		fprintf(stderr, "usage: disagg %s [-c endpoint] NAME...\n",
+		    drain ? "drain" : "undrain");
+		return DG_EXIT_USAGE;
+	}
+	dg_client_t *cl = s_connect(&c);
+	if (!cl)
+		return DG_EXIT_UNREACHABLE;
+	for (int i = optind; i < argc; i++) {
+		dg_msg_t *m = dg_msg_new(drain ? DG_OP_DRAIN : DG_OP_UNDRAIN);
+		m->u.drain.name = argv[i];
+		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
+		dg_msg_destroy(&m);
+		int e = s_check(reply, &c);
+		if (e == DG_EXIT_OK && !c.json)
+			printf("%s %s\n", argv[i], drain ? "draining" :
+			    "undrained");
+		else if (e == DG_EXIT_OK)
+			printf("{\"name\":\"%s\",\"ok\":true}\n", argv[i]);
+		if (e)
+			rc = e;
+		dg_msg_destroy(&reply);
+		if (e == DG_EXIT_UNREACHABLE)
+			break;
+	}
+	dg_client_destroy(&cl);
+	return rc;
+}
+
+int
+dg_cmd_drain(int argc, char *argv[])
+{
+	return s_drain(argc, argv, true);
+}
+
+int
+dg_cmd_undrain(int argc, char *argv[])
+{
+	return s_drain(argc, argv, false);
+}

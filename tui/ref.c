@@ -1,0 +1,196 @@
+/*  ref.c: `disagg ref`, see ref.h.  Prints where the file went, its size
+ *  and digest (what a client's `result` says) and each stage's time.  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref.h"
+#include "stage.h"
+
+/* Wan 2.1's text-to-video demo: 81 frames of 832x480, 50 steps. */
+#define DEFAULT_PROMPT "Two anthropomorphic cats in comfy boxing gear and " \
+	"bright gloves fight intensely on a spotlighted stage."
+
+static void
+s_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: disagg ref [-o dir] [--prompt TEXT] [--negative TEXT] "
+	    "[--frames N]\n"
+	    "                  [--height H] [--width W] [--steps N] "
+	    "[--seed N]\n"
+	    "                  [--request ID] [--json]\n"
+	    "\n"
+	    "Run the reference encoder, transformer and decoder in this "
+	    "process and\n"
+	    "write DIR/ID.y4m, the file a pipeline of ref stages writes for "
+	    "the same\n"
+	    "request.\n"
+	    "\n"
+	    "  -o, --output DIR  where the file goes (default out)\n"
+	    "  --prompt TEXT     the prompt (default: Wan's boxing cats)\n"
+	    "  --negative TEXT   the negative prompt (default none)\n"
+	    "  --frames N        4k+1 frames (default 81)\n"
+	    "  --height H        multiple of 16 (default 480)\n"
+	    "  --width W         multiple of 16 (default 832)\n"
+	    "  --steps N         denoising steps, 1 to %d (default 50)\n"
+	    "  --seed N          (default 42)\n"
+	    "  --request ID      request id, the file's name (default 1)\n"
+	    "  --json            one JSON object instead of the table\n",
+	    DG_REF_MAX_STEPS);
+}
+
+static int
+s_parse_i64(const char *opt, const char *text, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (errno || end == text || *end) {
+		fprintf(stderr, "disagg ref: %s wants an integer, got '%s'\n",
+		    opt, text);
+		return -1;
+	}
+	*out = (int64_t)v;
+	return 0;
+}
+
+static void
+s_json_str(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+int
+dg_ref_main(int argc, char *argv[])
+{
+	enum { O_PROMPT = 256, O_NEGATIVE, O_FRAMES, O_HEIGHT, O_WIDTH,
+	    O_STEPS, O_SEED, O_REQUEST, O_JSON };
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "prompt", required_argument, NULL, O_PROMPT },
+		{ "negative", required_argument, NULL, O_NEGATIVE },
+		{ "frames", required_argument, NULL, O_FRAMES },
+		{ "height", required_argument, NULL, O_HEIGHT },
+		{ "width", required_argument, NULL, O_WIDTH },
+		{ "steps", required_argument, NULL, O_STEPS },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "request", required_argument, NULL, O_REQUEST },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	dg_request_t req = {
+		.request = 1, .prompt = DEFAULT_PROMPT, .negative_prompt = "",
+		.frames = 81, .height = 480, .width = 832, .steps = 50,
+		.seed = 42,
+	};
+	const char *dir = "out";
+	bool json = false;
+	int64_t v = 0;
+	int c, idx;
+
+	optind = 1;
+	opterr = 0;
+	while ((idx = -1, c = getopt_long(argc, argv, "+:o:h", longopts,
+	    &idx)) != -1) {
+		/* The option's name for a bad value: argv[optind - 1] is
+		 * the value when it came as a separate word. */
+		char opt[32];
+		snprintf(opt, sizeof opt, "%s%s", idx >= 0 ? "--" : "-",
+		    idx >= 0 ? longopts[idx].name : "o");
+		int64_t *field = NULL;
+		switch (c) {
+		case 'h':
+			s_usage(stdout);
+			return 0;
+		case 'o':
+			dir = optarg;
+			break;
+		case O_PROMPT:
+			req.prompt = optarg;
+			break;
+		case O_NEGATIVE:
+			req.negative_prompt = optarg;
+			break;
+		case O_FRAMES: field = &req.frames; break;
+		case O_HEIGHT: field = &req.height; break;
+		case O_WIDTH: field = &req.width; break;
+		case O_STEPS: field = &req.steps; break;
+		case O_SEED: field = &req.seed; break;
+		case O_REQUEST:
+			field = &v;
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case ':':
+			fprintf(stderr, "disagg ref: %s needs a value\n",
+			    argv[optind - 1]);
+			s_usage(stderr);
+			return 2;
+		default:
+			fprintf(stderr, "disagg ref: bad option '%s'\n",
+			    argv[optind - 1]);
+			s_usage(stderr);
+			return 2;
+		}
+		if (field && s_parse_i64(opt, optarg, field) < 0)
+			return 2;
+		if (c == O_REQUEST) {
+			if (v < 0) {
+				fprintf(stderr, "disagg ref: --request must not "
+				    "be negative, got %s\n", optarg);
+				return 2;
+			}
+			req.request = (uint64_t)v;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "disagg ref: unexpected argument '%s'\n",
+		    argv[optind]);
+		s_usage(stderr);
+		return 2;
+	}
+
+	dg_stage_ref_result_t res;
+	char why[512];
+	if (dg_stage_ref_run(&req, dir, &res, why, sizeof why) < 0) {
+		fprintf(stderr, "disagg ref: %s\n", why);
+		return 1;
+	}
+	static const char *const stages[3] = {
+		"encoder", "transformer", "decoder"
+	};
+	if (json) {
+		printf("{\"request\":%" PRIu64 ",\"output\":", req.request);
+		s_json_str(res.output);
+		printf(",\"bytes\":%" PRIu64 ",\"digest\":\"%s\",\"timings\":{",
+		    res.bytes, res.digest);
+		for (int s = 0; s < 3; s++)
+			printf("%s\"%s\":%.3f", s ? "," : "", stages[s],
+			    res.ms[s]);
+		printf("}}\n");
+	} else {
+		printf("output       %s\n", res.output);
+		printf("bytes        %" PRIu64 "\n", res.bytes);
+		printf("digest       %s\n", res.digest);
+		for (int s = 0; s < 3; s++)
+			printf("%-12s %.1f ms\n", stages[s], res.ms[s]);
+	}
+	return 0;
+}
