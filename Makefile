@@ -62,8 +62,8 @@ TUI_SRC    := $(sort $(wildcard tui/*.c))
 TUI_OBJ    := $(TUI_SRC:%.c=$(B)/%.o)
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-TOOL_SRC   := $(sort $(wildcard tests/tools/*.c))
-TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+TOOL_SRC   := $(sort $(wildcard tests/tools/*.c tests/pipeline/*.c))
+TOOL_BIN   := $(patsubst %.c,$(B)/tests/%,$(notdir $(TOOL_SRC)))
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 REPLAY_BIN := $(FUZZ_NAMES:%=$(B)/tests/replay_%)
@@ -109,6 +109,10 @@ $(B)/tests/test_%: $(B)/tests/unit/test_%.o lib/libdisagg.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< lib/libdisagg.a $(DG_LIBS) -lcmocka
 
 $(B)/tests/%: $(B)/tests/tools/%.o lib/libdisagg.a
+	$(QUIET) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< lib/libdisagg.a $(DG_LIBS)
+
+$(B)/tests/%: $(B)/tests/pipeline/%.o lib/libdisagg.a
 	$(QUIET) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< lib/libdisagg.a $(DG_LIBS)
 

@@ -3,12 +3,17 @@
 # "N passed, N failed, N skipped".  Each group prints TAP lines
 # ("ok - name", "not ok - name", "ok - name # SKIP"); this counts them.
 #
-#   sh tests/harness.sh [group ...]     groups: unit config daemon xfer fuzz man
+#   sh tests/harness.sh [group ...]     groups: unit, each tests/NAME/run.sh, fuzz, man
 #   MEMCHECK=1 runs the unit tests under valgrind.
 set -u
 B=${B:-build}
 export B
-groups=${*:-unit config daemon xfer fuzz man}
+# Every folder of tests/ with a run.sh is a group, in this order.
+all="unit"
+for g in config daemon xfer pipeline up bench; do
+	[ -f "tests/$g/run.sh" ] && all="$all $g"
+done
+groups=${*:-$all fuzz man}
 log=$(mktemp "${TMPDIR:-/tmp}/disagg-harness.XXXXXX")
 trap 'rm -f "$log" "$log.one"' EXIT
 
@@ -38,12 +43,13 @@ for g in $groups; do
 	echo "== $g"
 	case $g in
 	unit)   run_unit ;;
-	config) sh tests/config/run.sh ;;
-	daemon) sh tests/daemon/run.sh ;;
-	xfer)   sh tests/xfer/run.sh ;;
 	fuzz)   sh tests/fuzz/replay.sh ;;
 	man)    sh tests/man/check.sh ;;
-	*)      echo "not ok - unknown test group '$g'" ;;
+	*)      if [ -f "tests/$g/run.sh" ]; then
+			sh "tests/$g/run.sh"
+		else
+			echo "not ok - unknown test group '$g'"
+		fi ;;
 	esac
 done 2>&1 | tee "$log"
 
