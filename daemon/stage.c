@@ -869,6 +869,16 @@ s_on_assign(s_stage_t *self, const dg_msg_t *m)
 		s_fail(self, r, true, "%s is draining", self->d->name);
 		return;
 	}
+	/* Bounded queues: past queue_depth the controller places it
+	 * elsewhere (a retryable failure) instead of it waiting here. */
+	if ((int64_t)zlistx_size(self->queues[Q_INCOMING]) >=
+	    self->conf->queue_depth ||
+	    (int64_t)zlistx_size(self->queues[Q_READY]) >=
+	    self->conf->queue_depth) {
+		s_fail(self, r, true, "%s: queues full (queue_depth %lld)",
+		    self->d->name, (long long)self->conf->queue_depth);
+		return;
+	}
 	if (self->ops->plan(self->plugin, &r->req, &r->in_plan, &r->out_plan,
 	    why, sizeof why) < 0) {
 		s_fail(self, r, false, "invalid: %s", why);
