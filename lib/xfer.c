@@ -65,7 +65,8 @@ typedef struct s_peer {
 	uint64_t errors[DG_XFER_MAX_RAILS];
 	char name[DG_XFER_MAX_RAILS][64];
 	int next_rail;
-	int refs;
+	int refs;               /* open sends */
+	int orphans;            /* ops of ended sends the provider holds */
 	bool failed;            /* remove from the AV once unused */
 	struct s_peer *next;
 } s_peer_t;
@@ -79,6 +80,7 @@ typedef struct s_op {
 	int rail;
 	bool idle;              /* on the send's free list */
 	struct s_op *next;      /* free list or orphan list */
+	struct s_peer *peer;    /* whom it writes to */
 } s_op_t;
 
 typedef struct s_send {
@@ -429,11 +431,13 @@ s_peer_get(dg_xfer_t *self, const dg_bin_t *addrs, size_t n, char *why,
 }
 
 /* A peer whose transfers failed is taken out of the AV once nothing uses
- * it, so that it is inserted afresh (a new connection) when it returns. */
+ * it, so that it is inserted afresh (a new connection) when it returns.
+ * Not while the provider still holds ops to it: shm unmaps the peer's
+ * region on removal, and a late completion would touch it. */
 static void
-s_peer_unref(dg_xfer_t *self, s_peer_t *peer)
+s_peer_release(dg_xfer_t *self, s_peer_t *peer)
 {
-	if (--peer->refs > 0 || !peer->failed)
+	if (peer->refs > 0 || peer->orphans > 0 || !peer->failed)
 		return;
 	for (s_peer_t **pp = &self->peers; *pp; pp = &(*pp)->next) {
 		if (*pp != peer)
@@ -445,6 +449,13 @@ s_peer_unref(dg_xfer_t *self, s_peer_t *peer)
 		free(peer);
 		return;
 	}
+}
+
+static void
+s_peer_unref(dg_xfer_t *self, s_peer_t *peer)
+{
+	peer->refs--;
+	s_peer_release(self, peer);
 }
 
 static int
@@ -525,6 +536,8 @@ s_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 			op->tx = NULL;
 			op->next = self->orphans;
 			self->orphans = op;
+			if (op->peer)
+				op->peer->orphans++;
 		}
 		tx->ops[i] = NULL;
 	}
@@ -659,6 +672,7 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, bool *eagain)
 		int lrail = rail % self->nrails;
 		op->chunk = c;
 		op->rail = rail;
+		op->peer = tx->peer;
 		uint64_t data = (tx->token << 32) | c;
 		ssize_t rc = fi_writedata(self->ep[lrail],
 		    base + tx->src[t] + off, clen, self->desc, data,
@@ -703,7 +717,12 @@ s_send_completed(dg_xfer_t *self, s_op_t *op, const char *error)
 				break;
 			}
 		}
+		s_peer_t *peer = op->peer;
 		free(op);
+		if (peer) {
+			peer->orphans--;
+			s_peer_release(self, peer);
+		}
 		return;
 	}
 	tx->inflight--;
