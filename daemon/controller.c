@@ -378,6 +378,13 @@ s_retry_or_fail(s_ctl_t *self, s_req_t *r, const char *why, bool retryable)
 {
 	if (s_terminal(r))
 		return;
+	/* A draining controller only finishes what it has. */
+	if (self->draining && retryable) {
+		char text[300];
+		snprintf(text, sizeof text, "%s (controller draining)", why);
+		s_finish(self, r, R_FAILED, text);
+		return;
+	}
 	if (!retryable || r->attempt > s_conf(self)->max_retries) {
 		char text[256];
 		if (retryable)

@@ -1,15 +1,200 @@
 #!/bin/sh
-# demo.sh: what `make demo` shows.  The pipeline (controller and stage
-# work, `disagg up`) is not built yet; until it is, the demo checks the
-# example topology and says plainly what is missing.
+# demo.sh: what `make demo` shows, after the build: `disagg up` starts a
+# one-host pipeline (the built-in topology), five sample requests go
+# through it, a summary says where their files are and how long the
+# stages took, one file is compared byte for byte with what `disagg ref`
+# computes in a single process, and `disagg down` stops it all, also when
+# something fails on the way.  Everything it makes is under out/: the
+# videos, out/ref/ and the run folder out/run/ (up.ini, pids, logs).
 set -eu
-echo "disagg demo"
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+DISAGG="$TOP/tui/disagg"
+OUT="$TOP/out"
+DISAGG_RUN="$OUT/run"
+export DISAGG_RUN
+unset DISAGG_CONTROLLER
+mkdir -p "$OUT"
+results="$DISAGG_RUN/demo-results"
+
+finish() {
+	rc=$?
+	trap - EXIT
+	if [ -e "$DISAGG_RUN/pids" ]; then
+		echo
+		echo "Stopping the pipeline:"
+		"$DISAGG" down || true
+	fi
+	if [ "$rc" = 130 ]; then
+		echo
+		echo "The demo was interrupted.  The daemons' logs are in" \
+		    "out/run/*.log."
+	elif [ "$rc" != 0 ]; then
+		echo
+		echo "The demo failed (exit $rc).  The daemons' logs are in" \
+		    "out/run/*.log."
+	fi
+	exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM HUP
+
+step() {
+	echo
+	echo "== $*"
+}
+rel() {
+	echo "${1#"$TOP"/}"
+}
+# jstr/jnum FIELD < one JSON object: its string or number FIELD.
+jstr() {
+	sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"
+}
+jnum() {
+	sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"
+}
+
+cat <<EOF
+disagg demo: a text-to-video style pipeline on this machine
+
+disagg runs a model in three stages, each its own daemon (disaggd): an
+encoder (the prompt becomes embeddings), a transformer (denoising steps
+on video latents) and a decoder (latents become frames, written as a
+.y4m video).  A controller admits requests and hands each to one
+instance of every stage; tensors move between the stages over libfabric,
+here its shared-memory provider.  The stages are the reference ones:
+small, deterministic stand-ins for Wan's text encoder, DiT and VAE, so
+this runs on any machine, without a GPU.
+EOF
+
+# An earlier demo that was killed may have left its daemons running.
+if [ -e "$DISAGG_RUN/pids" ]; then
+	echo
+	echo "(Stopping what an earlier, interrupted demo left in out/run.)"
+	"$DISAGG" down > /dev/null 2>&1 || true
+fi
+
+step "1. Start the pipeline: disagg up"
+"$DISAGG" up
+
+step "2. Five sample requests, one after another: disagg submit --wait"
+echo "Sizes are Wan's shapes made small (17 frames is Wan's 4k+1 rule;"
+echo "480x832 is Wan 2.1's own resolution), so the demo takes seconds."
+: > "$results"
+n=0
+submit() {
+	n=$((n + 1))
+	frames=$1 height=$2 width=$3 steps=$4 seed=$5
+	shift 5
+	printf '  [%d/5] "%s"\n' "$n" "$*"
+	printf '        %s frames of %sx%s, %s steps, seed %s ... ' \
+	    "$frames" "$width" "$height" "$steps" "$seed"
+	# timeout(1): off a terminal, submit --wait has no deadline of its
+	# own, and a SIGTERM does not end it, hence -k.
+	if ! timeout -k 5 60 "$DISAGG" submit --wait --json --timeout 10000 \
+	    --prompt "$*" --frames "$frames" --height "$height" \
+	    --width "$width" --steps "$steps" --seed "$seed" \
+	    > "$results.one" 2>&1; then
+		echo "failed:"
+		sed 's/^/        /' "$results.one"
+		[ -s "$results.one" ] ||
+		    echo "        (no result within 60 s)"
+		exit 1
+	fi
+	out=$(jstr output < "$results.one")
+	bytes=$(jnum bytes < "$results.one")
+	echo "done in $(jnum total < "$results.one") ms: $(rel "$out")," \
+	    "$(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }')"
+	# One line per request for the summary and the check:
+	# n request output bytes encoder transformer decoder total, then
+	# what `disagg ref` needs to redo it.
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s %s %s %s %s\t%s\n' "$n" \
+	    "$(jnum request < "$results.one")" "$out" "$bytes" \
+	    "$(jnum encoder < "$results.one")" \
+	    "$(jnum transformer < "$results.one")" \
+	    "$(jnum decoder < "$results.one")" \
+	    "$(jnum total < "$results.one")" \
+	    "$frames" "$height" "$width" "$steps" "$seed" "$*" >> "$results"
+}
+submit 17 256 448 8 42 "a red fox running through fresh snow at dawn"
+submit 17 256 448 8 7 "a paper boat drifting down a rain-soaked street at night"
+submit 17 256 448 8 1234 "time-lapse of clouds rolling over a mountain lake"
+submit 33 256 448 8 99 "a hummingbird hovering over a red flower, slow motion"
+submit 17 480 832 8 42 "Two anthropomorphic cats in comfy boxing gear and" \
+    "bright gloves fight intensely on a spotlighted stage."
+
+step "3. The stage instances the controller knows: disagg instances"
+echo "(queue and room counts as of each instance's last heartbeat, at most"
+echo "half a second old)"
+"$DISAGG" instances
+
+step "4. Summary"
+echo "Output files (each a .y4m video: 8-bit 4:2:0 frames):"
+awk -F '\t' -v top="$TOP/" '{
+	f = $3; sub("^" top, "", f)
+	printf "  %-14s %12d bytes  (%.1f MiB)\n", f, $4, $4 / 1048576
+}' "$results"
 echo
-echo "Checking the one-host topology etc/disagg.ini:"
-daemon/disaggd -n -f etc/disagg.ini
-echo
-echo "The pipeline itself (controller, encoder, transformer, decoder carrying"
-echo "requests, and 'disagg up') arrives with the next release: there are no"
-echo "sample requests to run and no output files yet."
-echo "What exists today: the configuration, the wire protocol, disaggd's"
-echo "options and signals.  Run 'make check' to see them tested."
+echo "Milliseconds per request.  Each stage counts from the moment the"
+echo "controller assigned the request until its own work was done, so the"
+echo "columns grow along the pipeline: the transformer waits for the"
+echo "encoder's tensors, the decoder for the transformer's.  total is the"
+echo "controller's, from submit to result."
+awk -F '\t' '
+BEGIN {
+	printf "  %-3s %-8s %-14s %8s %12s %8s %8s\n", "#", "request",
+	    "frames, size", "encoder", "transformer", "decoder", "total"
+}
+{
+	split($9, p, " ")
+	printf "  %-3s %-8s %-14s %8d %12d %8d %8d\n", $1, $2,
+	    p[1] ", " p[3] "x" p[2], $5, $6, $7, $8
+	e += $5; t += $6; d += $7; s += $8; k++
+}
+END {
+	if (k)
+		printf "  %-3s %-8s %-14s %8.0f %12.0f %8.0f %8.0f\n", "",
+		    "mean", "", e / k, t / k, d / k, s / k
+}' "$results"
+
+step "5. The same request in one process: disagg ref"
+# The first request again, without daemons or transfers.
+line=$(sed -n 1p "$results")
+request=$(echo "$line" | cut -f2)
+piped=$(echo "$line" | cut -f3)
+# shellcheck disable=SC2046 # five numbers, split on purpose
+set -- $(echo "$line" | cut -f9)
+prompt=$(echo "$line" | cut -f10)
+rm -rf "$OUT/ref"
+echo "  disagg ref -o out/ref --request $request --frames $1 --height $2" \
+    "--width $3 --steps $4 --seed $5 --prompt \"$prompt\""
+"$DISAGG" ref -o "$OUT/ref" --request "$request" --frames "$1" \
+    --height "$2" --width "$3" --steps "$4" --seed "$5" \
+    --prompt "$prompt" | sed 's/^/    /'
+if cmp "$piped" "$OUT/ref/$request.y4m"; then
+	echo "  $(rel "$piped") and out/ref/$request.y4m are identical, byte for byte:"
+	echo "  split over three processes, its tensors sent over the fabric and"
+	echo "  checksummed, the pipeline computes exactly what the stages compute"
+	echo "  in one process."
+else
+	echo "  $(rel "$piped") and out/ref/$request.y4m DIFFER: the pipeline did not"
+	echo "  compute what the reference stages compute in one process."
+	exit 1
+fi
+
+step "6. Stop the pipeline: disagg down"
+"$DISAGG" down
+
+cat <<EOF
+
+Done.  The videos are in out/ (play one with: ffplay out/1.y4m or mpv
+out/1.y4m); the daemons' logs are in out/run/.  To run the pipeline by
+hand:
+
+  tui/disagg up                  # the same one-host pipeline
+  tui/disagg submit --wait       # a request, following its progress
+  tui/disagg instances           # what the controller sees
+  tui/disagg down                # stop it
+
+and 'make check' runs every test.
+EOF

@@ -246,9 +246,12 @@ dg_cmd_submit(int argc, char *argv[])
 			}
 		}
 		dg_msg_destroy(&m);
-		if (!tty || zclock_mono() < next_poll || open == 0)
+		if (zclock_mono() < next_poll || open == 0)
 			continue;
-		next_poll = zclock_mono() + 200;
+		/* Ask now and then, on a terminal for the progress line, and
+		 * always so that a controller that went away, or a result
+		 * that was lost, does not leave us waiting for ever. */
+		next_poll = zclock_mono() + (tty ? 200 : 1000);
 		for (int i = 0; i < count; i++) {
 			if (track[i].over)
 				continue;
@@ -257,19 +260,48 @@ dg_cmd_submit(int argc, char *argv[])
 			dg_msg_t *st = dg_client_call(cl, q, c.timeout_ms);
 			dg_msg_destroy(&q);
 			if (!st) {
+				if (tty)
+					printf("\n");
 				rc = s_check(NULL, &c);
 				break;
 			}
 			if (st->op == DG_OP_STATUS_OK) {
-				printf("\r\033[Krequest %llu: %-10s %5.1f s  (%d "
-				    "of %d open)", (unsigned long long)track[i].id,
-				    st->u.status_ok.state,
-				    (double)st->u.status_ok.age_ms / 1000.0,
-				    open, count);
-				fflush(stdout);
+				const char *state = st->u.status_ok.state;
+				bool over = !strcmp(state, "done") ||
+				    !strcmp(state, "failed") ||
+				    !strcmp(state, "cancelled");
+				/* Over, and still no result: wait one more
+				 * round for it, then believe the status. */
+				if (over && track[i].state[0]) {
+					track[i].over = true;
+					open--;
+					printf("%srequest %llu %s%s%s\n", tty ?
+					    "\r\033[K" : "",
+					    (unsigned long long)track[i].id,
+					    state, st->u.status_ok.error ? ": " :
+					    "", st->u.status_ok.error ?
+					    st->u.status_ok.error : "");
+					if (strcmp(state, "done") != 0)
+						rc = DG_EXIT_FAIL;
+				} else if (over) {
+					snprintf(track[i].state,
+					    sizeof track[i].state, "%s", state);
+				} else if (tty) {
+					printf("\r\033[Krequest %llu: %-10s "
+					    "%5.1f s  (%d of %d open)",
+					    (unsigned long long)track[i].id,
+					    state, (double)st->u.status_ok.age_ms /
+					    1000.0, open, count);
+					fflush(stdout);
+				}
+			} else {
+				rc = s_check(st, &c);
+				track[i].over = true;
+				open--;
 			}
 			dg_msg_destroy(&st);
-			break;
+			if (tty)
+				break;
 		}
 	}
 	free(track);

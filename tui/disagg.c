@@ -4,12 +4,15 @@
  *
  *  Exit codes: 0 ok, 1 the system refused or failed, 2 usage,
  *  3 controller not reachable.  */
+#include <czmq.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "cmd_pipeline.h"
 #include "proto.h"
 #include "ref.h"
+#include "up.h"
 #include "version.h"
 
 typedef struct {
@@ -27,6 +30,9 @@ static const s_command_t s_commands[] = {
 	{ "version", "version", "print the version and protocol", s_cmd_version },
 	{ "ref", "ref [opts]", "run the reference stages in this process",
 	  dg_ref_main },
+	{ "up", "up [-f file]", "start every daemon of a topology (default: "
+	  "a one-host pipeline)", dg_cmd_up },
+	{ "down", "down", "stop what up started", dg_cmd_down },
 	{ "submit", "submit [--wait]", "submit a request; --wait shows its "
 	  "progress until its result", dg_cmd_submit },
 	{ "status", "status REQUEST...", "state of requests", dg_cmd_status },
@@ -37,6 +43,8 @@ static const s_command_t s_commands[] = {
 	  dg_cmd_drain },
 	{ "undrain", "undrain NAME...", "send an instance work again",
 	  dg_cmd_undrain },
+	{ "bench", "bench xfer [opts]", "measure the transfer engine against "
+	  "bare libfabric", dg_bench_main },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -70,6 +78,10 @@ s_cmd_version(int argc, char *argv[])
 int
 main(int argc, char *argv[])
 {
+	/* czmq's handler would turn SIGINT and SIGTERM into a flag that
+	 * makes every wait return at once; a command line tool should just
+	 * stop. */
+	zsys_handler_set(NULL);
 	if (argc < 2) {
 		s_usage(stderr);
 		return 2;

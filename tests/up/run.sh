@@ -1,0 +1,125 @@
+#!/bin/sh
+# run.sh: `disagg up` and `disagg down` on the built-in one-host topology,
+# in a run folder of its own (ipc endpoints there, so it runs beside
+# other tests): everything registers, a request goes through, a second
+# up is refused, down stops every daemon, and down again is harmless.
+. tests/lib.sh
+scratch
+TOP=$(pwd)
+DISAGG="$TOP/tui/disagg"
+DISAGG_RUN="$T_TMP/run"
+export DISAGG_RUN
+unset DISAGG_CONTROLLER
+RUN=$DISAGG_RUN
+
+# Whatever happens, no daemon outlives the test.
+cleanup() {
+	if [ -s "$RUN/pids" ]; then
+		"$DISAGG" down --timeout 10 > /dev/null 2>&1
+		while read -r _ pid; do
+			kill -KILL "$pid" 2> /dev/null
+		done < "$T_TMP/pids.seen"
+	fi
+	rm -rf "$T_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+: > "$T_TMP/pids.seen"
+
+# A daemon counts as running unless it is gone or a zombie waiting for
+# a parent that does not reap (as in some containers).
+running() {
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2> /dev/null | cut -c1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+none_running() {
+	while read -r _ pid; do
+		running "$pid" && return 1
+	done < "$T_TMP/pids.seen"
+	return 0
+}
+# json FIELD: the string FIELD of the one JSON object on stdin.
+json() {
+	sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"
+}
+
+printf '[controller]\nlisten = nowhere\n' > "$T_TMP/bad.ini"
+"$DISAGG" up -f "$T_TMP/bad.ini" > "$T_TMP/bad.out" 2>&1
+rc=$?
+check "up with a bad file exits 1 and names the error" \
+    sh -c "[ $rc = 1 ] && grep -q 'bad.ini:2: bad value for .listen.' '$T_TMP/bad.out'"
+check "up with a bad file starts nothing" test ! -e "$RUN/pids"
+
+# From the scratch folder: the built-in topology writes into ./out.
+(cd "$T_TMP" && exec "$DISAGG" up --timeout 20) > "$T_TMP/up.out" 2>&1
+rc=$?
+[ -r "$RUN/pids" ] && cp "$RUN/pids" "$T_TMP/pids.seen"
+if [ $rc = 0 ]; then
+	ok "up starts the built-in topology"
+else
+	sed 's/^/# /' "$T_TMP/up.out"
+	fail "up starts the built-in topology (exit $rc)"
+fi
+check "up says all three stages registered" \
+    grep -q 'The pipeline is up: 3 stages registered' "$T_TMP/up.out"
+check "up writes RUN/up.ini with ipc endpoints in RUN" \
+    grep -q "^listen *= ipc://$RUN/" "$RUN/up.ini"
+check "up writes a pid for each of the four daemons" \
+    test "$(wc -l < "$T_TMP/pids.seen")" = 4
+check "up names where the output goes" \
+    grep -q "output *$T_TMP/out " "$T_TMP/up.out"
+check "every daemon logs to RUN/NAME.log" \
+    sh -c "for n in controller e0 t0 d0; do grep -q \"\$n.*starting\" \
+        '$RUN/'\$n.log || exit 1; done"
+
+# The client finds the controller through RUN/up.ini, no -c needed.
+"$DISAGG" instances --json > "$T_TMP/inst.json" 2>&1
+rc=$?
+check "instances --json exits 0" test $rc = 0
+for n in e0 t0 d0; do
+	check "instances lists $n as up" \
+	    grep -q "\"name\":\"$n\",[^}]*\"state\":\"up\"" "$T_TMP/inst.json"
+done
+
+# timeout(1): submit --wait has no deadline of its own off a terminal,
+# and it outlives a SIGTERM, hence -k.
+timeout -k 5 60 "$DISAGG" submit --wait --json --frames 17 --height 256 \
+    --width 448 --steps 4 > "$T_TMP/submit.json" 2>&1
+rc=$?
+check "submit --wait --json exits 0" test $rc = 0
+check "the request ends done" \
+    test "$(json status < "$T_TMP/submit.json")" = "done"
+output=$(json output < "$T_TMP/submit.json")
+check "its output file exists, in the scratch folder's out/" \
+    sh -c "[ -s '$output' ] && [ '$(dirname "$output")' = '$T_TMP/out' ]"
+
+"$DISAGG" up > "$T_TMP/again.out" 2>&1
+rc=$?
+check "a second up is refused while the first runs" \
+    sh -c "[ $rc = 1 ] && grep -q 'still running' '$T_TMP/again.out'"
+check "the refused up leaves the running pipeline alone" \
+    sh -c "cmp -s '$RUN/pids' '$T_TMP/pids.seen' && \
+        '$DISAGG' instances > /dev/null"
+
+"$DISAGG" down > "$T_TMP/down.out" 2>&1
+rc=$?
+if [ $rc = 0 ]; then
+	ok "down exits 0"
+else
+	sed 's/^/# /' "$T_TMP/down.out"
+	fail "down exits 0 (exit $rc)"
+fi
+check "down stops every daemon" wait_for 5 none_running
+check "down says each stopped" \
+    test "$(grep -c ' stopped (' "$T_TMP/down.out")" = 4
+check "down removes RUN/pids" test ! -e "$RUN/pids"
+check "the daemons drained and stopped" \
+    sh -c "for n in controller e0 t0 d0; do \
+        grep -q 'drained; exiting' '$RUN/'\$n.log || exit 1; done"
+
+"$DISAGG" down > "$T_TMP/down2.out" 2>&1
+rc=$?
+check "down again exits 0 and says there is nothing to stop" \
+    sh -c "[ $rc = 0 ] && grep -q 'nothing to stop' '$T_TMP/down2.out'"
+
+summary up

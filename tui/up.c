@@ -1,0 +1,1275 @@
+/*  up.c: `disagg up` and `disagg down`, see up.h.
+ *
+ *  up forks one `disaggd -d -f FILE -N NAME` per section, each in a
+ *  session of its own (a later Ctrl-C in the terminal must not reach
+ *  it) with stdout and stderr in RUN/NAME.log, and rewrites RUN/pids
+ *  after every start, so that down can stop even a half-started
+ *  pipeline.  Readiness is what the controller's instance list says,
+ *  polled against a deadline; a daemon that exits meanwhile ends the
+ *  wait at once.  A lock on RUN/lock keeps two ups (or an up and a
+ *  down) from racing on the same run folder.  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "run.h"
+#include "up.h"
+
+#define S_START_TIMEOUT_MS 20000
+#define S_POLL_MS          50   /* between two instance queries */
+#define S_TAIL_LINES       15
+#define S_IPC_MAX          107  /* sun_path is 108 bytes with its NUL */
+
+typedef struct {
+	char name[DG_NAME_MAX];
+	char role[16];
+	pid_t pid;
+	bool child;             /* forked here: waitpid says how it ended */
+	bool signalled;
+	bool gone;
+	int status;             /* its wait status, when child and gone */
+	bool registered;
+	char log[PATH_MAX];
+} s_daemon_t;
+
+static volatile sig_atomic_t s_interrupted;
+
+static void
+s_on_signal(int sig)
+{
+	s_interrupted = sig;
+}
+
+static bool
+s_is_controller(const s_daemon_t *d)
+{
+	return strcmp(d->name, "controller") == 0;
+}
+
+/* ---- the run folder ---------------------------------------------------- */
+
+/* `path` and its missing parents; the last one gets `mode`. */
+static int
+s_mkdirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* The run folder as an absolute path in `abs` (PATH_MAX bytes), made
+ * 0700 when missing.  Another user's folder is refused: in /tmp anyone
+ * could have made /tmp/disagg-UID first.  0 ok, 1 absent (when not
+ * `create`), -1 refused.  DISAGG_RUN is set to it, so that run.h and the
+ * client agree on it whatever -d or the environment said. */
+static int
+s_run_open(const char *cmd, bool create, char *abs)
+{
+	const char *dir = dg_run_dir();
+	struct stat st;
+
+	if (create && s_mkdirs(dir, 0700) < 0) {
+		fprintf(stderr, "disagg %s: cannot create the run folder %s: "
+		    "%s\n", cmd, dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) < 0) {
+		if (!create && errno == ENOENT)
+			return 1;
+		fprintf(stderr, "disagg %s: run folder %s: %s\n", cmd, dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "disagg %s: %s is not a folder; set DISAGG_RUN "
+		    "or -d to another one\n", cmd, dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		fprintf(stderr, "disagg %s: the run folder %s belongs to another "
+		    "user; set DISAGG_RUN or -d to a folder of yours\n", cmd, dir);
+		return -1;
+	}
+	if (!realpath(dir, abs)) {
+		fprintf(stderr, "disagg %s: run folder %s: %s\n", cmd, dir,
+		    strerror(errno));
+		return -1;
+	}
+	/* Room for the file names under it, and ipc endpoints. */
+	if (strlen(abs) > PATH_MAX - 256) {
+		fprintf(stderr, "disagg %s: the run folder's path is too long: "
+		    "%s\n", cmd, abs);
+		return -1;
+	}
+	setenv("DISAGG_RUN", abs, 1);
+	return 0;
+}
+
+/* The lock held while up or down works; its fd, or -1. */
+static int
+s_lock(const char *cmd, const char *run)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof path, "%s/lock", run);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "disagg %s: %s: %s\n", cmd, path,
+		    strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "disagg %s: another 'disagg up' or 'disagg down' "
+		    "is at work in %s; try again when it is done\n", cmd, run);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether `pid` is a running disaggd.  A zombie (exited, not yet
+ * reaped) has an empty command line and counts as gone; so does a pid
+ * the kernel has since given to another program. */
+static bool
+s_alive(pid_t pid)
+{
+	char path[64], cmd[512];
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return access("/proc/self", F_OK) != 0; /* no /proc: trust kill */
+	size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+	fclose(f);
+	if (n == 0)
+		return false;
+	cmd[n] = '\0';          /* argv[0] ends at the first NUL */
+	const char *base = strrchr(cmd, '/');
+	return strstr(base ? base + 1 : cmd, "disaggd") != NULL;
+}
+
+/* RUN/pids as daemons (name and pid only); NULL with *n 0 when there is
+ * no such file. */
+static s_daemon_t *
+s_pids_read(const char *run, size_t *n)
+{
+	char path[PATH_MAX + 16], line[256];
+	s_daemon_t *d = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	snprintf(path, sizeof path, "%s/pids", run);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof line, f)) {
+		char name[DG_NAME_MAX];
+		int pid;
+		if (sscanf(line, "%63s %d", name, &pid) != 2 || pid <= 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			s_daemon_t *more = realloc(d, cap * sizeof *d);
+			if (!more)
+				break;
+			d = more;
+		}
+		s_daemon_t *x = &d[(*n)++];
+		memset(x, 0, sizeof *x);
+		snprintf(x->name, sizeof x->name, "%s", name);
+		x->pid = pid;
+		snprintf(x->log, sizeof x->log, "%s/%s.log", run, name);
+	}
+	fclose(f);
+	if (!d) {
+		/* An empty file still says "up was here". */
+		d = calloc(1, sizeof *d);
+	}
+	return d;
+}
+
+static int
+s_pids_write(const char *run, const s_daemon_t *d, size_t n)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
+
+	snprintf(path, sizeof path, "%s/pids", run);
+	snprintf(tmp, sizeof tmp, "%s/pids.tmp", run);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].pid > 0)
+			fprintf(f, "%s %d\n", d[i].name, (int)d[i].pid);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+s_pids_remove(const char *run)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof path, "%s/pids", run);
+	unlink(path);
+}
+
+/* The last `lines` lines of a log, indented, on stderr. */
+static void
+s_tail(const char *path, int lines)
+{
+	char buf[8192];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "  (no log at %s)\n", path);
+		return;
+	}
+	long from = 0;
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long size = ftell(f);
+		if (size > (long)sizeof buf - 1)
+			from = size - ((long)sizeof buf - 1);
+	}
+	fseek(f, from, SEEK_SET);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *start = buf, *end = buf + n;
+	if (from > 0 && (start = memchr(buf, '\n', n)) != NULL)
+		start++;                /* skip the cut first line */
+	else if (from > 0)
+		start = buf;
+	while (end > start && end[-1] == '\n')
+		end--;
+	if (end == start) {
+		fprintf(stderr, "  (its log %s is empty)\n", path);
+		return;
+	}
+	char *p = end;
+	for (int count = 0; p > start; p--)
+		if (p[-1] == '\n' && ++count == lines)
+			break;
+	fprintf(stderr, "  the end of %s:\n", path);
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		int len = (int)((nl ? nl : end) - p);
+		fprintf(stderr, "  | %.*s\n", len, p);
+		p += len + 1;
+	}
+}
+
+/* ---- starting and stopping daemons ------------------------------------ */
+
+/* disaggd next to this disagg (../daemon/disaggd, as built, or the same
+ * folder, as installed), else the first on PATH.  0 and `out`
+ * (PATH_MAX bytes) filled, or -1. */
+static int
+s_find_disaggd(char *out)
+{
+	char self[PATH_MAX], cand[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			static const char *const rel[] = { "../daemon/disaggd",
+			    "disaggd" };
+			for (size_t i = 0; i < 2; i++) {
+				snprintf(cand, sizeof cand, "%s/%s", self, rel[i]);
+				if (access(cand, X_OK) == 0 && realpath(cand, out))
+					return 0;
+			}
+		}
+	}
+	const char *path = getenv("PATH");
+	while (path && *path) {
+		size_t len = strcspn(path, ":");
+		snprintf(cand, sizeof cand, "%.*s/disaggd", len ? (int)len : 1,
+		    len ? path : ".");
+		if (access(cand, X_OK) == 0 && realpath(cand, out))
+			return 0;
+		path += len + (path[len] == ':');
+	}
+	return -1;
+}
+
+/* Fork and exec `disaggd -d -f file -N name`, output to its log. */
+static int
+s_spawn(s_daemon_t *d, const char *disaggd, const char *file)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE,
+	    SIGUSR1, SIGUSR2, SIGCHLD };
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	char fail[PATH_MAX + 64];
+
+	int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "disagg up: %s: %s\n", d->log, strerror(errno));
+		return -1;
+	}
+	/* Everything the child needs is made before fork: between fork and
+	 * exec only async-signal-safe calls. */
+	sigemptyset(&none);
+	int flen = snprintf(fail, sizeof fail, "disagg up: cannot run %s\n",
+	    disaggd);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "disagg up: fork: %s\n", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (pid == 0) {
+		/* Dispositions this process changed or inherited as "ignore"
+		 * (sh runs '&' jobs with SIGINT ignored) would stick across
+		 * exec; disaggd wants its signals. */
+		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+			sigaction(sigs[i], &dfl, NULL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setsid();
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul > 0) {
+			dup2(nul, 0);
+			close(nul);
+		}
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close_range(3, ~0U, 0);
+		execl(disaggd, disaggd, "-d", "-f", file, "-N", d->name,
+		    (char *)NULL);
+		ssize_t w = write(2, fail, (size_t)flen);
+		(void)w;
+		_exit(127);
+	}
+	close(fd);
+	d->pid = pid;
+	d->child = true;
+	d->gone = false;
+	d->signalled = false;
+	return 0;
+}
+
+static bool
+s_gone(s_daemon_t *d)
+{
+	if (d->gone || d->pid <= 0)
+		return true;
+	if (d->child) {
+		int st;
+		pid_t r = waitpid(d->pid, &st, WNOHANG);
+		if (r == d->pid) {
+			d->gone = true;
+			d->status = st;
+		} else if (r < 0 && errno == ECHILD) {
+			d->child = false;
+			d->gone = !s_alive(d->pid);
+		}
+	} else {
+		d->gone = !s_alive(d->pid);
+	}
+	return d->gone;
+}
+
+/* How a child ended, for messages. */
+static const char *
+s_how(const s_daemon_t *d, char *buf, size_t size)
+{
+	if (!d->child)
+		snprintf(buf, size, "exited");
+	else if (WIFEXITED(d->status))
+		snprintf(buf, size, "exited with status %d",
+		    WEXITSTATUS(d->status));
+	else if (WIFSIGNALED(d->status))
+		snprintf(buf, size, "was killed by signal %d (%s)",
+		    WTERMSIG(d->status), strsignal(WTERMSIG(d->status)));
+	else
+		snprintf(buf, size, "ended");
+	return buf;
+}
+
+/* SIGTERM the stages (or, with `controller`, the controller) and wait
+ * up to timeout_ms for them to exit; SIGKILL the rest.  With `say`, one
+ * line per daemon.  Returns how many did not stop cleanly. */
+static int
+s_stop(s_daemon_t *d, size_t n, bool controller, int64_t timeout_ms,
+    bool say)
+{
+	int bad = 0;
+	size_t todo = 0;
+	int64_t t0 = zclock_mono();
+
+	for (size_t i = 0; i < n; i++) {
+		s_daemon_t *x = &d[i];
+		if (s_is_controller(x) != controller || x->pid <= 0)
+			continue;
+		if (s_gone(x)) {
+			if (say)
+				printf("  %-11s pid %-7d was not running (see %s)\n",
+				    x->name, (int)x->pid, x->log);
+			continue;
+		}
+		if (kill(x->pid, SIGTERM) < 0) {
+			fprintf(stderr, "disagg: cannot signal %s (pid %d): %s\n",
+			    x->name, (int)x->pid, strerror(errno));
+			bad++;
+			continue;
+		}
+		x->signalled = true;
+		todo++;
+	}
+	while (todo > 0) {
+		todo = 0;
+		for (size_t i = 0; i < n; i++) {
+			s_daemon_t *x = &d[i];
+			if (!x->signalled || x->gone)
+				continue;
+			if (s_gone(x)) {
+				if (say)
+					printf("  %-11s pid %-7d stopped (%.1f s)\n",
+					    x->name, (int)x->pid,
+					    (double)(zclock_mono() - t0) / 1000.0);
+			} else {
+				todo++;
+			}
+		}
+		if (todo == 0 || zclock_mono() - t0 >= timeout_ms)
+			break;
+		zclock_sleep(20);       /* poll interval; bounded above */
+	}
+	for (size_t i = 0; i < n; i++) {
+		s_daemon_t *x = &d[i];
+		if (!x->signalled || x->gone)
+			continue;
+		bad++;
+		kill(x->pid, SIGKILL);
+		printf("  %-11s pid %-7d did not stop within %.0f s: killed "
+		    "with SIGKILL (see %s)\n", x->name, (int)x->pid,
+		    (double)timeout_ms / 1000.0, x->log);
+		/* SIGKILL cannot be refused; this bound only guards against a
+		 * process stuck in the kernel. */
+		int64_t end = zclock_mono() + 2000;
+		while (!s_gone(x) && zclock_mono() < end)
+			zclock_sleep(10);
+	}
+	return bad;
+}
+
+/* ---- up ---------------------------------------------------------------- */
+
+/* The built-in topology: everything on this host, ipc endpoints in the
+ * run folder so that two users or two tests never meet on a port. */
+static char *
+s_default_ini(const char *run, const char *out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f,
+	    "; up.ini: the built-in one-host topology of `disagg up`: the\n"
+	    "; controller, one encoder, one transformer and one decoder running\n"
+	    "; the reference stages on host memory, tensors over the shm provider,\n"
+	    "; every transfer checksummed.  The endpoints are ipc sockets in the\n"
+	    "; run folder, so two users (or two tests) never clash on a port.\n"
+	    "; Copy it to start a topology of your own: disagg up -f FILE.\n"
+	    "\n"
+	    "[controller]\n"
+	    "listen  = ipc://%s/controller.sock\n"
+	    "publish = ipc://%s/events.sock\n"
+	    "policy  = least-loaded\n"
+	    "\n"
+	    "[fabric]\n"
+	    "provider = shm\n"
+	    "verify   = on\n"
+	    "\n"
+	    "[encoder e0]\n"
+	    "peer   = ipc://%s/e0.sock\n"
+	    "stage  = ref-encoder\n"
+	    "memory = host\n"
+	    "\n"
+	    "[transformer t0]\n"
+	    "peer   = ipc://%s/t0.sock\n"
+	    "stage  = ref-transformer\n"
+	    "memory = host\n"
+	    "pool   = 256M\n"
+	    "\n"
+	    "[decoder d0]\n"
+	    "peer   = ipc://%s/d0.sock\n"
+	    "stage  = ref-decoder\n"
+	    "memory = host\n"
+	    "output_dir = %s\n", run, run, run, run, run, out);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* A whole file into a string; NULL with errno set. */
+static char *
+s_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!f)
+		return NULL;
+	FILE *m = open_memstream(&text, &len);
+	if (m) {
+		char buf[4096];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+			fwrite(buf, 1, n, m);
+		if (ferror(f) || fclose(m) != 0) {
+			free(text);
+			text = NULL;
+			errno = EIO;
+		}
+	}
+	fclose(f);
+	return text;
+}
+
+static int
+s_write_file(const char *path, const char *text)
+{
+	char tmp[PATH_MAX + 16];
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* `path` made absolute against `cwd`, into out (PATH_MAX + 16 bytes). */
+static void
+s_absolute(const char *cwd, const char *path, char *out, size_t size)
+{
+	if (path[0] == '/')
+		snprintf(out, size, "%s", path);
+	else if (strcmp(path, ".") == 0)
+		snprintf(out, size, "%s", cwd);
+	else
+		snprintf(out, size, "%s/%s", cwd, strncmp(path, "./", 2) == 0 ?
+		    path + 2 : path);
+}
+
+/* The controller's listen endpoint as a client reaches it: a wildcard
+ * address is bound everywhere, so loopback is one of them. */
+static void
+s_reach(const char *listen, char *out, size_t size)
+{
+	static const char *const any[] = { "tcp://*:", "tcp://0.0.0.0:" };
+
+	for (size_t i = 0; i < 2; i++) {
+		size_t len = strlen(any[i]);
+		if (strncmp(listen, any[i], len) == 0) {
+			snprintf(out, size, "tcp://127.0.0.1:%s", listen + len);
+			return;
+		}
+	}
+	snprintf(out, size, "%s", listen);
+}
+
+/* Whether something already accepts connections on a tcp or ipc
+ * endpoint.  Another pipeline there would answer in place of ours: its
+ * controller would list its stages, and ours would die unseen. */
+static bool
+s_in_use(const char *endpoint)
+{
+	int fd = -1;
+	bool used = false;
+
+	if (strncmp(endpoint, "ipc://", 6) == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		size_t len = strlen(endpoint + 6);
+		if (len >= sizeof sun.sun_path)
+			return false;
+		memcpy(sun.sun_path, endpoint + 6, len + 1);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		used = fd >= 0 && connect(fd, (struct sockaddr *)&sun,
+		    sizeof sun) == 0;
+	} else if (strncmp(endpoint, "tcp://", 6) == 0) {
+		const char *hp = endpoint + 6, *colon = strrchr(hp, ':');
+		char host[DG_ENDPOINT_MAX];
+		if (!colon)
+			return false;
+		if (*hp == '[' && colon > hp + 1 && colon[-1] == ']')
+			snprintf(host, sizeof host, "%.*s", (int)(colon - hp - 2),
+			    hp + 1);
+		else
+			snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+		if (strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
+			snprintf(host, sizeof host, "127.0.0.1");
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+		    .ai_flags = AI_NUMERICSERV }, *ai = NULL;
+		if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+			return false;   /* an interface name: zmq's business */
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			used = true;
+		} else if (fd >= 0 && errno == EINPROGRESS) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			int err = 0;
+			socklen_t elen = sizeof err;
+			used = poll(&p, 1, 200) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 &&
+			    err == 0;
+		}
+		freeaddrinfo(ai);
+	}
+	if (fd >= 0)
+		close(fd);
+	return used;
+}
+
+/* Every endpoint the topology binds that something already holds,
+ * after a header, one line each; how many. */
+static int
+s_endpoints_in_use(const dg_config_t *cfg)
+{
+	const dg_controller_conf_t *c = dg_config_controller(cfg);
+	size_t n = dg_config_stage_count(cfg);
+	int busy = 0;
+
+	for (size_t i = 0; i < n + 2; i++) {
+		const dg_stage_conf_t *s = i >= 2 ? dg_config_stage_at(cfg,
+		    i - 2) : NULL;
+		const char *ep = i == 0 ? c->listen : i == 1 ? c->publish :
+		    s->peer;
+		if (!s_in_use(ep))
+			continue;
+		if (busy++ == 0)
+			fprintf(stderr, "disagg up: something already listens on "
+			    "endpoints of this topology:\n");
+		if (s)
+			fprintf(stderr, "  %s (peer of [%s %s])\n", ep,
+			    dg_role_name(s->role), s->name);
+		else
+			fprintf(stderr, "  %s (%s of [controller])\n", ep,
+			    i == 0 ? "listen" : "publish");
+	}
+	return busy;
+}
+
+/* Ask the controller which instances it has; mark the stages it lists
+ * as up.  The number up, or -1 when it did not answer in time. */
+static int
+s_poll(dg_client_t *cl, s_daemon_t *d, size_t n, int timeout_ms)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
+
+	if (!m)
+		return -1;
+	dg_msg_t *reply = dg_client_call(cl, m, timeout_ms);
+	dg_msg_destroy(&m);
+	if (!reply)
+		return -1;
+	int up = 0;
+	if (reply->op == DG_OP_INSTANCES_OK) {
+		const dg_instances_ok_msg_t *ok = &reply->u.instances_ok;
+		for (size_t i = 0; i < n; i++) {
+			if (s_is_controller(&d[i]))
+				continue;
+			d[i].registered = false;
+			for (size_t j = 0; j < ok->n_instances; j++) {
+				const dg_instance_row_t *r = &ok->instances[j];
+				if (r->name && r->state &&
+				    strcmp(r->name, d[i].name) == 0 &&
+				    strcmp(r->state, "up") == 0)
+					d[i].registered = true;
+			}
+			up += d[i].registered;
+		}
+	} else if (reply->op == DG_OP_ERROR) {
+		static bool said;       /* once, not at every poll */
+		if (!said)
+			fprintf(stderr, "disagg up: the controller refused to list "
+			    "its instances: %s: %s\n", reply->u.error.code,
+			    reply->u.error.message);
+		said = true;
+	}
+	dg_msg_destroy(&reply);
+	return up;
+}
+
+enum { S_READY, S_EXITED, S_TIMEOUT, S_SIGNAL };
+
+/* Until the controller answers and `want` stages are up, a daemon
+ * exits (*which says which), the deadline passes, or a signal. */
+static int
+s_wait(dg_client_t *cl, s_daemon_t *d, size_t n, int want,
+    int64_t deadline, size_t *which)
+{
+	for (;;) {
+		if (s_interrupted)
+			return S_SIGNAL;
+		for (size_t i = 0; i < n; i++) {
+			if (d[i].pid > 0 && s_gone(&d[i])) {
+				*which = i;
+				return S_EXITED;
+			}
+		}
+		int64_t t = zclock_mono(), left = deadline - t;
+		if (left <= 0)
+			return S_TIMEOUT;
+		int up = s_poll(cl, d, n, left < 500 ? (int)left : 500);
+		if (up >= want) {
+			/* Ours must still be there: what answered could be
+			 * someone else's on the same endpoint. */
+			for (size_t i = 0; i < n; i++) {
+				if (d[i].pid > 0 && s_gone(&d[i])) {
+					*which = i;
+					return S_EXITED;
+				}
+			}
+			return S_READY;
+		}
+		int64_t pause = S_POLL_MS - (zclock_mono() - t);
+		if (pause > 0)
+			zclock_sleep((int)pause);
+	}
+}
+
+static void
+s_up_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: disagg up [-f file] [-d dir] [--timeout S]\n"
+	    "\n"
+	    "Start every daemon of a topology on this host: the controller, "
+	    "then each\n"
+	    "stage, and wait until every stage has registered.  Without -f, a "
+	    "built-in\n"
+	    "one-host pipeline (e0, t0, d0; ref stages, shm, ipc endpoints), "
+	    "writing\n"
+	    "into ./out.\n"
+	    "\n"
+	    "  -f, --file FILE   the topology (default: the built-in one)\n"
+	    "  -d, --dir DIR     run folder for up.ini, pids and logs "
+	    "(default\n"
+	    "                    $DISAGG_RUN, $XDG_RUNTIME_DIR/disagg or "
+	    "/tmp/disagg-UID)\n"
+	    "  --timeout S       how long to wait for the stages (default 20)\n");
+}
+
+/* A --timeout: seconds, or a duration such as 500ms. */
+static int
+s_parse_timeout(const char *text, int64_t *ms)
+{
+	char *end;
+
+	errno = 0;
+	double s = strtod(text, &end);
+	if (end != text && !*end && !errno && s > 0 && s <= 86400) {
+		*ms = (int64_t)(s * 1000.0);
+		return 0;
+	}
+	if (dg_parse_duration_ms(text, ms) == 0 && *ms > 0)
+		return 0;
+	return -1;
+}
+
+static int
+s_up_fail(const char *run, s_daemon_t *d, size_t n)
+{
+	printf("disagg up: stopping the daemons already started\n");
+	s_stop(d, n, false, 5000, true);
+	s_stop(d, n, true, 5000, true);
+	s_pids_remove(run);
+	fprintf(stderr, "disagg up: failed; the logs are in %s\n", run);
+	return DG_EXIT_FAIL;
+}
+
+/* Print a configuration's errors; how many. */
+static size_t
+s_config_errors(const dg_config_t *cfg)
+{
+	size_t ne = cfg ? dg_config_error_count(cfg) : 0;
+
+	for (size_t i = 0; i < ne; i++)
+		fprintf(stderr, "%s\n", dg_config_error(cfg, i));
+	return ne;
+}
+
+/* Whether daemons of an earlier up in this run folder still run; they
+ * must be brought down first, or two pipelines would fight over the
+ * same endpoints. */
+static bool
+s_still_running(const char *run, const char *dir)
+{
+	size_t nold = 0, nalive = 0;
+	s_daemon_t *old = s_pids_read(run, &nold);
+
+	for (size_t i = 0; i < nold; i++) {
+		if (!s_alive(old[i].pid))
+			continue;
+		if (nalive++ == 0)
+			fprintf(stderr, "disagg up: a pipeline started by an "
+			    "earlier 'disagg up' is still running from %s:\n", run);
+		fprintf(stderr, "  %-11s pid %d\n", old[i].name, (int)old[i].pid);
+	}
+	free(old);
+	if (nalive > 0)
+		fprintf(stderr, "disagg up: run 'disagg down%s%s' first\n",
+		    dir ? " -d " : "", dir ? dir : "");
+	return nalive > 0;
+}
+
+/* Our own handlers, not czmq's: a Ctrl-C while up waits must still stop
+ * what it started. */
+static void
+s_catch_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = s_on_signal }, was;
+
+	zsys_init();            /* first, or it would install its own later */
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		/* A signal the caller ignores (sh's '&' does SIGINT) stays
+		 * ignored, as is the custom. */
+		if (sigaction(sigs[i], NULL, &was) == 0 &&
+		    was.sa_handler == SIG_IGN)
+			continue;
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+/* Start the controller, wait until it answers, start the stages, wait
+ * until they are registered.  On any failure, say why, stop what was
+ * started and return DG_EXIT_FAIL. */
+static int
+s_up_start(const char *run, const char *disaggd, const char *cfgpath,
+    const char *endpoint, int64_t timeout_ms, s_daemon_t *d, size_t n)
+{
+	int64_t deadline = zclock_mono() + timeout_ms;
+	size_t which = 0;
+	int st = S_READY;
+	char how[64];
+
+	if (s_spawn(&d[0], disaggd, cfgpath) < 0 ||
+	    s_pids_write(run, d, 1) < 0)
+		return s_up_fail(run, d, n);
+	printf("  started controller   pid %-7d log %s\n", (int)d[0].pid,
+	    d[0].log);
+	fflush(stdout);
+	dg_client_t *cl = dg_client_new(endpoint);
+	if (!cl) {
+		fprintf(stderr, "disagg up: cannot connect to %s\n", endpoint);
+		return s_up_fail(run, d, n);
+	}
+	/* The stages register with the controller as they start, so it
+	 * must be listening first. */
+	st = s_wait(cl, d, 1, 0, deadline, &which);
+	if (st == S_TIMEOUT) {
+		fprintf(stderr, "disagg up: the controller did not answer on "
+		    "%s within %g s\n", endpoint, (double)timeout_ms / 1000.0);
+		s_tail(d[0].log, S_TAIL_LINES);
+	}
+	for (size_t i = 1; i < n && st == S_READY; i++) {
+		if (s_spawn(&d[i], disaggd, cfgpath) < 0 ||
+		    s_pids_write(run, d, i + 1) < 0) {
+			dg_client_destroy(&cl);
+			return s_up_fail(run, d, n);
+		}
+		printf("  started %-12s pid %-7d log %s\n", d[i].name,
+		    (int)d[i].pid, d[i].log);
+	}
+	if (st == S_READY && n > 1) {
+		printf("  waiting for the %zu stage%s to register with the "
+		    "controller (at most %.0f s)\n", n - 1, n == 2 ? "" : "s",
+		    (double)(deadline - zclock_mono()) / 1000.0);
+		fflush(stdout);
+		st = s_wait(cl, d, n, (int)(n - 1), deadline, &which);
+	}
+	dg_client_destroy(&cl);
+	switch (st) {
+	case S_READY:
+		return DG_EXIT_OK;
+	case S_TIMEOUT:
+		if (n == 1 || !d[1].pid)
+			break;          /* the controller's, said above */
+		fprintf(stderr, "disagg up: not registered within %g s:",
+		    (double)timeout_ms / 1000.0);
+		for (size_t i = 1; i < n; i++)
+			if (!d[i].registered)
+				fprintf(stderr, " %s", d[i].name);
+		fprintf(stderr, "\n");
+		for (size_t i = 1; i < n; i++)
+			if (!d[i].registered)
+				s_tail(d[i].log, 8);
+		break;
+	case S_EXITED:
+		fprintf(stderr, "disagg up: %s (%s, pid %d) %s during start-up\n",
+		    d[which].name, d[which].role, (int)d[which].pid,
+		    s_how(&d[which], how, sizeof how));
+		s_tail(d[which].log, S_TAIL_LINES);
+		break;
+	case S_SIGNAL:
+		fprintf(stderr, "disagg up: interrupted (%s)\n",
+		    strsignal(s_interrupted));
+		break;
+	}
+	return s_up_fail(run, d, n);
+}
+
+/* Where everything is, and what to try next. */
+static void
+s_up_report(const dg_config_t *cfg, const s_daemon_t *d, size_t n,
+    const char *run, const char *endpoint, bool builtin, bool dir,
+    const char *cwd, int64_t ms)
+{
+	printf("\nThe pipeline is up: %zu stage%s registered in %.1f s.\n\n",
+	    n - 1, n == 2 ? "" : "s", (double)ms / 1000.0);
+	printf("  controller  %s\n", endpoint);
+	printf("  topology    %s/up.ini (%s)\n", run, builtin ?
+	    "the built-in one" : "a copy of it");
+	for (size_t i = 0; i < dg_config_stage_count(cfg); i++) {
+		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i);
+		if (s->role != DG_ROLE_DECODER)
+			continue;
+		char o[PATH_MAX + 16];
+		s_absolute(cwd, s->output_dir, o, sizeof o);
+		printf("  output      %s (%s writes REQUEST.y4m there)\n", o,
+		    s->name);
+	}
+	printf("  run folder  %s (pids, logs)\n\n", run);
+	printf("  %-11s %-12s %-8s %s\n", "NAME", "ROLE", "PID", "LOG");
+	for (size_t i = 0; i < n; i++)
+		printf("  %-11s %-12s %-8d %s\n", d[i].name, d[i].role,
+		    (int)d[i].pid, d[i].log);
+	printf("\nNext:\n");
+	if (dir)
+		printf("  export DISAGG_RUN=%s  so that the commands below find "
+		    "this pipeline\n", run);
+	printf("  disagg submit --wait    send a sample request and follow it "
+	    "to its result\n");
+	printf("  disagg instances        what the controller sees\n");
+	printf("  disagg down             stop every daemon started here\n");
+}
+
+int
+dg_cmd_up(int argc, char *argv[])
+{
+	enum { O_TIMEOUT = 1000 };
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *file = NULL, *dir = NULL;
+	int64_t timeout_ms = S_START_TIMEOUT_MS;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "f:d:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': file = optarg; break;
+		case 'd': dir = optarg; break;
+		case 'h': s_up_usage(stdout); return DG_EXIT_OK;
+		case O_TIMEOUT:
+			if (s_parse_timeout(optarg, &timeout_ms) == 0)
+				break;
+			fprintf(stderr, "disagg up: --timeout wants seconds, got "
+			    "'%s'\n", optarg);
+			return DG_EXIT_USAGE;
+		default:
+			s_up_usage(stderr);
+			return DG_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "disagg up: unexpected argument '%s'\n",
+		    argv[optind]);
+		s_up_usage(stderr);
+		return DG_EXIT_USAGE;
+	}
+
+	char cwd[PATH_MAX], run[PATH_MAX], cfgpath[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd)) {
+		fprintf(stderr, "disagg up: getcwd: %s\n", strerror(errno));
+		return DG_EXIT_FAIL;
+	}
+	/* A given file is checked before anything is created or started. */
+	char *text = NULL;
+	dg_config_t *cfg = NULL;
+	if (file) {
+		if (!(text = s_slurp(file)) || !realpath(file, cfgpath)) {
+			fprintf(stderr, "disagg up: cannot read %s: %s\n", file,
+			    strerror(errno));
+			free(text);
+			return DG_EXIT_FAIL;
+		}
+		cfg = dg_config_load(file);
+		if (!cfg || dg_config_error_count(cfg) > 0) {
+			size_t ne = s_config_errors(cfg);
+			fprintf(stderr, "disagg up: %s has %zu error%s; nothing "
+			    "started\n", file, ne, ne == 1 ? "" : "s");
+			dg_config_destroy(&cfg);
+			free(text);
+			return DG_EXIT_FAIL;
+		}
+	}
+
+	if (dir)
+		setenv("DISAGG_RUN", dir, 1);
+	int rc = DG_EXIT_FAIL, lock = -1;
+	if (s_run_open("up", true, run) != 0 ||
+	    (lock = s_lock("up", run)) < 0 || s_still_running(run, dir))
+		goto out;
+	if (!file) {
+		char ep[PATH_MAX + 32], outdir[PATH_MAX + 16];
+		snprintf(ep, sizeof ep, "%s/controller.sock", run);
+		if (strlen(ep) > S_IPC_MAX) {
+			fprintf(stderr, "disagg up: the run folder %s is too long "
+			    "a path for ipc endpoints (at most %d characters "
+			    "with /controller.sock); use -d with a shorter one\n",
+			    run, S_IPC_MAX);
+			goto out;
+		}
+		s_absolute(cwd, "out", outdir, sizeof outdir);
+		text = s_default_ini(run, outdir);
+		cfg = text ? dg_config_parse_string("built-in topology", text) :
+		    NULL;
+		if (!cfg || dg_config_error_count(cfg) > 0) {
+			/* Only a path the INI syntax cannot carry gets here. */
+			s_config_errors(cfg);
+			fprintf(stderr, "disagg up: cannot make the built-in "
+			    "topology for %s and %s\n", run, outdir);
+			goto out;
+		}
+		if (snprintf(cfgpath, sizeof cfgpath, "%s/up.ini", run) >=
+		    (int)sizeof cfgpath)
+			goto out;       /* s_run_open keeps run shorter */
+	}
+	if (s_endpoints_in_use(cfg) > 0) {
+		fprintf(stderr, "disagg up: another pipeline or program holds "
+		    "them; stop it (for one of 'disagg up': disagg down -d "
+		    "ITS_RUN_FOLDER) or change them%s%s\n", file ? " in " : "",
+		    file ? file : "");
+		goto out;
+	}
+	char upini[PATH_MAX + 16], disaggd[PATH_MAX];
+	snprintf(upini, sizeof upini, "%s/up.ini", run);
+	if (s_write_file(upini, text) < 0) {
+		fprintf(stderr, "disagg up: cannot write %s: %s\n", upini,
+		    strerror(errno));
+		goto out;
+	}
+	if (s_find_disaggd(disaggd) < 0) {
+		fprintf(stderr, "disagg up: cannot find disaggd, neither next "
+		    "to this disagg (../daemon/disaggd) nor on PATH\n");
+		goto out;
+	}
+
+	/* The controller, then every stage section, in file order. */
+	size_t n = dg_config_stage_count(cfg) + 1;
+	s_daemon_t *d = calloc(n, sizeof *d);
+	if (!d)
+		goto out;
+	snprintf(d[0].name, sizeof d[0].name, "controller");
+	snprintf(d[0].role, sizeof d[0].role, "controller");
+	for (size_t i = 1; i < n; i++) {
+		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i - 1);
+		snprintf(d[i].name, sizeof d[i].name, "%s", s->name);
+		snprintf(d[i].role, sizeof d[i].role, "%s",
+		    dg_role_name(s->role));
+	}
+	for (size_t i = 0; i < n; i++)
+		if (snprintf(d[i].log, sizeof d[i].log, "%s/%s.log", run,
+		    d[i].name) >= (int)sizeof d[i].log)
+			d[i].log[0] = '\0';    /* s_run_open keeps run shorter */
+
+	char endpoint[DG_ENDPOINT_MAX];
+	s_reach(dg_config_controller(cfg)->listen, endpoint, sizeof endpoint);
+	s_catch_signals();
+	printf("disagg up: %s topology%s%s, run folder %s\n",
+	    file ? "the" : "the built-in one-host", file ? " of " : "",
+	    file ? cfgpath : "", run);
+	int64_t t0 = zclock_mono();
+	rc = s_up_start(run, disaggd, cfgpath, endpoint, timeout_ms, d, n);
+	if (rc == DG_EXIT_OK)
+		s_up_report(cfg, d, n, run, endpoint, !file, dir != NULL, cwd,
+		    zclock_mono() - t0);
+	free(d);
+out:
+	dg_config_destroy(&cfg);
+	free(text);
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}
+
+/* ---- down -------------------------------------------------------------- */
+
+static void
+s_down_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: disagg down [-d dir] [--timeout S]\n"
+	    "\n"
+	    "Stop what 'disagg up' started: SIGTERM to every stage, then to the "
+	    "controller;\n"
+	    "each drains its work and exits.  One that has not exited by the "
+	    "deadline\n"
+	    "gets SIGKILL.\n"
+	    "\n"
+	    "  -d, --dir DIR     the run folder given to 'disagg up'\n"
+	    "  --timeout S       how long each may take (default: its "
+	    "drain_timeout_ms\n"
+	    "                    plus 5 s)\n");
+}
+
+int
+dg_cmd_down(int argc, char *argv[])
+{
+	enum { O_TIMEOUT = 1000 };
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *dir = NULL;
+	int64_t timeout_ms = 0;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': dir = optarg; break;
+		case 'h': s_down_usage(stdout); return DG_EXIT_OK;
+		case O_TIMEOUT:
+			if (s_parse_timeout(optarg, &timeout_ms) == 0)
+				break;
+			fprintf(stderr, "disagg down: --timeout wants seconds, "
+			    "got '%s'\n", optarg);
+			return DG_EXIT_USAGE;
+		default:
+			s_down_usage(stderr);
+			return DG_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "disagg down: unexpected argument '%s'\n",
+		    argv[optind]);
+		s_down_usage(stderr);
+		return DG_EXIT_USAGE;
+	}
+	if (dir)
+		setenv("DISAGG_RUN", dir, 1);
+	char run[PATH_MAX];
+	int r = s_run_open("down", false, run);
+	if (r == 1) {
+		printf("disagg down: nothing to stop (no run folder %s)\n",
+		    dg_run_dir());
+		return DG_EXIT_OK;
+	}
+	int lock = r == 0 ? s_lock("down", run) : -1;
+	if (lock < 0)
+		return DG_EXIT_FAIL;
+	size_t n = 0;
+	s_daemon_t *d = s_pids_read(run, &n);
+	if (!d) {
+		printf("disagg down: nothing to stop (no %s/pids)\n", run);
+		close(lock);
+		return DG_EXIT_OK;
+	}
+
+	/* Each daemon drains for up to its drain_timeout_ms; the default
+	 * deadline gives it that and a little more. */
+	char upini[PATH_MAX + 16];
+	snprintf(upini, sizeof upini, "%s/up.ini", run);
+	dg_config_t *cfg = access(upini, R_OK) == 0 ? dg_config_load(upini) :
+	    NULL;
+	bool have = cfg && dg_config_error_count(cfg) == 0;
+	int64_t drain = have ? dg_config_controller(cfg)->drain_timeout_ms :
+	    30000;
+	for (size_t i = 0; have && i < dg_config_stage_count(cfg); i++) {
+		int64_t t = dg_config_stage_at(cfg, i)->drain_timeout_ms;
+		if (t > drain)
+			drain = t;
+	}
+	dg_config_destroy(&cfg);
+	if (timeout_ms <= 0)
+		timeout_ms = drain + 5000;
+
+	size_t alive = 0;
+	for (size_t i = 0; i < n; i++)
+		alive += s_alive(d[i].pid);
+	int bad = 0;
+	if (alive == 0) {
+		printf("disagg down: nothing was running from %s\n", run);
+	} else {
+		printf("disagg down: stopping the pipeline started from %s "
+		    "(stages first, then the controller)\n", run);
+		bad += s_stop(d, n, false, timeout_ms, true);
+		bad += s_stop(d, n, true, timeout_ms, true);
+	}
+	s_pids_remove(run);
+	free(d);
+	close(lock);
+	if (bad > 0) {
+		fprintf(stderr, "disagg down: %d daemon%s did not stop cleanly; "
+		    "the logs are in %s\n", bad, bad == 1 ? "" : "s", run);
+		return DG_EXIT_FAIL;
+	}
+	if (alive > 0)
+		printf("disagg down: all stopped; the logs stay in %s\n", run);
+	return DG_EXIT_OK;
+}
