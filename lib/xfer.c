@@ -160,6 +160,7 @@ struct _dg_xfer_t {
 	size_t addrlen[DG_XFER_MAX_RAILS];
 	dg_bin_t addr_bins[DG_XFER_MAX_RAILS];
 	int cq_fd;              /* -1 without a wait object */
+	bool is_shm;
 
 	pthread_t thread, watchdog;
 	bool started, watching;
@@ -438,6 +439,12 @@ static void
 s_peer_release(dg_xfer_t *self, s_peer_t *peer)
 {
 	if (peer->refs > 0 || peer->orphans > 0 || !peer->failed)
+		return;
+	/* shm (1.17) keeps state of its own about a peer's region beyond
+	 * our ops, and its progress segfaulted on a region unmapped by
+	 * fi_av_remove.  Its addresses carry the pid, so a peer that comes
+	 * back has a new one anyway: keep the entry. */
+	if (self->is_shm)
 		return;
 	for (s_peer_t **pp = &self->peers; *pp; pp = &(*pp)->next) {
 		if (*pp != peer)
@@ -1246,6 +1253,7 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	}
 
 	bool device = dg_pool_kind(pool) == DG_MEM_DEVICE;
+	self->is_shm = strcmp(conf->provider, "shm") == 0;
 	self->info = s_getinfo(conf->provider, node, device, why, whysize);
 	if (!self->info)
 		goto fail;
