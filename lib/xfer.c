@@ -104,7 +104,7 @@ typedef struct s_send {
 	uint64_t bytes_total, bytes_done;
 	char error[200];
 	bool cancelled;
-	struct s_send *next;
+	struct s_send *next, **pprev;   /* on self->sends */
 } s_send_t;
 
 typedef struct {
@@ -549,11 +549,11 @@ s_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 		tx->ops[i] = NULL;
 	}
 	tx->nops = 0;
-	for (s_send_t **pp = &self->sends; *pp; pp = &(*pp)->next) {
-		if (*pp == tx) {
-			*pp = tx->next;
-			break;
-		}
+	if (tx->pprev) {
+		*tx->pprev = tx->next;
+		if (tx->next)
+			tx->next->pprev = tx->pprev;
+		tx->pprev = NULL;
 	}
 	if (tx->peer) {
 		if (status != DG_XFER_DONE && !tx->cancelled)
@@ -649,11 +649,10 @@ s_op_put(s_send_t *tx, s_op_t *op)
 /* Post what the send may have in flight.  Returns the number posted, or
  * -1 when the send ended. */
 static int
-s_send_post(dg_xfer_t *self, s_send_t *tx, bool *eagain)
+s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 {
 	int posted = 0;
 	char *base = dg_pool_base(self->pool);
-	int64_t now = s_now_ms();
 
 	while (tx->inflight < tx->maxinflight) {
 		uint32_t c;
@@ -877,6 +876,9 @@ s_take_commands(dg_xfer_t *self)
 			    tx->error, sizeof tx->error);
 			free(tmp);
 			tx->next = self->sends;
+			if (tx->next)
+				tx->next->pprev = &tx->next;
+			tx->pprev = &self->sends;
 			self->sends = tx;
 			if (!tx->peer)
 				s_send_finish(self, tx, DG_XFER_FAILED);
@@ -955,10 +957,14 @@ s_post_all(dg_xfer_t *self)
 	int posted = 0;
 	bool eagain = false;
 	s_send_t *next;
+	int64_t now = s_now_ms();
 
 	for (s_send_t *tx = self->sends; tx && !eagain; tx = next) {
 		next = tx->next;
-		int n = s_send_post(self, tx, &eagain);
+		/* Most open sends have every chunk posted: skip them cheaply. */
+		if (tx->nrequeue == 0 && tx->next_chunk >= tx->nchunks)
+			continue;
+		int n = s_send_post(self, tx, now, &eagain);
 		if (n > 0)
 			posted += n;
 	}
@@ -1043,8 +1049,15 @@ s_publish_health(dg_xfer_t *self, int64_t now)
 }
 
 /* Nothing happened this round: wait a little, for longer the longer
- * nothing happens, but wake at once for a new command.  With a CQ wait
- * fd we also wake when the provider has something. */
+ * nothing happens, but wake at once for a new command or receive.  With
+ * a CQ wait fd we also wake when the provider has something.  While a
+ * transfer is open the wait stays short: with manual progress (rxm over
+ * tcp) our writes move only while we call into the provider, and a CQ
+ * fd says nothing about a socket that could take more; shm has no fd,
+ * and its target does the copy inside fi_cq_read. */
+#define IDLE_MAX_US     1000
+#define IDLE_OPEN_US    50
+
 static void
 s_idle(dg_xfer_t *self, int idle)
 {
@@ -1056,6 +1069,15 @@ s_idle(dg_xfer_t *self, int idle)
 
 	if (idle < 64)
 		return;
+	long cap = IDLE_MAX_US;
+	if (self->sends) {
+		cap = IDLE_OPEN_US;
+	} else {
+		pthread_mutex_lock(&self->st_lock);
+		if (self->stats.recvs_active > 0)
+			cap = IDLE_OPEN_US;
+		pthread_mutex_unlock(&self->st_lock);
+	}
 	if (self->cq_fd >= 0) {
 		struct fid *fids[1] = { &self->cq->fid };
 		if (fi_trywait(self->fabric, fids, 1) != FI_SUCCESS)
@@ -1063,8 +1085,8 @@ s_idle(dg_xfer_t *self, int idle)
 		nfds = 2;
 	}
 	long us = 20L * (idle - 63);
-	if (us > 1000)
-		us = 1000;
+	if (us > cap)
+		us = cap;
 	struct timespec ts = { 0, us * 1000 };
 	(void)ppoll(fds, (nfds_t)nfds, &ts, NULL);
 }
@@ -1584,6 +1606,9 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
 	if (nchunks == 0)
 		s_recv_finish(self, index, DG_XFER_DONE, NULL);
 	pthread_mutex_unlock(&self->rx_lock);
+	/* Wake a sleeping progress thread: the peer may write at once, and
+	 * with shm nothing lands until we read our CQ. */
+	s_kick(self->cmd_fd);
 	return 0;
 fail:
 	free(len);

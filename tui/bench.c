@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "bench_pipeline.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -507,7 +508,9 @@ static void
 s_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: disagg bench xfer [--provider P] [--sizes LIST] "
+	    "usage: disagg bench pipeline [--requests N] [--window N] "
+	    "[--json] [-c endpoint]\n"
+	    "       disagg bench xfer [--provider P] [--sizes LIST] "
 	    "[--iters N]\n"
 	    "                         [--chunk SIZE] [--inflight N] "
 	    "[--window N]\n"
@@ -775,6 +778,7 @@ static const struct {
 	int (*run)(int argc, char *argv[]);
 } s_benches[] = {
 	{ "xfer", s_bench_xfer },
+	{ "pipeline", dg_bench_pipeline },
 };
 
 int

@@ -23,7 +23,11 @@
  *  the same registration and hints, the same completion that makes the
  *  data visible at the receiver, and, through the driver in bench.c, the
  *  same sizes, the same number of transfers in flight and the same
- *  clock.  What is left between the two is the engine's own cost.  */
+ *  clock.  What is left between the two is the engine's own cost.  One
+ *  caveat: the engine has a progress thread per side, and where both
+ *  sides of a write do real work (tcp: one copies into the socket, the
+ *  other out of it) a single thread cannot overlap them, so there the
+ *  engine may beat this loop; --bare-threads 2 is the fairer baseline.  */
 #define _GNU_SOURCE
 #include <rdma/fabric.h>
 #include <rdma/fi_cm.h>

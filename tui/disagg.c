@@ -43,8 +43,8 @@ static const s_command_t s_commands[] = {
 	  dg_cmd_drain },
 	{ "undrain", "undrain NAME...", "send an instance work again",
 	  dg_cmd_undrain },
-	{ "bench", "bench xfer [opts]", "measure the transfer engine against "
-	  "bare libfabric", dg_bench_main },
+	{ "bench", "bench xfer|pipeline", "measure the transfer engine against "
+	  "bare libfabric, or a running pipeline", dg_bench_main },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 
