@@ -326,7 +326,7 @@ s_dispatch(s_ctl_t *self, s_req_t *r)
 	r->attempt++;
 	char key[24];
 	zhashx_insert(self->rooms, s_key(key, r->room), r);
-	r->state = R_ENCODING;
+	r->state = R_ASSIGNED;
 	self->changed = true;
 
 	dg_msg_t *m = dg_msg_new(DG_OP_ASSIGN);
@@ -378,6 +378,15 @@ s_retry_or_fail(s_ctl_t *self, s_req_t *r, const char *why, bool retryable)
 {
 	if (s_terminal(r))
 		return;
+	/* Out of time: the deadline is the reason, whatever failed last. */
+	if (zclock_mono() >= r->deadline) {
+		char text[300];
+		snprintf(text, sizeof text, "deadline of %lld ms passed while "
+		    "%s (last: %s)", (long long)r->timeout_ms,
+		    s_req_states[r->state], why);
+		s_finish(self, r, R_FAILED, text);
+		return;
+	}
 	/* A draining controller only finishes what it has. */
 	if (self->draining && retryable) {
 		char text[300];
@@ -388,8 +397,8 @@ s_retry_or_fail(s_ctl_t *self, s_req_t *r, const char *why, bool retryable)
 	if (!retryable || r->attempt > s_conf(self)->max_retries) {
 		char text[256];
 		if (retryable)
-			snprintf(text, sizeof text, "%s (after %d attempts)",
-			    why, r->attempt);
+			snprintf(text, sizeof text, "%s (after %d attempt%s)",
+			    why, r->attempt, r->attempt == 1 ? "" : "s");
 		else
 			snprintf(text, sizeof text, "%s", why);
 		s_finish(self, r, R_FAILED, text);
@@ -922,6 +931,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 		    now - in->last_seen <= s_conf(self)->dead_after_ms)
 			continue;
 		in->state = I_DEAD;
+		/* Its last report no longer describes anything. */
+		in->incoming = in->waiting = in->ready = in->running = 0;
+		in->sending = in->rooms = 0;
 		dg_log_warn("%s %s is dead: silent for %lld ms",
 		    dg_role_name(in->role), in->name,
 		    (long long)(now - in->last_seen));

@@ -349,6 +349,14 @@ s_try_receive(s_stage_t *self, s_room_t *r)
 	if (dg_pool_reserve(self->pool, s_plan_bytes(&r->in_plan),
 	    &r->in_ext) != DG_SLOT_OK)
 		return false;
+	/* Its output too, now: a room holding its input while it waits for
+	 * output space could fill the pool with inputs and wait for ever. */
+	if (r->out_plan.n && dg_pool_reserve(self->pool,
+	    s_plan_bytes(&r->out_plan), &r->out_ext) != DG_SLOT_OK) {
+		dg_pool_free(self->pool, &r->in_ext);
+		return false;
+	}
+	r->has_out = r->out_plan.n > 0;
 	r->has_in = true;
 	uint64_t off = 0;
 	for (size_t i = 0; i < r->in_plan.n; i++) {
@@ -496,10 +504,9 @@ s_pump(s_stage_t *self)
 			s_room_t *x = b->rooms[i];
 			s_enqueue(self, x, Q_RUNNING);
 			x->in_worker = true;
-			if (self->role != DG_ROLE_ENCODER)
-				s_phase(self, x, self->role ==
-				    DG_ROLE_TRANSFORMER ? "denoising" :
-				    "decoding");
+			s_phase(self, x, self->role == DG_ROLE_ENCODER ?
+			    "encoding" : self->role == DG_ROLE_TRANSFORMER ?
+			    "denoising" : "decoding");
 			/* Lay the item out for the plugin. */
 			dg_stage_item_t *it = &x->item;
 			memset(it, 0, sizeof *it);

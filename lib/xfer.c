@@ -396,11 +396,16 @@ s_peer_get(dg_xfer_t *self, const dg_bin_t *addrs, size_t n, char *why,
     size_t whysize)
 {
 	for (s_peer_t *p = self->peers; p; p = p->next) {
-		if (p->failed || p->nrails != (int)n)
+		if (p->nrails != (int)n)
 			continue;
 		if (p->addrlen[0] == addrs[0].size &&
-		    memcmp(p->addr[0], addrs[0].data, addrs[0].size) == 0)
+		    memcmp(p->addr[0], addrs[0].data, addrs[0].size) == 0) {
+			/* Talking to it again before its entry went: use the
+			 * entry; a second one for the same address would share
+			 * (and lose) its connection when the first is removed. */
+			p->failed = false;
 			return p;
+		}
 	}
 	s_peer_t *p = calloc(1, sizeof *p);
 	if (!p) {
