@@ -30,6 +30,8 @@ typedef struct {
 	void *state;
 } s_daemon_t;
 
+char **dg_daemon_argv;
+
 int64_t
 dg_now_ms(void)
 {

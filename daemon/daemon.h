@@ -47,4 +47,7 @@ void dg_daemon_drain(dg_daemon_t *d, const char *why);
 
 int64_t dg_now_ms(void);
 
+/* disaggd's own argv, for a stage to restart itself in place. */
+extern char **dg_daemon_argv;
+
 #endif

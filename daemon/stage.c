@@ -106,6 +106,7 @@ struct s_stage {
 	bool registered;
 	int64_t last_hello, heartbeat_ms;
 	bool draining;
+	int64_t reexec_at;              /* restart in place at this time */
 	uint64_t seq;
 	uint64_t done, failed;
 	int64_t lat[1024];              /* recent room durations, ms */
@@ -983,6 +984,50 @@ s_cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The transfer engine is wedged inside the provider (xfer.c): its thread
+ * cannot be stopped, only the process can.  Fail every room, say goodbye
+ * so the controller moves the work at once, and start again in place:
+ * exec replaces the image and with it the stuck thread; the pid stays,
+ * so `disagg down` and supervisors keep track of it. */
+static void
+s_restart_if_wedged(s_stage_t *self, int64_t now)
+{
+	if (!self->reexec_at) {
+		if (!dg_xfer_wedged(self->xfer))
+			return;
+		dg_log_error("the fabric is wedged: failing %zu rooms and "
+		    "restarting in place", zhashx_size(self->rooms));
+		s_room_t *r;
+		s_room_t *all[256];
+		size_t n;
+		do {
+			n = 0;
+			for (r = zhashx_first(self->rooms); r && n < 256;
+			    r = zhashx_next(self->rooms))
+				if (!r->failed)
+					all[n++] = r;
+			for (size_t i = 0; i < n; i++)
+				s_fail(self, all[i], true, "%s: fabric wedged; "
+				    "restarting", self->d->name);
+		} while (n == 256);
+		dg_msg_t *m = dg_msg_new(DG_OP_BYE);
+		if (m) {
+			m->u.bye.name = self->d->name;
+			m->u.bye.reason = "fabric wedged; restarting";
+			s_to_ctl(self, m);
+		}
+		/* Let ZeroMQ's I/O thread deliver those first. */
+		self->reexec_at = now + 300;
+		return;
+	}
+	if (now < self->reexec_at)
+		return;
+	setenv("DISAGG_REEXEC", "1", 1);
+	execv("/proc/self/exe", dg_daemon_argv);
+	dg_log_error("cannot restart in place: %s; exiting", strerror(errno));
+	_exit(1);
+}
+
 static int
 s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
@@ -991,6 +1036,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 
 	(void)loop;
 	(void)timer_id;
+	s_restart_if_wedged(self, now);
+	if (self->reexec_at)
+		return 0;
 	if (!self->registered && now - self->last_hello >= 1000)
 		s_hello(self);
 	if (now - self->stats_at >= self->heartbeat_ms) {

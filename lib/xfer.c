@@ -41,7 +41,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -964,11 +967,14 @@ s_post_all(dg_xfer_t *self)
 	s_send_t *next;
 	int64_t now = s_now_ms();
 
-	for (s_send_t *tx = self->sends; tx && !eagain; tx = next) {
+	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
+	 * full may be one dead peer's, and the others must not wait on it. */
+	for (s_send_t *tx = self->sends; tx; tx = next) {
 		next = tx->next;
 		/* Most open sends have every chunk posted: skip them cheaply. */
 		if (tx->nrequeue == 0 && tx->next_chunk >= tx->nchunks)
 			continue;
+		eagain = false;
 		int n = s_send_post(self, tx, now, &eagain);
 		if (n > 0)
 			posted += n;
@@ -1195,6 +1201,48 @@ s_progress(void *arg)
 
 /* ---- set-up ------------------------------------------------------------ */
 
+/* libfabric 1.17's shm provider keeps each endpoint's region in
+ * /dev/shm/PID:N:M and unlinks it only on a clean close, so a daemon
+ * that was killed leaves 16 MiB of tmpfs behind for good.  Remove the
+ * regions of our own user whose process is gone (and, after a re-exec,
+ * our own pid's, which the new image would otherwise collide with). */
+static void
+s_shm_collect(bool own_pid_too)
+{
+	DIR *dir = opendir("/dev/shm");
+	struct dirent *de;
+	int removed = 0;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		int pid, a, b, n = 0;
+		long long start;
+		if ((sscanf(de->d_name, "%d-%lld:%d:%d%n", &pid, &start, &a,
+		    &b, &n) != 4 || de->d_name[n] != '\0') &&
+		    (sscanf(de->d_name, "%d:%d:%d%n", &pid, &a, &b, &n) != 3 ||
+		    de->d_name[n] != '\0'))
+			continue;
+		if (pid <= 0)
+			continue;
+		char path[300];
+		struct stat st;
+		snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+		if (stat(path, &st) < 0 || st.st_uid != getuid())
+			continue;
+		bool mine = pid == (int)getpid();
+		if ((mine && own_pid_too) ||
+		    (!mine && kill(pid, 0) < 0 && errno == ESRCH)) {
+			if (unlink(path) == 0)
+				removed++;
+		}
+	}
+	closedir(dir);
+	if (removed)
+		dg_log_info("xfer: removed %d shm region%s left by processes "
+		    "that are gone", removed, removed > 1 ? "s" : "");
+}
+
 static struct fi_info *
 s_getinfo(const char *provider, const char *node, bool hmem, char *why,
     size_t whysize)
@@ -1214,8 +1262,19 @@ s_getinfo(const char *provider, const char *node, bool hmem, char *why,
 	hints->domain_attr->threading = FI_THREAD_DOMAIN;
 	hints->fabric_attr->prov_name = strdup(provider);
 	bool shm = strcmp(provider, "shm") == 0;
-	int rc = fi_getinfo(FI_VERSION(1, 17), shm ? NULL : node, NULL,
-	    (!shm && node) ? FI_SOURCE : 0, hints, &info);
+	/* shm names an endpoint PID:UID:N by default; a daemon that
+	 * restarts in place (same pid) would get its old name back while
+	 * its peers still map the old region under it.  PID-START is
+	 * unique per engine, and still begins with the pid for
+	 * s_shm_collect(). */
+	char shm_name[64];
+	if (shm) {
+		snprintf(shm_name, sizeof shm_name, "%d-%lld", (int)getpid(),
+		    (long long)s_now_ms());
+		node = shm_name;
+	}
+	int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL,
+	    node ? FI_SOURCE : 0, hints, &info);
 	fi_freeinfo(hints);
 	if (rc) {
 		snprintf(why, whysize, "no libfabric provider '%s' with RDM "
@@ -1281,6 +1340,8 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 
 	bool device = dg_pool_kind(pool) == DG_MEM_DEVICE;
 	self->is_shm = strcmp(conf->provider, "shm") == 0;
+	if (self->is_shm)
+		s_shm_collect(getenv("DISAGG_REEXEC") != NULL);
 	self->info = s_getinfo(conf->provider, node, device, why, whysize);
 	if (!self->info)
 		goto fail;
