@@ -170,6 +170,8 @@ struct _dg_xfer_t {
 	atomic_bool stop;
 	int stop_fd;                    /* wakes the watchdog to stop */
 	_Atomic int64_t last_loop;      /* progress thread's last round */
+	atomic_bool napping;            /* progress thread in its idle wait */
+	bool ev_signalled;              /* ev_fd written, not yet drained */
 	atomic_bool wedged;
 	pthread_mutex_t pend_lock;
 	s_pend_t *pend;
@@ -298,11 +300,16 @@ s_emit(dg_xfer_t *self, const dg_xfer_event_t *ev)
 		return;
 	}
 	e->ev = *ev;
+	/* One write until the reader drains: a busy engine would
+	 * otherwise make a system call per event. */
 	pthread_mutex_lock(&self->ev_lock);
 	*self->events_tail = e;
 	self->events_tail = &e->next;
+	bool kick = !self->ev_signalled;
+	self->ev_signalled = true;
+	if (kick)
+		s_kick(self->ev_fd);
 	pthread_mutex_unlock(&self->ev_lock);
-	s_kick(self->ev_fd);
 }
 
 int
@@ -313,6 +320,7 @@ dg_xfer_next_event(dg_xfer_t *self, dg_xfer_event_t *ev)
 	if (!e) {
 		/* Cleared under the lock: a later s_emit writes it again. */
 		s_drain_fd(self->ev_fd);
+		self->ev_signalled = false;
 		pthread_mutex_unlock(&self->ev_lock);
 		return 0;
 	}
@@ -331,6 +339,16 @@ dg_xfer_fd(const dg_xfer_t *self)
 	return self->ev_fd;
 }
 
+/* Wake the progress thread only when it is in its idle wait: it sets
+ * `napping` and then looks at its commands once more before sleeping,
+ * so a command is never left waiting for the wait's timeout. */
+static void
+s_wake(dg_xfer_t *self)
+{
+	if (atomic_load(&self->napping))
+		s_kick(self->cmd_fd);
+}
+
 static void
 s_command(dg_xfer_t *self, s_cmd_t *cmd)
 {
@@ -338,7 +356,7 @@ s_command(dg_xfer_t *self, s_cmd_t *cmd)
 	*self->cmds_tail = cmd;
 	self->cmds_tail = &cmd->next;
 	pthread_mutex_unlock(&self->cmd_lock);
-	s_kick(self->cmd_fd);
+	s_wake(self);
 }
 
 #define STAT_ADD(self, field, n)                        \
@@ -1099,7 +1117,15 @@ s_idle(dg_xfer_t *self, int idle)
 	if (us > cap)
 		us = cap;
 	struct timespec ts = { 0, us * 1000 };
-	(void)ppoll(fds, (nfds_t)nfds, &ts, NULL);
+	atomic_store(&self->napping, true);
+	/* A command queued just before `napping` was seen set found no one
+	 * to wake: look once more. */
+	pthread_mutex_lock(&self->cmd_lock);
+	bool queued = self->cmds != NULL;
+	pthread_mutex_unlock(&self->cmd_lock);
+	if (!queued)
+		(void)ppoll(fds, (nfds_t)nfds, &ts, NULL);
+	atomic_store(&self->napping, false);
 }
 
 /* Sends the progress thread did not end by their deadline (plus a grace
@@ -1316,6 +1342,7 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	self->stop_fd = -1;
 	atomic_init(&self->last_loop, s_now_ms());
 	atomic_init(&self->wedged, false);
+	atomic_init(&self->napping, false);
 	self->cmds_tail = &self->cmds;
 	self->events_tail = &self->events;
 	atomic_init(&self->next_id, 1);
@@ -1674,7 +1701,7 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
 	pthread_mutex_unlock(&self->rx_lock);
 	/* Wake a sleeping progress thread: the peer may write at once, and
 	 * with shm nothing lands until we read our CQ. */
-	s_kick(self->cmd_fd);
+	s_wake(self);
 	return 0;
 fail:
 	free(len);
