@@ -30,8 +30,6 @@ typedef struct {
 	void *state;
 } s_daemon_t;
 
-char **dg_daemon_argv;
-
 int64_t
 dg_now_ms(void)
 {
@@ -95,6 +93,26 @@ s_reload(s_daemon_t *self)
 	if (self->ops->reload)
 		self->ops->reload(self->state);
 	dg_log_info("configuration reloaded from %s", self->d.file);
+}
+
+void
+dg_daemon_reexec(dg_daemon_t *d)
+{
+	char *argv[16];
+	int n = 0;
+
+	argv[n++] = (char *)"disaggd";
+	if (d->foreground)
+		argv[n++] = (char *)"-d";
+	for (int i = 0; i < d->verbose && i < 4; i++)
+		argv[n++] = (char *)"-v";
+	argv[n++] = (char *)"-f";
+	argv[n++] = d->file;
+	argv[n++] = (char *)"-N";
+	argv[n++] = d->name;
+	argv[n] = NULL;
+	setenv("DISAGG_REEXEC", "1", 1);
+	execv("/proc/self/exe", argv);
 }
 
 void
@@ -188,12 +206,17 @@ int
 dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
     int verbose)
 {
-	s_daemon_t self = { .d.cfg = *cfg_p, .d.verbose = verbose };
+	s_daemon_t self = { .d.cfg = *cfg_p, .d.verbose = verbose,
+	    .d.foreground = foreground };
 	sigset_t set;
 
 	*cfg_p = NULL;
+	/* Absolute: without -d the daemon leaves for "/", and a reload or
+	 * a restart in place must still find the file. */
+	char *abs = realpath(dg_config_file(self.d.cfg), NULL);
 	snprintf(self.d.file, sizeof self.d.file, "%s",
-	    dg_config_file(self.d.cfg));
+	    abs ? abs : dg_config_file(self.d.cfg));
+	free(abs);
 	const dg_stage_conf_t *st = dg_config_stage(self.d.cfg, name);
 	if (strcmp(name, "controller") == 0) {
 		self.d.role = DG_ROLE_CONTROLLER;

@@ -19,6 +19,7 @@ typedef struct dg_daemon {
 	bool draining;
 	int64_t drain_deadline;
 	int verbose;
+	bool foreground;
 } dg_daemon_t;
 
 typedef struct {
@@ -47,7 +48,9 @@ void dg_daemon_drain(dg_daemon_t *d, const char *why);
 
 int64_t dg_now_ms(void);
 
-/* disaggd's own argv, for a stage to restart itself in place. */
-extern char **dg_daemon_argv;
+/* Replace this process with a fresh disaggd running the same section of
+ * the same file (absolute path), in the same mode.  Returns only on
+ * failure. */
+void dg_daemon_reexec(dg_daemon_t *d);
 
 #endif

@@ -72,7 +72,6 @@ main(int argc, char *argv[])
 	int verbose = 0;
 	int ch;
 
-	dg_daemon_argv = argv;
 	while ((ch = getopt(argc, argv, "df:hN:nTvV")) != -1) {
 		switch (ch) {
 		case 'd': foreground = true; break;

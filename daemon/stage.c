@@ -1022,8 +1022,7 @@ s_restart_if_wedged(s_stage_t *self, int64_t now)
 	}
 	if (now < self->reexec_at)
 		return;
-	setenv("DISAGG_REEXEC", "1", 1);
-	execv("/proc/self/exe", dg_daemon_argv);
+	dg_daemon_reexec(self->d);
 	dg_log_error("cannot restart in place: %s; exiting", strerror(errno));
 	_exit(1);
 }
