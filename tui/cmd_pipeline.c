@@ -93,6 +93,32 @@ s_common_opt(s_common_t *c, int ch)
 	return false;
 }
 
+/* Options of a command that takes only the common ones, then `min_args`
+ * or more operands: fills `c`; the index of the first operand, or -1
+ * after printing the usage. */
+static int
+s_common_only(int argc, char *argv[], s_common_t *c, int min_args,
+    const char *usage)
+{
+	static const struct option opts[] = { COMMON_OPTS,
+	    { NULL, 0, NULL, 0 } };
+	int ch;
+
+	c->timeout_ms = 5000;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
+		if (!s_common_opt(c, ch)) {
+			fprintf(stderr, "usage: %s\n", usage);
+			return -1;
+		}
+	}
+	if (argc - optind < min_args) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return -1;
+	}
+	return optind;
+}
+
 /* ---- submit ------------------------------------------------------------ */
 
 typedef struct {
@@ -314,22 +340,11 @@ dg_cmd_submit(int argc, char *argv[])
 static int
 s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 {
-	static const struct option opts[] = { COMMON_OPTS,
-	    { NULL, 0, NULL, 0 } };
-	s_common_t c = { .timeout_ms = 5000 };
-	int ch, rc = DG_EXIT_OK;
+	s_common_t c = { 0 };
+	int rc = DG_EXIT_OK;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
-		if (!s_common_opt(&c, ch)) {
-			fprintf(stderr, "usage: %s\n", usage);
-			return DG_EXIT_USAGE;
-		}
-	}
-	if (optind == argc) {
-		fprintf(stderr, "usage: %s\n", usage);
+	if (s_common_only(argc, argv, &c, 1, usage) < 0)
 		return DG_EXIT_USAGE;
-	}
 	dg_client_t *cl = s_connect(&c);
 	if (!cl)
 		return DG_EXIT_UNREACHABLE;
@@ -420,19 +435,11 @@ dg_cmd_cancel(int argc, char *argv[])
 int
 dg_cmd_instances(int argc, char *argv[])
 {
-	static const struct option opts[] = { COMMON_OPTS,
-	    { NULL, 0, NULL, 0 } };
-	s_common_t c = { .timeout_ms = 5000 };
-	int ch;
+	s_common_t c = { 0 };
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
-		if (!s_common_opt(&c, ch)) {
-			fprintf(stderr, "usage: disagg instances [--json] "
-			    "[-c endpoint]\n");
-			return DG_EXIT_USAGE;
-		}
-	}
+	if (s_common_only(argc, argv, &c, 0,
+	    "disagg instances [--json] [-c endpoint]") < 0)
+		return DG_EXIT_USAGE;
 	dg_client_t *cl = s_connect(&c);
 	if (!cl)
 		return DG_EXIT_UNREACHABLE;
@@ -494,24 +501,13 @@ dg_cmd_instances(int argc, char *argv[])
 static int
 s_drain(int argc, char *argv[], bool drain)
 {
-	static const struct option opts[] = { COMMON_OPTS,
-	    { NULL, 0, NULL, 0 } };
-	s_common_t c = { .timeout_ms = 5000 };
-	int ch, rc = DG_EXIT_OK;
+	s_common_t c = { 0 };
+	int rc = DG_EXIT_OK;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
-		if (!s_common_opt(&c, ch)) {
-			fprintf(stderr, "usage: disagg %s [-c endpoint] NAME...\n",
-			    drain ? "drain" : "undrain");
-			return DG_EXIT_USAGE;
-		}
-	}
-	if (optind == argc) {
-		fprintf(stderr, "usage: disagg %s [-c endpoint] NAME...\n",
-		    drain ? "drain" : "undrain");
+	if (s_common_only(argc, argv, &c, 1, drain ?
+	    "disagg drain [-c endpoint] NAME..." :
+	    "disagg undrain [-c endpoint] NAME...") < 0)
 		return DG_EXIT_USAGE;
-	}
 	dg_client_t *cl = s_connect(&c);
 	if (!cl)
 		return DG_EXIT_UNREACHABLE;
