@@ -215,12 +215,13 @@ dg_pool_slots(const dg_pool_t *self)
 
 /* ---- the bitmap (callers hold the lock) -------------------------------- */
 
-/* First free slot in [i, end), or end. */
+/* First slot in [i, end) whose bit is `taken`, or end: a word at a time. */
 static uint64_t
-s_next_free(const dg_pool_t *self, uint64_t i, uint64_t end)
+s_next_slot(const dg_pool_t *self, uint64_t i, uint64_t end, bool taken)
 {
 	while (i < end) {
-		uint64_t w = ~self->bitmap[i / 64] & (~UINT64_C(0) << (i % 64));
+		uint64_t bits = self->bitmap[i / 64];
+		uint64_t w = (taken ? bits : ~bits) & (~UINT64_C(0) << (i % 64));
 		if (w) {
 			uint64_t at = (i & ~UINT64_C(63)) + (uint64_t)__builtin_ctzll(w);
 			return at < end ? at : end;
@@ -230,19 +231,16 @@ s_next_free(const dg_pool_t *self, uint64_t i, uint64_t end)
 	return end;
 }
 
-/* First taken slot in [i, end), or end. */
+static uint64_t
+s_next_free(const dg_pool_t *self, uint64_t i, uint64_t end)
+{
+	return s_next_slot(self, i, end, false);
+}
+
 static uint64_t
 s_next_taken(const dg_pool_t *self, uint64_t i, uint64_t end)
 {
-	while (i < end) {
-		uint64_t w = self->bitmap[i / 64] & (~UINT64_C(0) << (i % 64));
-		if (w) {
-			uint64_t at = (i & ~UINT64_C(63)) + (uint64_t)__builtin_ctzll(w);
-			return at < end ? at : end;
-		}
-		i = (i | 63) + 1;
-	}
-	return end;
+	return s_next_slot(self, i, end, true);
 }
 
 /* A run of n free slots starting in [from, until); UINT64_MAX if none.
