@@ -209,7 +209,7 @@ s_send_release(s_ctl_t *self, s_req_t *r, const char *why)
 		if (!in || !in->identity || in->state == I_DEAD)
 			continue;
 		dg_route_t route = { .identity = in->identity };
-		dg_wire_send(self->router, &route, m);
+		dg_wire_post(self->router, &route, m);
 	}
 out:
 	dg_msg_destroy(&m);
@@ -352,7 +352,7 @@ s_dispatch(s_ctl_t *self, s_req_t *r)
 	a->decoder_peer = chosen[2]->peer;
 	for (int s = 0; s < NSTAGES; s++) {
 		dg_route_t route = { .identity = chosen[s]->identity };
-		dg_wire_send(self->router, &route, m);
+		dg_wire_post(self->router, &route, m);
 	}
 	dg_msg_destroy(&m);
 	return true;
@@ -842,6 +842,34 @@ s_on_release(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 
 /* ---- the loop ---------------------------------------------------------- */
 
+static void
+s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
+{
+	switch (m->op) {
+	case DG_OP_SUBMIT: s_on_submit(self, route, m); break;
+	case DG_OP_STATUS: s_on_status(self, route, m); break;
+	case DG_OP_CANCEL: s_on_cancel(self, route, m); break;
+	case DG_OP_HELLO: s_on_hello(self, route, m); break;
+	case DG_OP_HEARTBEAT: s_on_heartbeat(self, route, m); break;
+	case DG_OP_STATS: s_on_stats(self, m); break;
+	case DG_OP_BYE: s_on_bye(self, m); break;
+	case DG_OP_STAGE_DONE: s_on_stage_done(self, m); break;
+	case DG_OP_STAGE_FAILED: s_on_stage_failed(self, m); break;
+	case DG_OP_ROOM_PHASE: s_on_room_phase(self, m); break;
+	case DG_OP_ASSIGN_OK:
+	case DG_OP_RELEASE_OK: break;
+	case DG_OP_INSTANCES: s_on_instances(self, route, m); break;
+	case DG_OP_DRAIN: s_on_drain(self, route, m, true); break;
+	case DG_OP_UNDRAIN: s_on_drain(self, route, m, false); break;
+	case DG_OP_RELEASE: s_on_release(self, route, m); break;
+	default:
+		dg_wire_send_error(sock, route, m->seq,
+		    DG_PROTO_E_UNKNOWN_OP, "the controller does not "
+		    "serve '%s'", dg_op_name(m->op));
+		break;
+	}
+}
+
 static int
 s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -851,45 +879,35 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 	dg_proto_err_t err;
 
 	(void)loop;
-	/* Drain what is queued, a bounded batch per wake-up. */
+	/* Drain what is queued, a bounded number per wake-up; the
+	 * daemons' batches count once. */
+	dg_wire_cork();
 	for (int i = 0; i < 256; i++) {
 		if (!(zsock_events(sock) & ZMQ_POLLIN))
 			break;
-		int rc = dg_wire_recv(sock, &route, &m, &err);
-		if (rc < 0)
+		zmsg_t *bodies = NULL;
+		int n = dg_wire_recv_batch(sock, &route, &bodies);
+		if (n < 0)
 			break;
-		if (rc == 0) {
-			dg_log_debug("bad frame: %s", err.message);
-			dg_wire_send_decode_error(sock, &route, &err);
-			dg_route_clear(&route);
-			continue;
+		if (n == 0) {
+			dg_wire_send_error(sock, &route, 0,
+			    DG_PROTO_E_MALFORMED, "no frame after the "
+			    "routing frames");
+			zmsg_destroy(&bodies);
 		}
-		switch (m->op) {
-		case DG_OP_SUBMIT: s_on_submit(self, &route, m); break;
-		case DG_OP_STATUS: s_on_status(self, &route, m); break;
-		case DG_OP_CANCEL: s_on_cancel(self, &route, m); break;
-		case DG_OP_HELLO: s_on_hello(self, &route, m); break;
-		case DG_OP_HEARTBEAT: s_on_heartbeat(self, &route, m); break;
-		case DG_OP_STATS: s_on_stats(self, m); break;
-		case DG_OP_BYE: s_on_bye(self, m); break;
-		case DG_OP_STAGE_DONE: s_on_stage_done(self, m); break;
-		case DG_OP_STAGE_FAILED: s_on_stage_failed(self, m); break;
-		case DG_OP_ROOM_PHASE: s_on_room_phase(self, m); break;
-		case DG_OP_ASSIGN_OK:
-		case DG_OP_RELEASE_OK: break;
-		case DG_OP_INSTANCES: s_on_instances(self, &route, m); break;
-		case DG_OP_DRAIN: s_on_drain(self, &route, m, true); break;
-		case DG_OP_UNDRAIN: s_on_drain(self, &route, m, false); break;
-		case DG_OP_RELEASE: s_on_release(self, &route, m); break;
-		default:
-			dg_wire_send_error(sock, &route, m->seq,
-			    DG_PROTO_E_UNKNOWN_OP, "the controller does not "
-			    "serve '%s'", dg_op_name(m->op));
-			break;
+		int rc;
+		while ((rc = dg_wire_next(&bodies, &m, &err)) >= 0) {
+			if (rc == 0) {
+				dg_log_debug("bad frame: %s", err.message);
+				dg_wire_send_decode_error(sock, &route, &err);
+				continue;
+			}
+			s_on_message(self, sock, &route, m);
+			dg_msg_destroy(&m);
 		}
-		dg_msg_destroy(&m);
 		dg_route_clear(&route);
 	}
+	dg_wire_uncork();
 	return 0;
 }
 
@@ -924,6 +942,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	int64_t now = zclock_mono();
 
 	(void)loop;
+	dg_wire_cork();
 	(void)timer_id;
 	for (size_t i = 0; i < self->ninsts; i++) {
 		s_inst_t *in = &self->insts[i];
@@ -973,6 +992,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	if ((self->changed && now - self->last_snapshot >= 100) ||
 	    now - self->last_snapshot >= 5000)
 		s_publish_snapshot(self, now);
+	dg_wire_uncork();
 	return 0;
 }
 

@@ -150,7 +150,7 @@ static void
 s_to_ctl(s_stage_t *self, dg_msg_t *m)
 {
 	m->seq = ++self->seq;
-	dg_wire_send(self->ctl, NULL, m);
+	dg_wire_post(self->ctl, NULL, m);
 	dg_msg_destroy(&m);
 }
 
@@ -277,14 +277,14 @@ s_fail(s_stage_t *self, s_room_t *r, bool retryable, const char *fmt, ...)
 		if (r->down) {
 			f->u.transfer_failed.phase = s_phase_out(self);
 			f->u.transfer_failed.gen = r->down->u.manifest.gen;
-			dg_wire_send(self->peer, &r->down_route, f);
+			dg_wire_post(self->peer, &r->down_route, f);
 		}
 		if (*r->up_ep && r->has_in) {
 			zsock_t *up = s_up(self, r->up_ep);
 			f->u.transfer_failed.phase = s_phase_in(self);
 			f->u.transfer_failed.gen = r->in_ext.gen;
 			if (up)
-				dg_wire_send(up, NULL, f);
+				dg_wire_post(up, NULL, f);
 		}
 		dg_msg_destroy(&f);
 	}
@@ -389,7 +389,7 @@ s_try_receive(s_stage_t *self, s_room_t *r)
 	r->receiving = true;
 	zsock_t *up = s_up(self, r->up_ep);
 	m->seq = ++self->seq;
-	if (!up || dg_wire_send(up, NULL, m) < 0) {
+	if (!up || dg_wire_post(up, NULL, m) < 0) {
 		dg_msg_destroy(&m);
 		s_fail(self, r, true, "cannot send the manifest to %s",
 		    r->up_ep);
@@ -597,6 +597,7 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	(void)item;
 	if (read(self->donefd, &n, sizeof n) < 0 && errno != EAGAIN)
 		return 0;
+	dg_wire_cork();
 	for (;;) {
 		pthread_mutex_lock(&self->lock);
 		s_batch_t *b = zlistx_first(self->finished);
@@ -639,6 +640,7 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 		free(b);
 	}
 	s_pump(self);
+	dg_wire_uncork();
 	return 0;
 }
 
@@ -659,6 +661,7 @@ s_on_xfer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 	(void)loop;
 	(void)item;
+	dg_wire_cork();
 	while (dg_xfer_next_event(self->xfer, &ev)) {
 		s_room_t *r = s_room_by_xfer(self, ev.room);
 		if (!r || r->released)
@@ -694,13 +697,14 @@ s_on_xfer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 				m->u.transfer_done.bytes = ev.bytes;
 				m->u.transfer_done.tensors = rows;
 				m->u.transfer_done.n_tensors = mf->n_tensors;
-				dg_wire_send(self->peer, &r->down_route, m);
+				dg_wire_post(self->peer, &r->down_route, m);
 				dg_msg_destroy(&m);
 			}
 			s_finished(self, r);
 		}
 	}
 	s_pump(self);
+	dg_wire_uncork();
 	return 0;
 }
 
@@ -785,32 +789,50 @@ s_on_peer_cb(zloop_t *loop, zsock_t *sock, void *arg)
 	s_stage_t *self = arg;
 
 	(void)loop;
+	dg_wire_cork();
 	for (int i = 0; i < 256 && (zsock_events(sock) & ZMQ_POLLIN); i++) {
 		dg_route_t route = { 0 };
+		zmsg_t *bodies = NULL;
 		dg_msg_t *m = NULL;
 		dg_proto_err_t err;
-		int rc = dg_wire_recv(sock, &route, &m, &err);
-		if (rc < 0)
+		int n = dg_wire_recv_batch(sock, &route, &bodies);
+		if (n < 0)
 			break;
-		if (rc == 0) {
-			if (zsock_type(sock) == ZMQ_ROUTER)
-				dg_wire_send_decode_error(sock, &route, &err);
-		} else if (m->op == DG_OP_MANIFEST) {
-			s_on_manifest(self, &m, &route);
-		} else if (m->op == DG_OP_TRANSFER_DONE) {
-			s_on_transfer_done(self, m);
-		} else if (m->op == DG_OP_TRANSFER_FAILED) {
-			s_on_transfer_failed(self, m);
-		} else if (m->op != DG_OP_ERROR &&
-		    zsock_type(sock) == ZMQ_ROUTER) {
-			dg_wire_send_error(sock, &route, m->seq,
-			    DG_PROTO_E_UNKNOWN_OP, "a stage's peer endpoint "
-			    "does not serve '%s'", dg_op_name(m->op));
+		if (n == 0 && zsock_type(sock) == ZMQ_ROUTER)
+			dg_wire_send_error(sock, &route, 0,
+			    DG_PROTO_E_MALFORMED, "no frame after the "
+			    "routing frames");
+		int rc;
+		while ((rc = dg_wire_next(&bodies, &m, &err)) >= 0) {
+			if (rc == 0) {
+				if (zsock_type(sock) == ZMQ_ROUTER)
+					dg_wire_send_decode_error(sock, &route,
+					    &err);
+			} else if (m->op == DG_OP_MANIFEST) {
+				/* The room keeps the route it answers on, and
+				 * the batch's next message needs one too. */
+				dg_route_t own;
+				dg_route_copy(&own, &route);
+				s_on_manifest(self, &m, &own);
+				dg_route_clear(&own);
+			} else if (m->op == DG_OP_TRANSFER_DONE) {
+				s_on_transfer_done(self, m);
+			} else if (m->op == DG_OP_TRANSFER_FAILED) {
+				s_on_transfer_failed(self, m);
+			} else if (m->op != DG_OP_ERROR &&
+			    zsock_type(sock) == ZMQ_ROUTER) {
+				dg_wire_send_error(sock, &route, m->seq,
+				    DG_PROTO_E_UNKNOWN_OP, "a stage's peer "
+				    "endpoint does not serve '%s'",
+				    dg_op_name(m->op));
+			}
+			dg_msg_destroy(&m);
 		}
-		dg_msg_destroy(&m);
+		zmsg_destroy(&bodies);
 		dg_route_clear(&route);
 	}
 	s_pump(self);
+	dg_wire_uncork();
 	return 0;
 }
 
@@ -929,49 +951,59 @@ s_on_release(s_stage_t *self, const dg_msg_t *m)
 	s_pump(self);
 }
 
+static void
+s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
+{
+	switch (m->op) {
+	case DG_OP_HELLO_OK:
+		if (!self->registered)
+			dg_log_info("registered with the controller");
+		self->registered = true;
+		self->heartbeat_ms = m->u.hello_ok.heartbeat_ms;
+		break;
+	case DG_OP_ASSIGN: s_on_assign(self, m); break;
+	case DG_OP_RELEASE: s_on_release(self, m); break;
+	case DG_OP_DRAIN: dg_daemon_drain(self->d, "drain"); break;
+	case DG_OP_ERROR:
+		if (m->u.error.code &&
+		    strcmp(m->u.error.code, "not-found") == 0) {
+			self->registered = false;
+			s_hello(self);
+		} else {
+			dg_log_warn("controller: %s: %s",
+			    m->u.error.code, m->u.error.message);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
 static int
 s_on_ctl(zloop_t *loop, zsock_t *sock, void *arg)
 {
 	s_stage_t *self = arg;
 
 	(void)loop;
+	dg_wire_cork();
 	for (int i = 0; i < 256 && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+		zmsg_t *bodies = NULL;
 		dg_msg_t *m = NULL;
 		dg_proto_err_t err;
-		int rc = dg_wire_recv(sock, NULL, &m, &err);
-		if (rc < 0)
+		if (dg_wire_recv_batch(sock, NULL, &bodies) < 0)
 			break;
-		if (rc == 0) {
-			dg_log_warn("bad frame from the controller: %s",
-			    err.message);
-			continue;
+		int rc;
+		while ((rc = dg_wire_next(&bodies, &m, &err)) >= 0) {
+			if (rc == 0)
+				dg_log_warn("bad frame from the controller: %s",
+				    err.message);
+			else
+				s_on_ctl_msg(self, m);
+			dg_msg_destroy(&m);
 		}
-		switch (m->op) {
-		case DG_OP_HELLO_OK:
-			if (!self->registered)
-				dg_log_info("registered with the controller");
-			self->registered = true;
-			self->heartbeat_ms = m->u.hello_ok.heartbeat_ms;
-			break;
-		case DG_OP_ASSIGN: s_on_assign(self, m); break;
-		case DG_OP_RELEASE: s_on_release(self, m); break;
-		case DG_OP_DRAIN: dg_daemon_drain(self->d, "drain"); break;
-		case DG_OP_ERROR:
-			if (m->u.error.code &&
-			    strcmp(m->u.error.code, "not-found") == 0) {
-				self->registered = false;
-				s_hello(self);
-			} else {
-				dg_log_warn("controller: %s: %s",
-				    m->u.error.code, m->u.error.message);
-			}
-			break;
-		default:
-			break;
-		}
-		dg_msg_destroy(&m);
 	}
 	s_pump(self);
+	dg_wire_uncork();
 	return 0;
 }
 
@@ -1038,6 +1070,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	s_restart_if_wedged(self, now);
 	if (self->reexec_at)
 		return 0;
+	dg_wire_cork();
 	if (!self->registered && now - self->last_hello >= 1000)
 		s_hello(self);
 	if (now - self->stats_at >= self->heartbeat_ms) {
@@ -1097,6 +1130,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 			break;          /* the cursor is gone: next tick */
 		}
 	}
+	dg_wire_uncork();
 	return 0;
 }
 

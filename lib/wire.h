@@ -37,4 +37,29 @@ int dg_wire_send_error(zsock_t *sock, const dg_route_t *route,
 int dg_wire_send_decode_error(zsock_t *sock, const dg_route_t *route,
     const dg_proto_err_t *err);
 
+/* Batches between daemons.  While the calling thread is corked,
+ * dg_wire_post keeps messages and sends those for one peer as a single
+ * ZeroMQ message of several body frames when the thread uncorks: under
+ * load a stage's phase reports, results and manifests then cost one
+ * wake-up of each I/O thread instead of one each.  Only daemons send
+ * batches (clients get one frame per message); dg_wire_send first sends
+ * what was posted to the same peer, so the order holds. */
+void dg_wire_cork(void);
+void dg_wire_uncork(void);
+int dg_wire_post(zsock_t *sock, const dg_route_t *route,
+    const dg_msg_t *msg);
+
+/* The largest batch a receiver accepts. */
+#define DG_WIRE_BATCH_MAX 256
+
+/* Receive one ZeroMQ message that may be a batch: the routing frames go
+ * to `route` and the bodies stay in *bodies_p for dg_wire_next.  Returns
+ * the number of bodies (0: a message with nothing after its routing
+ * frames, answer it as malformed), or -1 when nothing could be read. */
+int dg_wire_recv_batch(zsock_t *sock, dg_route_t *route,
+    zmsg_t **bodies_p);
+/* The next body of a batch: 1 and a message, 0 when it was not a valid
+ * message (err filled), -1 when none is left (*bodies_p destroyed). */
+int dg_wire_next(zmsg_t **bodies_p, dg_msg_t **msg_p, dg_proto_err_t *err);
+
 #endif

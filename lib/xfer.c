@@ -1123,8 +1123,14 @@ s_idle(dg_xfer_t *self, int idle)
 	pthread_mutex_lock(&self->cmd_lock);
 	bool queued = self->cmds != NULL;
 	pthread_mutex_unlock(&self->cmd_lock);
-	if (!queued)
-		(void)ppoll(fds, (nfds_t)nfds, &ts, NULL);
+	if (!queued && ppoll(fds, (nfds_t)nfds, &ts, NULL) > 0 &&
+	    (fds[0].revents & POLLIN)) {
+		/* A kick that raced with the look above (the writer saw
+		 * `napping` after we had found its command) leaves the fd
+		 * readable with nothing queued: left so, every later wait
+		 * would return at once and this thread would spin. */
+		s_drain_fd(self->cmd_fd);
+	}
 	atomic_store(&self->napping, false);
 }
 
