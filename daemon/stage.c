@@ -30,6 +30,7 @@
 #include "checksum.h"
 #include "daemon.h"
 #include "log.h"
+#include "manifest.h"
 #include "pool.h"
 #include "proto.h"
 #include "stage.h"
@@ -410,20 +411,15 @@ s_try_send(s_stage_t *self, s_room_t *r)
 	if (r->queue != Q_SENDING || r->sending || !r->down)
 		return;
 	const dg_manifest_msg_t *m = &r->down->u.manifest;
-	if (m->n_tensors != r->out_plan.n) {
-		s_fail(self, r, false, "downstream expects %zu tensors, this "
-		    "stage makes %zu", m->n_tensors, r->out_plan.n);
+	uint64_t bytes[DG_STAGE_MAX_TENSORS];
+	for (size_t i = 0; i < r->out_plan.n; i++)
+		bytes[i] = r->out_plan.t[i].bytes;
+	dg_manifest_want_t want = { .room = r->room,
+	    .phase = s_phase_out(self), .n_tensors = r->out_plan.n,
+	    .bytes = bytes };
+	if (dg_manifest_check(m, &want, why, sizeof why) < 0) {
+		s_fail(self, r, false, "manifest from downstream: %s", why);
 		return;
-	}
-	for (size_t i = 0; i < m->n_tensors; i++) {
-		if (m->tensors[i].bytes != r->out_plan.t[i].bytes) {
-			s_fail(self, r, false, "tensor '%s': downstream "
-			    "expects %llu bytes, this stage makes %llu",
-			    r->out_plan.t[i].name,
-			    (unsigned long long)m->tensors[i].bytes,
-			    (unsigned long long)r->out_plan.t[i].bytes);
-			return;
-		}
 	}
 	s_phase(self, r, self->role == DG_ROLE_ENCODER ? "phase1" : "phase2");
 	if (dg_xfer_send(self->xfer, m, &r->out_ext, r->out_offsets,

@@ -50,6 +50,7 @@
 
 #include "checksum.h"
 #include "log.h"
+#include "manifest.h"
 #include "xfer.h"
 
 /* A token names a receive: index in the table (low 16 bits) and that
@@ -1722,23 +1723,9 @@ dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 {
 	size_t n = m->n_tensors;
 
-	if (m->n_fabric == 0 || m->n_fabric > DG_XFER_MAX_RAILS) {
-		snprintf(why, whysize, "manifest names %zu fabric addresses",
-		    m->n_fabric);
+	if (dg_manifest_check(m, &(dg_manifest_want_t){ 0 }, why,
+	    whysize) < 0)
 		return -1;
-	}
-	for (size_t r = 0; r < m->n_fabric; r++) {
-		if (m->fabric[r].size == 0 ||
-		    m->fabric[r].size > DG_XFER_ADDR_MAX) {
-			snprintf(why, whysize, "bad fabric address on rail %zu",
-			    r);
-			return -1;
-		}
-	}
-	if (m->chunk == 0 || m->token > UINT32_MAX) {
-		snprintf(why, whysize, "bad chunk size or token in manifest");
-		return -1;
-	}
 	s_send_t *tx = calloc(1, sizeof *tx);
 	if (!tx) {
 		snprintf(why, whysize, "out of memory");
