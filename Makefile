@@ -10,6 +10,8 @@
 #   make memcheck           unit tests under valgrind
 #   make fuzz               bounded libFuzzer run of every target (FUZZ_SECONDS)
 #   make demo               deps, build, a one-host pipeline with sample requests
+#   make soak               10 minutes of load, cancels and transformer kills
+#                           (SOAK_SECONDS, SOAK_RATE, SOAK_KILL_EVERY); not in check
 
 CC       ?= cc
 CLANG    ?= clang
@@ -72,7 +74,7 @@ FUZZ_LIBOBJ := $(LIB_SRC:%.c=$(B)/fuzz/%.o)
 
 PROGRAMS := lib/libdisagg.a daemon/disaggd tui/disagg
 
-.PHONY: all deps check check-run memcheck fuzz fuzz-build demo clean \
+.PHONY: all deps check check-run memcheck fuzz fuzz-build demo soak clean \
         test-bins FORCE
 
 all: $(PROGRAMS)
@@ -183,6 +185,11 @@ fuzz: fuzz-build
 	    -artifact_prefix=$(B)/fuzz/crash-$$n- \
 	    $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
+
+soak:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all test-bins
+	@sh mk/soak.sh
 
 demo:
 	@$(MAKE) --no-print-directory deps

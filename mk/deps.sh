@@ -6,7 +6,7 @@ set -u
 
 PKGS="gcc make pkg-config libzmq3-dev libczmq-dev libfabric-dev libinih-dev
 libncurses-dev libmsgpack-dev libcmocka-dev libxxhash-dev tmux clang libclang-rt-14-dev
-valgrind mandoc procps iproute2"
+valgrind mandoc procps iproute2 python3"
 
 missing=""
 for p in $PKGS; do
