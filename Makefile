@@ -10,6 +10,8 @@
 #   make memcheck           unit tests under valgrind
 #   make fuzz               bounded libFuzzer run of every target (FUZZ_SECONDS)
 #   make demo               deps, build, a one-host pipeline with sample requests
+#   make install            PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc: programs,
+#                           man pages, etc/disagg.ini, systemd units
 #   make soak               10 minutes of load, cancels and transformer kills
 #                           (SOAK_SECONDS, SOAK_RATE, SOAK_KILL_EVERY); not in check
 
@@ -21,7 +23,7 @@ CFLAGS   ?= -O2 -g
 LDFLAGS  ?=
 FUZZ_SECONDS ?= 60
 
-PKGS     := libczmq libzmq inih libfabric msgpack ncursesw libxxhash
+PKGS     := libczmq libzmq inih libfabric msgpack ncursesw libxxhash libsystemd
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Wwrite-strings -Werror
 
 # Lazily evaluated so that 'make deps' can run before pkg-config knows them.
@@ -74,7 +76,7 @@ FUZZ_LIBOBJ := $(LIB_SRC:%.c=$(B)/fuzz/%.o)
 
 PROGRAMS := lib/libdisagg.a daemon/disaggd tui/disagg
 
-.PHONY: all deps check check-run memcheck fuzz fuzz-build demo soak clean \
+.PHONY: all deps check check-run memcheck fuzz fuzz-build demo soak install clean \
         test-bins FORCE
 
 all: $(PROGRAMS)
@@ -184,6 +186,33 @@ fuzz: fuzz-build
 	    $$( [ -f tests/fuzz/$$n.dict ] && echo -dict=tests/fuzz/$$n.dict ) \
 	    -artifact_prefix=$(B)/fuzz/crash-$$n- \
 	    $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(SYSCONFDIR)/systemd/system
+
+# The example configuration is installed only where none exists: an
+# upgrade never overwrites an operator's file.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSCONFDIR)/disagg $(DESTDIR)$(UNITDIR)
+	install -m 755 tui/disagg $(DESTDIR)$(BINDIR)/disagg
+	install -m 755 daemon/disaggd $(DESTDIR)$(SBINDIR)/disaggd
+	install -m 644 man/disagg.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/disagg.ini.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/disagg-protocol.7 $(DESTDIR)$(MANDIR)/man7/
+	install -m 644 man/disaggd.8 $(DESTDIR)$(MANDIR)/man8/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/disagg/disagg.ini ] || \
+	    install -m 644 etc/disagg.ini $(DESTDIR)$(SYSCONFDIR)/disagg/disagg.ini
+	for u in etc/systemd/*.service; do \
+	    sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u \
+	        > $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
 	done
 
 soak:

@@ -10,6 +10,7 @@
  *  log.  */
 #define _GNU_SOURCE
 #include <czmq.h>
+#include <systemd/sd-daemon.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -127,6 +128,7 @@ dg_daemon_drain(dg_daemon_t *d, const char *why)
 		return;
 	d->draining = true;
 	d->drain_deadline = dg_now_ms() + timeout;
+	sd_notify(0, "STOPPING=1");
 	dg_log_info("%s: draining (at most %lld ms)", why, (long long)timeout);
 	if (self->ops->drain)
 		self->ops->drain(self->state);
@@ -177,7 +179,10 @@ s_on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 		dg_daemon_drain(&self->d, why);
 		return 0;
 	case SIGHUP:
+		/* systemd's ExecReload waits for READY=1 again. */
+		sd_notify(0, "RELOADING=1");
 		s_reload(self);
+		sd_notify(0, "READY=1");
 		return 0;
 	case SIGUSR1:
 		dg_log_reopen();
@@ -264,6 +269,10 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 		    self.d.name);
 		self.exit_code = 1;
 	} else {
+		/* Type=notify: ready once the sockets are bound and the
+		 * role's state is up; a no-op outside systemd. */
+		sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=%s %s serving",
+		    (int)getpid(), dg_role_name(self.d.role), self.d.name);
 		zloop_start(self.d.loop);
 	}
 	if (self.ops->stop)

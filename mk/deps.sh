@@ -5,7 +5,7 @@
 set -u
 
 PKGS="gcc make pkg-config libzmq3-dev libczmq-dev libfabric-dev libinih-dev
-libncurses-dev libmsgpack-dev libcmocka-dev libxxhash-dev tmux clang libclang-rt-14-dev
+libncurses-dev libmsgpack-dev libcmocka-dev libxxhash-dev libsystemd-dev tmux clang libclang-rt-14-dev
 valgrind mandoc procps iproute2 python3"
 
 missing=""

@@ -1,7 +1,9 @@
 #!/bin/sh
 # run.sh: disaggd as a process: options, start-up, SIGHUP reload (a good
 # file is applied, a bad one is refused and the daemon keeps running),
-# SIGUSR1, and a clean exit 0 on SIGTERM.
+# SIGUSR1, and a clean exit 0 on SIGTERM; and the systemd notify
+# protocol (READY=1 once serving, RELOADING=1 and READY=1 around a
+# reload, STOPPING=1 when draining) to a NOTIFY_SOCKET of our own.
 . tests/lib.sh
 scratch
 D=daemon/disaggd
@@ -24,8 +26,25 @@ publish = ipc://$T_TMP/pub
 peer = ipc://$T_TMP/t0
 log_level = info
 EOI
-"$D" -d -f "$T_TMP/a.ini" -N t0 > "$T_TMP/log" 2>&1 &
+# What systemd would hear: one line per datagram.
+: > "$T_TMP/notify"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as f:
+    while True:
+        f.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+        f.flush()' "$T_TMP/notify.sock" "$T_TMP/notify" &
+listener=$!
+trap 'kill $listener 2> /dev/null; rm -rf "$T_TMP"' EXIT
+wait_for 10 test -S "$T_TMP/notify.sock"
+NOTIFY_SOCKET="$T_TMP/notify.sock" "$D" -d -f "$T_TMP/a.ini" -N t0 \
+    > "$T_TMP/log" 2>&1 &
 pid=$!
+check "daemon tells systemd READY=1 with its pid once serving" \
+    wait_for 10 grep -q "^READY=1 MAINPID=$pid STATUS=transformer t0 serving" \
+    "$T_TMP/notify"
 check "daemon starts and logs its role" \
     wait_for 10 grep -q 'transformer t0 starting' "$T_TMP/log"
 
@@ -37,6 +56,9 @@ check "daemon SIGHUP applies a reloadable key" \
     wait_for 10 grep -q 'log_level changed, applied' "$T_TMP/log"
 check "daemon SIGHUP names a key that needs a restart" \
     grep -q 'workers changed; it takes effect only on restart' "$T_TMP/log"
+check "daemon tells systemd RELOADING=1 then READY=1 on SIGHUP" \
+    wait_for 10 sh -c "grep -A1 '^RELOADING=1' '$T_TMP/notify' | \
+    grep -q '^READY=1'"
 
 echo 'max_batch = lots' >> "$T_TMP/a.ini"
 kill -HUP $pid
@@ -61,5 +83,7 @@ else
 	fail "daemon SIGTERM exits within 10s"
 fi
 check "daemon logs its drain" grep -q 'SIGTERM: draining' "$T_TMP/log"
+check "daemon tells systemd STOPPING=1 when it drains" \
+    grep -q '^STOPPING=1' "$T_TMP/notify"
 
 summary daemon
