@@ -524,9 +524,13 @@ s_keys(void)
 	char k[24];
 
 	for (size_t i = 0; i < n; i++) {
-		for (int j = 0; j < 3 && a[i].keys[j]; j++)
-			printf("%s%s", j ? " " : "",
-			    dg_console_key_name(a[i].keys[j], k, sizeof k));
+		char prev[24] = "";
+		for (int j = 0; j < 3 && a[i].keys[j]; j++) {
+			dg_console_key_name(a[i].keys[j], k, sizeof k);
+			if (strcmp(k, prev) != 0)   /* Enter: two key codes */
+				printf("%s%s", j ? " " : "", k);
+			snprintf(prev, sizeof prev, "%s", k);
+		}
 		printf("\t%s\t%s\n", a[i].name, a[i].help);
 	}
 }

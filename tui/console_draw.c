@@ -308,7 +308,8 @@ s_function_bar(void)
 			continue;
 		x = s_put(y, x, A_NORMAL, dg_console_key_name(a[i].keys[0], key,
 		    sizeof key));
-		snprintf(label, sizeof label, "%-7s", a[i].bar);
+		/* htop's six columns, and one blank after a longer label. */
+		snprintf(label, sizeof label, "%-6s ", a[i].bar);
 		x = s_put(y, x, s_attr(P_BAR, A_REVERSE), label);
 	}
 	if (x < COLS) {
