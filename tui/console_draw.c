@@ -33,7 +33,6 @@ dg_draw_init(dg_console_t *con)
 	s_active = true;
 	cbreak();               /* C-c stays SIGINT: a clean exit */
 	noecho();
-	nonl();
 	keypad(stdscr, TRUE);
 	nodelay(stdscr, TRUE);  /* the loop waits in zmq_poll, not getch */
 	set_escdelay(25);
