@@ -7,9 +7,11 @@
 #include <czmq.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "cmd_pipeline.h"
+#include "console.h"
 #include "proto.h"
 #include "ref.h"
 #include "up.h"
@@ -43,6 +45,8 @@ static const s_command_t s_commands[] = {
 	  dg_cmd_drain },
 	{ "undrain", "undrain NAME...", "send an instance work again",
 	  dg_cmd_undrain },
+	{ "console", "console [opts]", "the operator console (ncurses); -b "
+	  "for text snapshots", dg_cmd_console },
 	{ "bench", "bench xfer|pipeline", "measure the transfer engine against "
 	  "bare libfabric, or a running pipeline", dg_bench_main },
 };
@@ -82,6 +86,9 @@ main(int argc, char *argv[])
 	 * makes every wait return at once; a command line tool should just
 	 * stop. */
 	zsys_handler_set(NULL);
+	/* Bare `disagg` on a terminal is the console, as top is. */
+	if (argc < 2 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		return dg_cmd_console(argc, argv);
 	if (argc < 2) {
 		s_usage(stderr);
 		return 2;

@@ -1,0 +1,424 @@
+/*  console_draw.c: the console's screen, with ncurses.  Each frame is
+ *  drawn whole from the model (erase, draw, refresh: curses sends only
+ *  what changed), so a resize is just the next frame.
+ *
+ *      row 0       title, controller, connection, request counters
+ *      row 1       the views (current one marked), daemon, sort, filter
+ *      row 2       column titles
+ *      rows 3..    the table; a followed room's pane at the bottom
+ *      LINES-2     status line: outcome of the last action, or a prompt
+ *      LINES-1     function bar (from the action table)
+ *
+ *  Colours have roles (htop's ColorElements); the monochrome scheme
+ *  (-C, NO_COLOR, or a terminal without colours) uses reverse and bold,
+ *  and every state is spelled out, never shown by colour alone.  */
+#define _GNU_SOURCE
+#include <curses.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "console.h"
+
+enum { P_HEAD = 1, P_SEL, P_BAR, P_OK, P_WARN, P_BAD, P_TITLE };
+
+static bool s_active;
+static bool s_color;
+
+int
+dg_draw_init(dg_console_t *con)
+{
+	if (!initscr())
+		return -1;
+	s_active = true;
+	cbreak();               /* C-c stays SIGINT: a clean exit */
+	noecho();
+	keypad(stdscr, TRUE);
+	nodelay(stdscr, TRUE);  /* the loop waits in zmq_poll, not getch */
+	set_escdelay(25);
+	curs_set(0);
+	s_color = !con->mono && has_colors();
+	if (s_color) {
+		start_color();
+		use_default_colors();
+		init_pair(P_HEAD, COLOR_BLACK, COLOR_GREEN);
+		init_pair(P_SEL, COLOR_BLACK, COLOR_CYAN);
+		init_pair(P_BAR, COLOR_BLACK, COLOR_CYAN);
+		init_pair(P_OK, COLOR_GREEN, -1);
+		init_pair(P_WARN, COLOR_YELLOW, -1);
+		init_pair(P_BAD, COLOR_RED, -1);
+		init_pair(P_TITLE, COLOR_CYAN, -1);
+	}
+	return 0;
+}
+
+void
+dg_draw_end(void)
+{
+	if (s_active) {
+		s_active = false;
+		endwin();
+	}
+}
+
+static attr_t
+s_attr(int pair, attr_t mono)
+{
+	return s_color ? COLOR_PAIR(pair) : mono;
+}
+
+/* `text` at (y, x), cut at the screen's edge. */
+static int
+s_put(int y, int x, attr_t a, const char *text)
+{
+	if (y < 0 || y >= LINES || x >= COLS)
+		return x;
+	attrset(a);
+	mvaddnstr(y, x, text, COLS - x);
+	attrset(A_NORMAL);
+	int n = (int)strlen(text);
+	return x + n < COLS ? x + n : COLS;
+}
+
+/* A whole line in `a`, padded to the right edge. */
+static void
+s_line(int y, attr_t a, const char *text)
+{
+	if (y < 0 || y >= LINES)
+		return;
+	attrset(a);
+	mvhline(y, 0, ' ', COLS);
+	mvaddnstr(y, 0, text, COLS);
+	attrset(A_NORMAL);
+}
+
+static void
+s_header(dg_console_t *con, int64_t now)
+{
+	char buf[512];
+	bool up = dg_console_connected(con, now);
+	int x = s_put(0, 0, s_attr(P_TITLE, A_BOLD) | A_BOLD, "disagg console");
+
+	snprintf(buf, sizeof buf, "  %s  ", con->endpoint);
+	x = s_put(0, x, A_NORMAL, buf);
+	if (up) {
+		x = s_put(0, x, s_attr(P_OK, A_BOLD), "connected");
+	} else if (!con->ever_heard) {
+		x = s_put(0, x, s_attr(P_BAD, A_BOLD) | A_BOLD,
+		    "disconnected: waiting for the controller");
+	} else {
+		snprintf(buf, sizeof buf, "disconnected: no answer for %.1f s, "
+		    "reconnecting", (double)(now - con->last_heard) / 1000.0);
+		x = s_put(0, x, s_attr(P_BAD, A_BOLD) | A_BOLD, buf);
+	}
+	if (con->have_counters) {
+		snprintf(buf, sizeof buf, "  pending %llu  active %llu  done %llu"
+		    "  failed %llu", (unsigned long long)con->pending_n,
+		    (unsigned long long)con->active_n,
+		    (unsigned long long)con->done_n,
+		    (unsigned long long)con->failed_n);
+		x = s_put(0, x, A_NORMAL, buf);
+	}
+	snprintf(buf, sizeof buf, "  every %.1f s", (double)con->delay_ds / 10);
+	x = s_put(0, x, A_NORMAL, buf);
+	if (con->paused)
+		s_put(0, x, s_attr(P_WARN, A_BOLD) | A_BOLD | A_REVERSE,
+		    " PAUSED ");
+
+	/* Row 1: the views, then what the view is about. */
+	x = 0;
+	for (int v = 0; v < DG_VIEW_COUNT; v++) {
+		snprintf(buf, sizeof buf, " %d %s ", v + 1, dg_view_titles[v]);
+		x = s_put(1, x, v == (int)con->view ?
+		    s_attr(P_SEL, A_REVERSE) | A_BOLD : A_NORMAL, buf);
+	}
+	buf[0] = '\0';
+	const char *inst = dg_console_instance(con);
+	size_t len = 0;
+	if (con->view == DG_VIEW_QUEUES || con->view == DG_VIEW_THREADS ||
+	    con->view == DG_VIEW_SOCKETS)
+		len += (size_t)snprintf(buf + len, sizeof buf - len,
+		    "  daemon %s", inst ? inst : "-");
+	if (con->sort_col[con->view] >= 0 || con->sort_rev[con->view])
+		len += (size_t)snprintf(buf + len, sizeof buf - len,
+		    "  sort %s%s", dg_ctable_sort_name(con, con->view),
+		    con->sort_rev[con->view] ? " (reversed)" : "");
+	if (con->filter[con->view][0])
+		snprintf(buf + len, sizeof buf - len, "  filter '%s'",
+		    con->filter[con->view]);
+	s_put(1, x, A_BOLD, buf);
+}
+
+/* The followed room: its row and its request's status. */
+static void
+s_follow_pane(dg_console_t *con, const dg_ctable_t *t, int y, int h)
+{
+	char buf[512], line[512];
+	long i = -1;
+
+	snprintf(buf, sizeof buf, "room %llu", (unsigned long long)
+	    con->follow_room);
+	i = dg_ctable_find(t, buf);
+	snprintf(line, sizeof line, " Room %llu, request %llu (Esc stops "
+	    "following) ", (unsigned long long)con->follow_room,
+	    (unsigned long long)con->follow_request);
+	s_line(y++, s_attr(P_HEAD, A_REVERSE), line);
+	h--;
+	if (i >= 0 && h > 0) {
+		const dg_ct_row_t *r = &t->rows[i];
+		snprintf(line, sizeof line, "  state %s   placed on encoder %s, "
+		    "transformer %s, decoder %s   bytes %s   age %s",
+		    r->cell[2], r->cell[3], r->cell[4], r->cell[5], r->cell[6],
+		    r->cell[7]);
+		s_put(y++, 0, A_NORMAL, line);
+		h--;
+	} else if (h > 0) {
+		s_put(y++, 0, A_BOLD, "  the room is no longer live");
+		h--;
+	}
+	const dg_msg_t *st = con->follow_status;
+	if (h <= 0 || !st)
+		return;
+	if (st->op == DG_OP_ERROR) {
+		snprintf(line, sizeof line, "  request: %s: %s",
+		    st->u.error.code, st->u.error.message);
+		s_put(y, 0, A_NORMAL, line);
+		return;
+	}
+	const dg_status_ok_msg_t *s = &st->u.status_ok;
+	snprintf(line, sizeof line, "  request %llu %s, %.1f s old, %lld "
+	    "retries%s%s", (unsigned long long)s->request, s->state,
+	    (double)s->age_ms / 1000.0, (long long)s->retries,
+	    s->error ? ": " : "", s->error ? s->error : "");
+	s_put(y++, 0, A_NORMAL, line);
+	if (--h > 0 && s->encoder) {
+		snprintf(line, sizeof line, "  stages: %s -> %s -> %s",
+		    s->encoder, s->transformer ? s->transformer : "-",
+		    s->decoder ? s->decoder : "-");
+		s_put(y, 0, A_NORMAL, line);
+	}
+}
+
+static attr_t
+s_row_attr(const dg_console_t *con, const dg_ct_row_t *r)
+{
+	const char *state = con->view == DG_VIEW_OVERVIEW ? r->cell[3] :
+	    con->view == DG_VIEW_EVENTS ? r->cell[1] : NULL;
+
+	if (!state)
+		return A_NORMAL;
+	if (!strcmp(state, "dead") || !strcmp(state, "unhealthy") ||
+	    !strcmp(state, "failed") || !strcmp(state, "stalled"))
+		return s_attr(P_BAD, A_BOLD);
+	if (!strncmp(state, "drain", 5) || !strcmp(state, "undrain"))
+		return s_attr(P_WARN, A_NORMAL);
+	return A_NORMAL;
+}
+
+static void
+s_table(dg_console_t *con, int64_t now)
+{
+	dg_ctable_t t;
+	char line[1024];
+	dg_view_t v = con->view;
+	const dg_ct_row_t *sel = dg_console_selected(con, &t);
+	int y0 = 3, h = LINES - 2 - y0;
+	int pane = con->follow_room && v == DG_VIEW_ROOMS ? 5 : 0;
+	int64_t at = v == DG_VIEW_OVERVIEW ? con->instances_at : con->view_at[v];
+	/* Data older than two refreshes is dim: it is what was, not what
+	 * is. */
+	bool stale = v != DG_VIEW_EVENTS && (!dg_console_connected(con, now) ||
+	    now - at > 2 * dg_console_interval_ms(con) + 1000);
+
+	if (h - pane < 2)
+		pane = 0;
+	h -= pane;
+	dg_ctable_line(&t, NULL, line, sizeof line);
+	s_line(2, s_attr(P_HEAD, A_REVERSE), line);
+	if (t.nrows == 0 && t.note[0])
+		s_put(y0, 1, A_BOLD, t.note);
+	size_t *top = &con->top[v];
+	if (sel && con->sel[v] < *top)
+		*top = con->sel[v];
+	if (sel && h > 0 && con->sel[v] >= *top + (size_t)h)
+		*top = con->sel[v] - (size_t)h + 1;
+	if (*top >= t.nrows)
+		*top = 0;
+	for (int i = 0; i < h && *top + (size_t)i < t.nrows; i++) {
+		const dg_ct_row_t *r = &t.rows[*top + (size_t)i];
+		dg_ctable_line(&t, r, line, sizeof line);
+		attr_t a = r == sel ? s_attr(P_SEL, A_REVERSE) | A_BOLD :
+		    s_row_attr(con, r);
+		if (stale && r != sel)
+			a |= A_DIM;
+		s_line(y0 + i, a, line);
+	}
+	if (stale && con->ever_heard && at) {
+		snprintf(line, sizeof line, " data %.1f s old ",
+		    (double)(now - at) / 1000.0);
+		s_put(2, COLS - (int)strlen(line) > 0 ?
+		    COLS - (int)strlen(line) : 0, A_BOLD | A_REVERSE, line);
+	}
+	if (pane)
+		s_follow_pane(con, &t, y0 + h, pane);
+	dg_ctable_clear(&t);
+}
+
+static void
+s_status(dg_console_t *con)
+{
+	char buf[512];
+	int y = LINES - 2;
+
+	move(y, 0);
+	clrtoeol();
+	switch (con->mode) {
+	case DG_MODE_CONFIRM:
+		s_put(y, 0, s_attr(P_WARN, A_BOLD) | A_BOLD, con->confirm_text);
+		return;
+	case DG_MODE_SEARCH:
+	case DG_MODE_FILTER:
+		snprintf(buf, sizeof buf, "%s: %s_", con->mode == DG_MODE_SEARCH ?
+		    "Search" : "Filter", con->input);
+		s_put(y, 0, A_BOLD, buf);
+		s_put(y, (int)strlen(buf) + 2, A_DIM, "Enter: keep  Esc: "
+		    "cancel");
+		return;
+	default:
+		break;
+	}
+	if (con->status[0])
+		s_put(y, 0, con->status_error ? s_attr(P_BAD, A_BOLD) | A_BOLD :
+		    A_NORMAL, con->status);
+}
+
+static void
+s_function_bar(void)
+{
+	size_t n;
+	const dg_action_t *a = dg_console_actions(&n);
+	char key[16], label[16];
+	int y = LINES - 1, x = 0;
+
+	move(y, 0);
+	clrtoeol();
+	for (size_t i = 0; i < n && x < COLS; i++) {
+		if (!a[i].bar)
+			continue;
+		x = s_put(y, x, A_NORMAL, dg_console_key_name(a[i].keys[0], key,
+		    sizeof key));
+		/* htop's six columns, and one blank after a longer label. */
+		snprintf(label, sizeof label, "%-6s ", a[i].bar);
+		x = s_put(y, x, s_attr(P_BAR, A_REVERSE), label);
+	}
+	if (x < COLS) {
+		attrset(s_attr(P_BAR, A_REVERSE));
+		mvhline(y, x, ' ', COLS - x);
+		attrset(A_NORMAL);
+	}
+}
+
+/* A box in the middle of the screen; its inner origin and size. */
+static void
+s_box(int want_h, int want_w, int *y, int *x, int *h, int *w)
+{
+	*h = want_h < LINES - 2 ? want_h : LINES - 2;
+	*w = want_w < COLS - 2 ? want_w : COLS - 2;
+	*y = (LINES - *h) / 2;
+	*x = (COLS - *w) / 2;
+	for (int r = 0; r < *h; r++) {
+		move(*y + r, *x);
+		for (int c = 0; c < *w; c++)
+			addch(' ');
+	}
+	attrset(A_BOLD);
+	mvhline(*y, *x, ACS_HLINE, *w);
+	mvhline(*y + *h - 1, *x, ACS_HLINE, *w);
+	mvvline(*y, *x, ACS_VLINE, *h);
+	mvvline(*y, *x + *w - 1, ACS_VLINE, *h);
+	mvaddch(*y, *x, ACS_ULCORNER);
+	mvaddch(*y, *x + *w - 1, ACS_URCORNER);
+	mvaddch(*y + *h - 1, *x, ACS_LLCORNER);
+	mvaddch(*y + *h - 1, *x + *w - 1, ACS_LRCORNER);
+	attrset(A_NORMAL);
+}
+
+static void
+s_help(dg_console_t *con)
+{
+	size_t n;
+	const dg_action_t *a = dg_console_actions(&n);
+	int y, x, h, w;
+	char keys[64], k[16], line[256];
+
+	s_box((int)n + 4, 96, &y, &x, &h, &w);
+	s_put(y, x + 2, A_BOLD, " disagg console: keys (any other key "
+	    "closes) ");
+	int rows = h - 2;
+	if (con->help_top > (int)n - rows)
+		con->help_top = (int)n - rows > 0 ? (int)n - rows : 0;
+	for (int i = 0; i < rows && con->help_top + i < (int)n; i++) {
+		const dg_action_t *e = &a[con->help_top + i];
+		keys[0] = '\0';
+		for (int j = 0; j < 3 && e->keys[j]; j++) {
+			dg_console_key_name(e->keys[j], k, sizeof k);
+			/* Enter is there twice (two key codes). */
+			if (j && strstr(keys, k))
+				continue;
+			snprintf(keys + strlen(keys), sizeof keys - strlen(keys),
+			    "%s%s", j ? " " : "", k);
+		}
+		snprintf(line, sizeof line, "%-14s %s", keys, e->help);
+		move(y + 1 + i, x + 2);
+		attrset(A_BOLD);
+		addnstr(line, 14 < w - 4 ? 14 : w - 4);
+		attrset(A_NORMAL);
+		if (w - 4 > 14)
+			addnstr(line + 14, w - 4 - 14);
+	}
+}
+
+static void
+s_form(dg_console_t *con)
+{
+	int y, x, h, w;
+	char line[256];
+
+	s_box(DG_FORM_FIELDS + 5, 72, &y, &x, &h, &w);
+	s_put(y, x + 2, A_BOLD, " Submit a request ");
+	for (int i = 0; i < DG_FORM_FIELDS && 1 + i < h - 1; i++) {
+		snprintf(line, sizeof line, "%10s: %s%s", dg_form_labels[i],
+		    con->form[i], i == con->form_field ? "_" : "");
+		move(y + 1 + i, x + 2);
+		attrset(i == con->form_field ? s_attr(P_SEL, A_REVERSE) :
+		    A_NORMAL);
+		addnstr(line, w - 4);
+		attrset(A_NORMAL);
+	}
+	if (h > DG_FORM_FIELDS + 3)
+		s_put(y + h - 2, x + 2, A_DIM, "Tab/Down: next field  "
+		    "Enter: submit  Esc: cancel");
+}
+
+void
+dg_draw(dg_console_t *con)
+{
+	int64_t now = zclock_mono();
+
+	erase();
+	if (LINES < 6 || COLS < 20) {
+		s_put(0, 0, A_BOLD, "disagg console: the terminal is too "
+		    "small");
+		refresh();
+		return;
+	}
+	s_header(con, now);
+	s_table(con, now);
+	s_status(con);
+	s_function_bar();
+	if (con->mode == DG_MODE_HELP)
+		s_help(con);
+	else if (con->mode == DG_MODE_FORM)
+		s_form(con);
+	refresh();
+}
