@@ -17,6 +17,21 @@ s_bad(char *why, size_t whylen, const char *fmt, ...)
 	return -1;
 }
 
+/* A tensor name from the network, fit for a log line: printable ASCII,
+ * the rest as '?', at most 64 bytes. */
+static const char *
+s_safe(const char *name, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	if (!name)
+		return "?";
+	for (; name[i] && i + 1 < len && i < 64; i++)
+		buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 int
 dg_manifest_check(const dg_manifest_msg_t *m, const dg_manifest_want_t *want,
     char *why, size_t whylen)
@@ -52,7 +67,8 @@ dg_manifest_check(const dg_manifest_msg_t *m, const dg_manifest_want_t *want,
 	uint64_t end = 0;
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		const dg_tensor_row_t *t = &m->tensors[i];
-		const char *name = t->name ? t->name : "?";
+		char safe[80];
+		const char *name = s_safe(t->name, safe, sizeof safe);
 		if (want->bytes && t->bytes != want->bytes[i])
 			return s_bad(why, whylen, "tensor '%s': %llu bytes, "
 			    "this stage makes %llu", name,
