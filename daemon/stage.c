@@ -103,6 +103,7 @@ struct s_stage {
 	zhashx_t *ups;                  /* endpoint -> DEALER */
 	zhashx_t *rooms;                /* room id -> s_room_t */
 	zhashx_t *early;                /* room id -> s_early_t */
+	uint64_t refused;               /* bad or excess peer messages */
 	zlistx_t *queues[Q_COUNT];
 	bool registered;
 	int64_t last_hello, heartbeat_ms;
@@ -125,6 +126,9 @@ struct s_stage {
 	s_worker_t *workers;
 	int nworkers;
 };
+
+/* Manifests kept for rooms whose assign has not arrived yet. */
+#define EARLY_MAX 4096
 
 static char *
 s_key(char *buf, uint64_t id)
@@ -733,12 +737,30 @@ s_on_manifest(s_stage_t *self, dg_msg_t **mp, dg_route_t *route)
 		    (long long)m->u.manifest.phase);
 		return;
 	}
+	char why[256];
+	if (dg_manifest_check(&m->u.manifest, &(dg_manifest_want_t){
+	    .phase = s_phase_out(self) }, why, sizeof why) < 0) {
+		self->refused++;
+		dg_wire_send_error(self->peer, route, m->seq,
+		    DG_PROTO_E_INVALID, "manifest refused: %s", why);
+		return;
+	}
 	s_room_t *r = zhashx_lookup(self->rooms, s_key(key, m->u.manifest.room));
 	if (r) {
 		s_take_manifest(self, r, mp, route);
 		return;
 	}
-	/* The manifest outran our assign: keep it a while. */
+	/* The manifest outran our assign: keep it a while, but not without
+	 * bound, or anyone who can reach the peer endpoint could fill our
+	 * memory with manifests for rooms that will never exist. */
+	if (zhashx_size(self->early) >= EARLY_MAX &&
+	    !zhashx_lookup(self->early, key)) {
+		self->refused++;
+		dg_wire_send_error(self->peer, route, m->seq, DG_PROTO_E_BUSY,
+		    "%zu manifests already wait for rooms not yet assigned",
+		    zhashx_size(self->early));
+		return;
+	}
 	s_early_t *e = calloc(1, sizeof *e);
 	if (!e)
 		return;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cmd_keygen.h"
 #include "cmd_pipeline.h"
 #include "console.h"
 #include "proto.h"
@@ -45,6 +46,8 @@ static const s_command_t s_commands[] = {
 	  dg_cmd_drain },
 	{ "undrain", "undrain NAME...", "send an instance work again",
 	  dg_cmd_undrain },
+	{ "keygen", "keygen [-d dir] NAME...", "make CurveZMQ key pairs for "
+	  "[security] curve = on", dg_cmd_keygen },
 	{ "console", "console [opts]", "the operator console (ncurses); -b "
 	  "for text snapshots", dg_cmd_console },
 	{ "bench", "bench xfer|pipeline", "measure the transfer engine against "
