@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cmd_admin.h"
 #include "cmd_pipeline.h"
 #include "proto.h"
 #include "ref.h"
@@ -43,6 +44,20 @@ static const s_command_t s_commands[] = {
 	  dg_cmd_drain },
 	{ "undrain", "undrain NAME...", "send an instance work again",
 	  dg_cmd_undrain },
+	{ "queues", "queues NAME", "the rooms in each queue of a daemon",
+	  dg_cmd_queues },
+	{ "rooms", "rooms [NAME]", "every live room, or those on one instance",
+	  dg_cmd_rooms },
+	{ "threads", "threads NAME", "a daemon's threads: state, room, CPU "
+	  "time, last progress", dg_cmd_threads },
+	{ "sockets", "sockets NAME", "a daemon's ZeroMQ sockets and fabric "
+	  "rails", dg_cmd_sockets },
+	{ "release", "release ROOM...", "free a room everywhere; its request "
+	  "fails", dg_cmd_release },
+	{ "reload", "reload [NAME]", "re-read the configuration (default: "
+	  "the controller's)", dg_cmd_reload },
+	{ "watch", "watch [-n N]", "print the controller's events and "
+	  "snapshots as they come", dg_cmd_watch },
 	{ "bench", "bench xfer|pipeline", "measure the transfer engine against "
 	  "bare libfabric, or a running pipeline", dg_bench_main },
 };
