@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
+#include "threads.h"
 #include "wire.h"
 
 enum { I_UP, I_DRAINING, I_DRAINED, I_UNHEALTHY, I_DEAD };
@@ -75,9 +77,27 @@ typedef struct s_req {
 	void *live;                     /* handle in the live list */
 } s_req_t;
 
+/* An admin request relayed to a daemon on a client's behalf: the reply
+ * that carries `seq` from that daemon goes back to the client with the
+ * client's own seq; past the deadline the client gets a timeout error. */
+#define RELAY_MS 2000
+
+typedef struct {
+	uint64_t seq;                   /* ours, on the daemon's DEALER */
+	zframe_t *identity;             /* the daemon's */
+	char name[DG_NAME_MAX];
+	dg_op_t op;
+	dg_route_t client;
+	uint64_t client_seq;
+	int64_t deadline;
+} s_relay_t;
+
 typedef struct {
 	dg_daemon_t *d;
 	zsock_t *router, *pub;
+	zlistx_t *relays;               /* s_relay_t, oldest first */
+	char pub_endpoint[DG_ENDPOINT_MAX];
+	uint64_t relay_seq;
 	s_inst_t *insts;
 	size_t ninsts, capinsts;
 	uint64_t next_instance;
@@ -781,6 +801,8 @@ s_on_instances(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 		ok->seq = m->seq;
 		ok->u.instances_ok.instances = rows;
 		ok->u.instances_ok.n_instances = self->ninsts;
+		/* Where consoles and `disagg watch` subscribe. */
+		ok->u.instances_ok.publish = self->pub_endpoint;
 		dg_wire_send(self->router, route, ok);
 	}
 	free(rows);
@@ -829,14 +851,200 @@ s_on_release(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 		    (unsigned long long)m->u.release.room);
 		return;
 	}
-	uint64_t room = r->room;
-	s_finish(self, r, R_FAILED, "room released by an operator");
+	uint64_t room = r->room, request = r->id;
+	char why[300];
+	snprintf(why, sizeof why, "room %llu released by an operator%s%s",
+	    (unsigned long long)room, m->u.release.reason ? ": " : "",
+	    m->u.release.reason ? m->u.release.reason : "");
+	dg_log_info("request %llu: %s", (unsigned long long)request, why);
+	s_finish(self, r, R_FAILED, why);
+	s_event(self, "release", NULL, request, room, "%s", why);
 	dg_msg_t *ok = dg_msg_new(DG_OP_RELEASE_OK);
 	if (ok) {
 		ok->seq = m->seq;
 		ok->u.release_ok.room = room;
 		dg_wire_send(self->router, route, ok);
 		dg_msg_destroy(&ok);
+	}
+}
+
+static const char *
+s_role_of_room(const s_req_t *r, int s)
+{
+	return *r->inst[s] ? r->inst[s] : "-";
+}
+
+/* rooms {name?}: every live room, or those placed on instance `name`. */
+static void
+s_on_rooms(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
+{
+	const char *name = m->u.rooms.name;
+	dg_msg_t *ok = dg_msg_new(DG_OP_ROOMS_OK);
+	size_t cap = zhashx_size(self->rooms), n = 0;
+	int64_t now = zclock_mono();
+
+	if (cap > DG_PROTO_MAX_ITEMS)
+		cap = DG_PROTO_MAX_ITEMS;
+	dg_room_row_t *rows = ok ? dg_msg_alloc(ok, (cap + 1) * sizeof *rows) :
+	    NULL;
+	if (!rows) {
+		dg_msg_destroy(&ok);
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_NOMEM, "out of memory");
+		return;
+	}
+	/* In request order, so that a listing reads oldest first. */
+	for (s_req_t *r = zlistx_first(self->live); r && n < cap;
+	    r = zlistx_next(self->live)) {
+		if (!r->room)
+			continue;
+		if (name && *name && strcmp(r->inst[0], name) &&
+		    strcmp(r->inst[1], name) && strcmp(r->inst[2], name))
+			continue;
+		rows[n++] = (dg_room_row_t){
+			.room = r->room, .request = r->id,
+			.state = s_req_states[r->state],
+			.encoder = s_role_of_room(r, 0),
+			.transformer = s_role_of_room(r, 1),
+			.decoder = s_role_of_room(r, 2),
+			.bytes = r->bytes, .age_ms = now - r->created,
+		};
+	}
+	ok->seq = m->seq;
+	ok->u.rooms_ok.rooms = rows;
+	ok->u.rooms_ok.n_rooms = n;
+	dg_wire_send(self->router, route, ok);
+	dg_msg_destroy(&ok);
+}
+
+/* queues of the controller itself: the requests waiting for instances. */
+static dg_msg_t *
+s_queues_reply(s_ctl_t *self, uint64_t seq)
+{
+	dg_msg_t *ok = dg_msg_new(DG_OP_QUEUES_OK);
+	size_t cap = zlistx_size(self->pending), n = 0;
+	int64_t now = zclock_mono();
+
+	if (cap > DG_PROTO_MAX_ITEMS)
+		cap = DG_PROTO_MAX_ITEMS;
+	dg_queue_row_t *rows = ok ? dg_msg_alloc(ok, (cap + 1) * sizeof *rows) :
+	    NULL;
+	if (!rows) {
+		dg_msg_destroy(&ok);
+		return NULL;
+	}
+	for (s_req_t *r = zlistx_first(self->pending); r && n < cap;
+	    r = zlistx_next(self->pending))
+		rows[n++] = (dg_queue_row_t){ .room = 0, .request = r->id,
+		    .queue = "pending", .age_ms = now - r->created };
+	ok->seq = seq;
+	ok->u.queues_ok.name = self->d->name;
+	ok->u.queues_ok.rooms = rows;
+	ok->u.queues_ok.n_rooms = n;
+	return ok;
+}
+
+/* queues, threads, sockets, reload {name}: answered here for the
+ * controller's own name (or none), else relayed to that daemon. */
+static void
+s_on_admin(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
+{
+	const char *name = m->u.threads.name;   /* every one is a name_msg */
+	dg_msg_t *reply = NULL;
+
+	if (!name || !*name || strcmp(name, self->d->name) == 0) {
+		switch (m->op) {
+		case DG_OP_QUEUES: reply = s_queues_reply(self, m->seq); break;
+		case DG_OP_THREADS:
+			reply = dg_admin_threads(self->d->name, m->seq);
+			break;
+		case DG_OP_SOCKETS:
+			reply = dg_admin_sockets(self->d->name, m->seq, NULL);
+			break;
+		default:
+			reply = dg_admin_reload(self->d, m->seq);
+			break;
+		}
+		if (reply)
+			dg_wire_send(self->router, route, reply);
+		else
+			dg_wire_send_error(self->router, route, m->seq,
+			    DG_PROTO_E_NOMEM, "out of memory");
+		dg_msg_destroy(&reply);
+		return;
+	}
+	s_inst_t *in = s_inst_find(self, name);
+	if (!in || in->state == I_DEAD || !in->identity) {
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_NOT_FOUND, "no live instance '%s'", name);
+		return;
+	}
+	s_relay_t *rl = calloc(1, sizeof *rl);
+	dg_msg_t *fwd = dg_msg_new(m->op);
+	if (!rl || !fwd) {
+		free(rl);
+		dg_msg_destroy(&fwd);
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_NOMEM, "out of memory");
+		return;
+	}
+	rl->seq = ++self->relay_seq;
+	rl->identity = zframe_dup(in->identity);
+	snprintf(rl->name, sizeof rl->name, "%s", in->name);
+	rl->op = m->op;
+	dg_route_copy(&rl->client, route);
+	rl->client_seq = m->seq;
+	rl->deadline = zclock_mono() + RELAY_MS;
+	zlistx_add_end(self->relays, rl);
+	fwd->seq = rl->seq;
+	fwd->u.threads.name = in->name;
+	dg_route_t to = { .identity = in->identity };
+	dg_wire_post(self->router, &to, fwd);
+	dg_msg_destroy(&fwd);
+}
+
+static void
+s_relay_destroy(void **item)
+{
+	s_relay_t *rl = *item;
+
+	if (!rl)
+		return;
+	zframe_destroy(&rl->identity);
+	dg_route_clear(&rl->client);
+	free(rl);
+	*item = NULL;
+}
+
+/* A reply from a daemon: the client's, if it answers a relay from that
+ * daemon; anything else (late, or never asked) is dropped.  True when
+ * the message was a relay's reply. */
+static bool
+s_on_relay_reply(s_ctl_t *self, const dg_route_t *route, dg_msg_t *m)
+{
+	for (s_relay_t *rl = zlistx_first(self->relays); rl;
+	    rl = zlistx_next(self->relays)) {
+		if (rl->seq != m->seq || !route->identity ||
+		    !zframe_eq(rl->identity, route->identity))
+			continue;
+		m->seq = rl->client_seq;
+		dg_wire_send(self->router, &rl->client, m);
+		zlistx_delete(self->relays, zlistx_cursor(self->relays));
+		return true;
+	}
+	return false;
+}
+
+static void
+s_expire_relays(s_ctl_t *self, int64_t now)
+{
+	s_relay_t *rl;
+
+	while ((rl = zlistx_first(self->relays)) && now >= rl->deadline) {
+		dg_wire_send_error(self->router, &rl->client, rl->client_seq,
+		    DG_PROTO_E_TIMEOUT, "%s did not answer '%s' within %d ms",
+		    rl->name, dg_op_name(rl->op), RELAY_MS);
+		zlistx_delete(self->relays, zlistx_cursor(self->relays));
 	}
 }
 
@@ -862,6 +1070,22 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	case DG_OP_DRAIN: s_on_drain(self, route, m, true); break;
 	case DG_OP_UNDRAIN: s_on_drain(self, route, m, false); break;
 	case DG_OP_RELEASE: s_on_release(self, route, m); break;
+	case DG_OP_ROOMS: s_on_rooms(self, route, m); break;
+	case DG_OP_QUEUES:
+	case DG_OP_THREADS:
+	case DG_OP_SOCKETS:
+	case DG_OP_RELOAD: s_on_admin(self, route, m); break;
+	case DG_OP_QUEUES_OK:
+	case DG_OP_THREADS_OK:
+	case DG_OP_SOCKETS_OK:
+	case DG_OP_RELOAD_OK:
+	case DG_OP_ERROR:
+		/* Never answer these: an error for an error would loop. */
+		if (!s_on_relay_reply(self, route, m))
+			dg_log_debug("dropped '%s' seq %llu: no request of "
+			    "ours waits for it", dg_op_name(m->op),
+			    (unsigned long long)m->seq);
+		break;
 	default:
 		dg_wire_send_error(sock, route, m->seq,
 		    DG_PROTO_E_UNKNOWN_OP, "the controller does not "
@@ -881,6 +1105,7 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 	(void)loop;
 	/* Drain what is queued, a bounded number per wake-up; the
 	 * daemons' batches count once. */
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	for (int i = 0; i < 256; i++) {
 		if (!(zsock_events(sock) & ZMQ_POLLIN))
@@ -908,6 +1133,7 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 		dg_route_clear(&route);
 	}
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -942,8 +1168,10 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	int64_t now = zclock_mono();
 
 	(void)loop;
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	(void)timer_id;
+	s_expire_relays(self, now);
 	for (size_t i = 0; i < self->ninsts; i++) {
 		s_inst_t *in = &self->insts[i];
 		if (in->state == I_DEAD ||
@@ -993,6 +1221,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	    now - self->last_snapshot >= 5000)
 		s_publish_snapshot(self, now);
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -1032,6 +1261,8 @@ s_start(dg_daemon_t *d, void **state)
 	self->pending = zlistx_new();
 	self->finished = zlistx_new();
 	self->live = zlistx_new();
+	self->relays = zlistx_new();
+	zlistx_set_destructor(self->relays, s_relay_destroy);
 	zhashx_set_destructor(self->reqs, s_req_destroy);
 	zlistx_set_destructor(self->finished, s_id_destroy);
 	for (int i = 0; i < DG_ROLE_COUNT; i++)
@@ -1053,6 +1284,11 @@ s_start(dg_daemon_t *d, void **state)
 		    zmq_strerror(zmq_errno()));
 		return -1;
 	}
+	dg_wire_register(self->router, c->listen, true);
+	dg_wire_register(self->pub, c->publish, true);
+	const char *pe = zsock_endpoint(self->pub);
+	snprintf(self->pub_endpoint, sizeof self->pub_endpoint, "%s",
+	    pe ? pe : c->publish);
 	zloop_reader(d->loop, self->router, s_on_router, self);
 	zloop_timer(d->loop, 20, 0, s_on_tick, self);
 	dg_log_info("listening on %s, publishing on %s, policy %s",
@@ -1095,8 +1331,11 @@ s_stop(void **state)
 	zlistx_destroy(&self->pending);
 	zlistx_destroy(&self->live);
 	zlistx_destroy(&self->finished);
+	zlistx_destroy(&self->relays);
 	zhashx_destroy(&self->rooms);
 	zhashx_destroy(&self->reqs);
+	dg_wire_unregister(self->router);
+	dg_wire_unregister(self->pub);
 	zsock_destroy(&self->router);
 	zsock_destroy(&self->pub);
 	free(self);

@@ -21,6 +21,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "threads.h"
 #include "version.h"
 
 typedef struct {
@@ -50,50 +51,77 @@ s_level_of(const s_daemon_t *self)
 	return level > DG_LOG_DEBUG ? DG_LOG_DEBUG : level;
 }
 
+/* What a reload changed, for the log and for the reply to `reload`. */
+typedef struct {
+	char *text;
+	size_t size, len;
+	int applied, restart;
+} s_report_t;
+
 static void
 s_log_change(const char *section, const char *key, bool reloadable,
     void *arg)
 {
-	(void)arg;
-	if (reloadable)
+	s_report_t *rep = arg;
+
+	if (reloadable) {
+		rep->applied++;
 		dg_log_info("reload: %s %s changed, applied", section, key);
-	else
+	} else {
+		rep->restart++;
 		dg_log_warn("reload: %s %s changed; it takes effect only on "
 		    "restart", section, key);
+	}
+	if (rep->len < rep->size)
+		rep->len += (size_t)snprintf(rep->text + rep->len,
+		    rep->size - rep->len, "%s%s %s%s", rep->len ? "; " : "",
+		    section, key, reloadable ? " applied" :
+		    " changed (takes effect on restart)");
 }
 
-static void
-s_reload(s_daemon_t *self)
+int
+dg_daemon_reload(dg_daemon_t *d, char *report, size_t size)
 {
-	dg_config_t *fresh = dg_config_load(self->d.file);
+	s_daemon_t *self = (s_daemon_t *)d;
+	dg_config_t *fresh = dg_config_load(d->file);
+	s_report_t rep = { .text = report, .size = size };
 
+	if (size)
+		report[0] = '\0';
 	if (!fresh) {
-		dg_log_error("reload: out of memory; keeping the old "
-		    "configuration");
-		return;
+		snprintf(report, size, "out of memory; the old configuration "
+		    "stays");
+		dg_log_error("reload: %s", report);
+		return -1;
 	}
 	size_t n = dg_config_error_count(fresh);
 	if (n) {
 		for (size_t i = 0; i < n; i++)
 			dg_log_error("reload: %s", dg_config_error(fresh, i));
+		snprintf(report, size, "%s%s; the old configuration stays",
+		    dg_config_error(fresh, 0), n > 1 ? " (and more)" : "");
 		dg_log_error("reload failed; keeping the old configuration");
 		dg_config_destroy(&fresh);
-		return;
+		return -1;
 	}
-	int restart = dg_config_changes(self->d.cfg, fresh, self->d.name,
-	    s_log_change, NULL);
+	int restart = dg_config_changes(d->cfg, fresh, d->name,
+	    s_log_change, &rep);
 	if (restart < 0) {
-		dg_log_error("reload: section '%s' is gone from %s; keeping "
-		    "the old configuration", self->d.name, self->d.file);
+		snprintf(report, size, "section '%s' is gone from %s; the old "
+		    "configuration stays", d->name, d->file);
+		dg_log_error("reload: %s", report);
 		dg_config_destroy(&fresh);
-		return;
+		return -1;
 	}
-	dg_config_destroy(&self->d.cfg);
-	self->d.cfg = fresh;
+	if (!rep.applied && !rep.restart)
+		snprintf(report, size, "nothing changed");
+	dg_config_destroy(&d->cfg);
+	d->cfg = fresh;
 	dg_log_set_level(s_level_of(self));
 	if (self->ops->reload)
 		self->ops->reload(self->state);
-	dg_log_info("configuration reloaded from %s", self->d.file);
+	dg_log_info("configuration reloaded from %s", d->file);
+	return 0;
 }
 
 void
@@ -142,6 +170,7 @@ s_on_drain_tick(zloop_t *loop, int timer_id, void *arg)
 
 	(void)loop;
 	(void)timer_id;
+	dg_thread_progress();
 	if (!self->d.draining)
 		return 0;
 	bool idle = !self->ops->idle || self->ops->idle(self->state);
@@ -178,12 +207,14 @@ s_on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 		    sigabbrev_np((int)si.ssi_signo));
 		dg_daemon_drain(&self->d, why);
 		return 0;
-	case SIGHUP:
+	case SIGHUP: {
+		char report[512];
 		/* systemd's ExecReload waits for READY=1 again. */
 		sd_notify(0, "RELOADING=1");
-		s_reload(self);
+		dg_daemon_reload(&self->d, report, sizeof report);
 		sd_notify(0, "READY=1");
 		return 0;
+	}
 	case SIGUSR1:
 		dg_log_reopen();
 		dg_log_info("log reopened");
@@ -257,6 +288,9 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	zmq_pollitem_t sigitem = { .fd = self.sigfd, .events = ZMQ_POLLIN };
 	zloop_poller(self.d.loop, &sigitem, s_on_signal, &self);
 	zloop_timer(self.d.loop, 50, 0, s_on_drain_tick, &self);
+	/* The control loop's row in `disagg threads`: its handlers mark it
+	 * busy and idle; this timer shows that it still turns. */
+	dg_thread_register("main");
 	/* Without czmq's handler zsys_interrupted never changes, but be
 	 * explicit: only our handlers end this loop. */
 	zloop_set_nonstop(self.d.loop, true);

@@ -46,6 +46,11 @@ int dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
  * plane that asks the daemon to exit). */
 void dg_daemon_drain(dg_daemon_t *d, const char *why);
 
+/* Re-read and validate the whole file, as SIGHUP does, and apply the
+ * reloadable keys.  0 and what changed in `report`, or -1 and why, the
+ * old configuration kept. */
+int dg_daemon_reload(dg_daemon_t *d, char *report, size_t size);
+
 int64_t dg_now_ms(void);
 
 /* Replace this process with a fresh disaggd running the same section of

@@ -27,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "checksum.h"
 #include "daemon.h"
 #include "log.h"
@@ -34,6 +35,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "stage.h"
+#include "threads.h"
 #include "version.h"
 #include "wire.h"
 #include "xfer.h"
@@ -195,6 +197,7 @@ s_up(s_stage_t *self, const char *endpoint)
 		return NULL;
 	}
 	zhashx_insert(self->ups, endpoint, s);
+	dg_wire_register(s, endpoint, false);
 	/* transfer.done and transfer.failed come back on it. */
 	zloop_reader(self->d->loop, s, s_on_peer_cb, self);
 	return s;
@@ -541,7 +544,7 @@ s_worker(void *arg)
 	char name[16];
 
 	snprintf(name, sizeof name, "worker%d", w->index);
-	pthread_setname_np(pthread_self(), name);
+	dg_thread_register(name);
 	pthread_mutex_lock(&self->lock);
 	for (;;) {
 		while (!self->stop && zlistx_size(self->todo) == 0)
@@ -552,6 +555,8 @@ s_worker(void *arg)
 		zlistx_delete(self->todo, zlistx_cursor(self->todo));
 		pthread_mutex_unlock(&self->lock);
 
+		/* A batch shows its first room. */
+		dg_thread_set(DG_THREAD_BUSY, b->rooms[0]->room);
 		dg_stage_item_t *items = calloc(b->n, sizeof *items);
 		int64_t t0 = zclock_mono();
 		if (items) {
@@ -575,6 +580,7 @@ s_worker(void *arg)
 		int64_t ms = zclock_mono() - t0;
 		for (size_t i = 0; i < b->n; i++)
 			b->rooms[i]->compute_ms = ms;
+		dg_thread_set(DG_THREAD_IDLE, 0);
 
 		pthread_mutex_lock(&self->lock);
 		zlistx_add_end(self->finished, b);
@@ -583,6 +589,7 @@ s_worker(void *arg)
 			dg_log_error("worker: eventfd: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&self->lock);
+	dg_thread_unregister();
 	return NULL;
 }
 
@@ -597,6 +604,7 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	(void)item;
 	if (read(self->donefd, &n, sizeof n) < 0 && errno != EAGAIN)
 		return 0;
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	for (;;) {
 		pthread_mutex_lock(&self->lock);
@@ -641,6 +649,7 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	}
 	s_pump(self);
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -661,6 +670,7 @@ s_on_xfer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 	(void)loop;
 	(void)item;
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	while (dg_xfer_next_event(self->xfer, &ev)) {
 		s_room_t *r = s_room_by_xfer(self, ev.room);
@@ -705,6 +715,7 @@ s_on_xfer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	}
 	s_pump(self);
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -807,6 +818,7 @@ s_on_peer_cb(zloop_t *loop, zsock_t *sock, void *arg)
 	s_stage_t *self = arg;
 
 	(void)loop;
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	for (int i = 0; i < 256 && (zsock_events(sock) & ZMQ_POLLIN); i++) {
 		dg_route_t route = { 0 };
@@ -851,6 +863,7 @@ s_on_peer_cb(zloop_t *loop, zsock_t *sock, void *arg)
 	}
 	s_pump(self);
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -969,6 +982,66 @@ s_on_release(s_stage_t *self, const dg_msg_t *m)
 	s_pump(self);
 }
 
+/* ---- admin ops, relayed by the controller ------------------------------ */
+
+static dg_msg_t *
+s_queues_reply(s_stage_t *self, uint64_t seq)
+{
+	dg_msg_t *ok = dg_msg_new(DG_OP_QUEUES_OK);
+	size_t n = 0, cap = 0;
+	int64_t now = zclock_mono();
+
+	if (!ok)
+		return NULL;
+	for (int q = 0; q < Q_COUNT; q++)
+		cap += zlistx_size(self->queues[q]);
+	if (cap > DG_PROTO_MAX_ITEMS)
+		cap = DG_PROTO_MAX_ITEMS;       /* the peer would refuse more */
+	dg_queue_row_t *rows = dg_msg_alloc(ok, (cap + 1) * sizeof *rows);
+	if (!rows) {
+		dg_msg_destroy(&ok);
+		return NULL;
+	}
+	for (int q = 0; q < Q_COUNT; q++) {
+		for (s_room_t *r = zlistx_first(self->queues[q]); r && n < cap;
+		    r = zlistx_next(self->queues[q]))
+			rows[n++] = (dg_queue_row_t){ .room = r->room,
+			    .request = r->request, .queue = s_queue_names[q],
+			    .age_ms = now - r->queued_at };
+	}
+	ok->seq = seq;
+	ok->u.queues_ok.name = self->d->name;
+	ok->u.queues_ok.rooms = rows;
+	ok->u.queues_ok.n_rooms = n;
+	return ok;
+}
+
+/* The reply keeps the request's seq: the controller matches it to the
+ * client that asked. */
+static void
+s_on_admin(s_stage_t *self, const dg_msg_t *m)
+{
+	dg_msg_t *reply = NULL;
+
+	switch (m->op) {
+	case DG_OP_QUEUES: reply = s_queues_reply(self, m->seq); break;
+	case DG_OP_THREADS:
+		reply = dg_admin_threads(self->d->name, m->seq);
+		break;
+	case DG_OP_SOCKETS:
+		reply = dg_admin_sockets(self->d->name, m->seq, self->xfer);
+		break;
+	case DG_OP_RELOAD: reply = dg_admin_reload(self->d, m->seq); break;
+	default: return;
+	}
+	if (!reply)
+		reply = dg_admin_error(m->seq, DG_PROTO_E_NOMEM, "%s: out of "
+		    "memory", self->d->name);
+	if (reply)
+		dg_wire_post(self->ctl, NULL, reply);
+	dg_msg_destroy(&reply);
+}
+
 static void
 s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
 {
@@ -982,6 +1055,10 @@ s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
 	case DG_OP_ASSIGN: s_on_assign(self, m); break;
 	case DG_OP_RELEASE: s_on_release(self, m); break;
 	case DG_OP_DRAIN: dg_daemon_drain(self->d, "drain"); break;
+	case DG_OP_QUEUES:
+	case DG_OP_THREADS:
+	case DG_OP_SOCKETS:
+	case DG_OP_RELOAD: s_on_admin(self, m); break;
 	case DG_OP_ERROR:
 		if (m->u.error.code &&
 		    strcmp(m->u.error.code, "not-found") == 0) {
@@ -1003,6 +1080,7 @@ s_on_ctl(zloop_t *loop, zsock_t *sock, void *arg)
 	s_stage_t *self = arg;
 
 	(void)loop;
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	for (int i = 0; i < 256 && (zsock_events(sock) & ZMQ_POLLIN); i++) {
 		zmsg_t *bodies = NULL;
@@ -1022,6 +1100,7 @@ s_on_ctl(zloop_t *loop, zsock_t *sock, void *arg)
 	}
 	s_pump(self);
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -1088,6 +1167,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	s_restart_if_wedged(self, now);
 	if (self->reexec_at)
 		return 0;
+	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	if (!self->registered && now - self->last_hello >= 1000)
 		s_hello(self);
@@ -1149,6 +1229,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 		}
 	}
 	dg_wire_uncork();
+	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
 
@@ -1171,6 +1252,7 @@ static void
 s_sock_destroy(void **item)
 {
 	zsock_t *s = *item;
+	dg_wire_unregister(s);
 	zsock_destroy(&s);
 	*item = NULL;
 }
@@ -1267,6 +1349,8 @@ s_start(dg_daemon_t *d, void **state)
 		    zmq_strerror(zmq_errno()));
 		return -1;
 	}
+	dg_wire_register(self->ctl, listen, false);
+	dg_wire_register(self->peer, self->conf->peer, true);
 	self->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (self->donefd < 0)
 		return -1;
@@ -1368,6 +1452,8 @@ s_stop(void **state)
 	zhashx_destroy(&self->rooms);
 	zhashx_destroy(&self->early);
 	zhashx_destroy(&self->ups);
+	dg_wire_unregister(self->ctl);
+	dg_wire_unregister(self->peer);
 	zsock_destroy(&self->ctl);
 	zsock_destroy(&self->peer);
 	if (self->donefd >= 0)

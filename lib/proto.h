@@ -115,6 +115,9 @@ typedef enum {
 	DG_PROTO_E_NOT_FOUND,           /* "not-found" */
 	DG_PROTO_E_DENIED,              /* "denied" */
 	DG_PROTO_E_INTERNAL,            /* "internal" */
+	DG_PROTO_E_TIMEOUT,             /* "timeout": a daemon the controller
+	                                   asked on the client's behalf did
+	                                   not answer in time */
 	DG_PROTO_CODE_COUNT
 } dg_proto_code_t;
 
@@ -363,6 +366,7 @@ typedef struct {                        /* instances.ok, snapshot */
 typedef struct {                        /* instances.ok */
 	const dg_instance_row_t *instances;
 	size_t n_instances;
+	const char *publish;            /* ? the controller's PUB endpoint */
 } dg_instances_ok_msg_t;
 
 typedef struct {                        /* queues.ok: rooms[] */
@@ -399,7 +403,10 @@ typedef struct {                        /* threads.ok: threads[] */
 	const char *state;
 	uint64_t room;                  /* ? */
 	uint64_t cpu_us;
-	int64_t progress_age_ms;
+	int64_t progress_age_ms;        /* -1: a thread that reports none */
+	int64_t tid;                    /* ? kernel thread id */
+	const char *kernel;             /* ? the kernel's state: running,
+	                                   sleeping, disk-wait... */
 } dg_thread_row_t;
 
 typedef struct {                        /* threads.ok */

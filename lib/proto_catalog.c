@@ -308,6 +308,7 @@ static const dg_struct_desc_t s_instance_row =
 #define T dg_instances_ok_msg_t
 static const dg_field_desc_t s_instances_ok[] = {
 	ROWS(instances, REQ, dg_instance_row_t, s_instance_row, 0, 0),
+	STR(publish, OPT),
 };
 #undef T
 
@@ -357,6 +358,8 @@ static const dg_field_desc_t s_thread[] = {
 	UINT(room, OPT),
 	UINT(cpu_us, REQ),
 	INT(progress_age_ms, REQ),
+	INT(tid, OPT),
+	STR(kernel, OPT),
 };
 #undef T
 static const dg_struct_desc_t s_thread_row =

@@ -4,6 +4,95 @@
 #include "log.h"
 #include "wire.h"
 
+/* ---- the socket registry ---------------------------------------------- */
+
+#define SOCKETS_MAX 64
+
+typedef struct {
+	zsock_t *sock;
+	dg_wire_sock_info_t info;
+} s_sock_t;
+
+static s_sock_t s_socks[SOCKETS_MAX];
+static int s_nsocks;
+static s_sock_t *s_last;        /* the one used last: most calls hit it */
+
+static s_sock_t *
+s_sock_find(zsock_t *sock)
+{
+	if (s_last && s_last->sock == sock)
+		return s_last;
+	for (int i = 0; i < s_nsocks; i++)
+		if (s_socks[i].sock == sock)
+			return s_last = &s_socks[i];
+	return NULL;
+}
+
+void
+dg_wire_register(zsock_t *sock, const char *endpoint, bool bind)
+{
+	if (!sock || s_sock_find(sock) || s_nsocks == SOCKETS_MAX)
+		return;
+	s_sock_t *s = &s_socks[s_nsocks++];
+	memset(s, 0, sizeof *s);
+	s->sock = sock;
+	s->info.type = zsock_type_str(sock);
+	/* A bound wildcard port is useless to a reader: show the port
+	 * ZeroMQ chose (czmq keeps the last endpoint bound). */
+	const char *resolved = bind ? zsock_endpoint(sock) : NULL;
+	snprintf(s->info.endpoint, sizeof s->info.endpoint, "%s",
+	    resolved ? resolved : endpoint ? endpoint : "");
+	s->info.bind = bind;
+}
+
+void
+dg_wire_unregister(zsock_t *sock)
+{
+	for (int i = 0; i < s_nsocks; i++) {
+		if (s_socks[i].sock != sock)
+			continue;
+		memmove(&s_socks[i], &s_socks[i + 1],
+		    (size_t)(s_nsocks - i - 1) * sizeof s_socks[0]);
+		s_nsocks--;
+		s_last = NULL;
+		return;
+	}
+}
+
+size_t
+dg_wire_sockets(dg_wire_sock_info_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < s_nsocks && n < max; i++)
+		out[n++] = s_socks[i].info;
+	return n;
+}
+
+static void
+s_count_in(zsock_t *sock, zmsg_t *bodies)
+{
+	s_sock_t *s = s_sock_find(sock);
+
+	if (!s)
+		return;
+	s->info.msgs_in += zmsg_size(bodies);
+	s->info.bytes_in += zmsg_content_size(bodies);
+}
+
+static void
+s_count_out(zsock_t *sock, uint64_t msgs, uint64_t bytes)
+{
+	s_sock_t *s = s_sock_find(sock);
+
+	if (!s)
+		return;
+	s->info.msgs_out += msgs;
+	s->info.bytes_out += bytes;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
 void
 dg_route_clear(dg_route_t *route)
 {
@@ -63,6 +152,7 @@ dg_wire_recv_batch(zsock_t *sock, dg_route_t *route, zmsg_t **bodies_p)
 		return -1;
 	}
 	*bodies_p = zmsg;
+	s_count_in(sock, zmsg);
 	return (int)zmsg_size(zmsg);
 }
 
@@ -131,6 +221,7 @@ typedef struct {
 	zframe_t *identity;     /* NULL on a DEALER */
 	zmsg_t *zmsg;           /* routing frames, then bodies */
 	int bodies;
+	size_t bytes;           /* of the bodies */
 } s_pending_t;
 
 static __thread struct {
@@ -154,10 +245,13 @@ s_send_pending(s_pending_t *p)
 {
 	int rc = zmsg_send(&p->zmsg, p->sock);
 
+	if (rc == 0)
+		s_count_out(p->sock, (uint64_t)p->bodies, p->bytes);
 	zmsg_destroy(&p->zmsg);
 	zframe_destroy(&p->identity);
 	p->sock = NULL;
 	p->bodies = 0;
+	p->bytes = 0;
 	return rc;
 }
 
@@ -231,6 +325,7 @@ dg_wire_post(zsock_t *sock, const dg_route_t *route, const dg_msg_t *msg)
 		return -1;
 	}
 	zmsg_addmem(p->zmsg, buf.data, buf.size);
+	p->bytes += buf.size;
 	dg_buf_free(&buf);
 	if (++p->bodies >= OUTBOX_FRAMES)
 		s_flush_peer(sock, route);
@@ -256,9 +351,13 @@ s_send_buf(zsock_t *sock, const dg_route_t *route, dg_buf_t *buf)
 		if (route->delimiter)
 			zmsg_append(zmsg, &(zframe_t *){ zframe_new_empty() });
 	}
+	size_t size = buf->size;
 	zmsg_addmem(zmsg, buf->data, buf->size);
 	dg_buf_free(buf);
-	return zmsg_send(&zmsg, sock);
+	int rc = zmsg_send(&zmsg, sock);
+	if (rc == 0)
+		s_count_out(sock, 1, size);
+	return rc;
 }
 
 int

@@ -62,4 +62,27 @@ int dg_wire_recv_batch(zsock_t *sock, dg_route_t *route,
  * message (err filled), -1 when none is left (*bodies_p destroyed). */
 int dg_wire_next(zmsg_t **bodies_p, dg_msg_t **msg_p, dg_proto_err_t *err);
 
+/* ---- the socket registry ---------------------------------------------- */
+
+/* A daemon registers each ZeroMQ socket it opens, so that `disagg sockets
+ * NAME` can show it with the messages and bytes it moved each way
+ * (protocol messages: a batch counts each message in it; bytes of the
+ * bodies, not of the routing frames).  Counting is a pointer compare
+ * against the last socket used and an addition: every send and receive
+ * of this file does it.  Sockets that are not registered (the CLI's) are
+ * not counted.  Like the sockets themselves, the registry belongs to the
+ * thread that runs the control loop. */
+void dg_wire_register(zsock_t *sock, const char *endpoint, bool bind);
+void dg_wire_unregister(zsock_t *sock);
+
+typedef struct {
+	const char *type;               /* "ROUTER", "DEALER", "PUB"... */
+	char endpoint[256];
+	bool bind;
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+} dg_wire_sock_info_t;
+
+/* The registered sockets, oldest first; how many were written. */
+size_t dg_wire_sockets(dg_wire_sock_info_t *out, size_t max);
+
 #endif

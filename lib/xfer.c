@@ -51,6 +51,7 @@
 #include "checksum.h"
 #include "log.h"
 #include "manifest.h"
+#include "threads.h"
 #include "xfer.h"
 
 /* A token names a receive: index in the table (low 16 bits) and that
@@ -163,6 +164,9 @@ struct _dg_xfer_t {
 	uint8_t addr[DG_XFER_MAX_RAILS][DG_XFER_ADDR_MAX];
 	size_t addrlen[DG_XFER_MAX_RAILS];
 	dg_bin_t addr_bins[DG_XFER_MAX_RAILS];
+	char addr_name[DG_XFER_MAX_RAILS][64];  /* printable, for sockets */
+	dg_thread_t *progress_thread;   /* its registry slot, for the
+	                                   watchdog to mark it blocked */
 	int cq_fd;              /* -1 without a wait object */
 	bool is_shm;
 
@@ -1182,13 +1186,18 @@ s_watch(void *arg)
 	dg_xfer_t *self = arg;
 	struct pollfd p = { .fd = self->stop_fd, .events = POLLIN };
 
+	dg_thread_register("watchdog");
 	while (!atomic_load(&self->stop)) {
+		dg_thread_set(DG_THREAD_IDLE, 0);
 		(void)poll(&p, 1, 5); /* tick; the stop fd wakes it early */
+		dg_thread_set(DG_THREAD_BUSY, 0);
 		int64_t now = s_now_ms();
 		s_check_recv_deadlines(self, now);
 		int64_t stuck = now - atomic_load(&self->last_loop);
 		if (stuck > WEDGED_MS && !atomic_load(&self->wedged)) {
 			atomic_store(&self->wedged, true);
+			dg_thread_mark(self->progress_thread,
+			    DG_THREAD_BLOCKED);
 			dg_log_error("xfer: the progress thread has been stuck "
 			    "in the %s provider for %lld ms (a peer that died "
 			    "holding a shared lock?); failing transfers at "
@@ -1197,6 +1206,7 @@ s_watch(void *arg)
 		}
 		s_check_send_deadlines(self, now, stuck);
 	}
+	dg_thread_unregister();
 	return NULL;
 }
 
@@ -1212,6 +1222,7 @@ s_progress(void *arg)
 	dg_xfer_t *self = arg;
 	int idle = 0;
 
+	self->progress_thread = dg_thread_register("progress");
 	while (!atomic_load(&self->stop)) {
 		atomic_store(&self->last_loop, s_now_ms());
 		int work = s_take_commands(self);
@@ -1227,8 +1238,13 @@ s_progress(void *arg)
 			self->next_health = now + 100;
 		}
 		idle = work ? 0 : idle + 1;
+		/* Busy while transfers are open; idle once it naps.  Two
+		 * relaxed stores and a vDSO clock read per turn. */
+		dg_thread_set(work || self->sends ? DG_THREAD_BUSY :
+		    DG_THREAD_IDLE, 0);
 		s_idle(self, idle);
 	}
+	dg_thread_unregister();
 	return NULL;
 }
 
@@ -1436,6 +1452,12 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 		}
 		self->addr_bins[r].data = self->addr[r];
 		self->addr_bins[r].size = self->addrlen[r];
+		/* Before the progress thread owns the AV. */
+		size_t nlen = sizeof self->addr_name[r];
+		if (!fi_av_straddr(self->av, self->addr[r], self->addr_name[r],
+		    &nlen))
+			snprintf(self->addr_name[r], sizeof self->addr_name[r],
+			    "?");
 	}
 
 	/* The one registration of the pool, for every transfer to come. */
@@ -1865,6 +1887,14 @@ dg_xfer_stats(dg_xfer_t *self, dg_xfer_stats_t *out)
 	pthread_mutex_lock(&self->st_lock);
 	*out = self->stats;
 	pthread_mutex_unlock(&self->st_lock);
+}
+
+const char *
+dg_xfer_address_name(const dg_xfer_t *self, int rail)
+{
+	if (rail < 0 || rail >= self->nrails)
+		return NULL;
+	return self->addr_name[rail];
 }
 
 size_t

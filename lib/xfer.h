@@ -111,6 +111,9 @@ int dg_xfer_rails(const dg_xfer_t *self);
 /* This engine's fabric address on `rail` (to put in hello messages). */
 const void *dg_xfer_address(const dg_xfer_t *self, int rail, size_t *len);
 
+/* The same, printable (libfabric's fi_av_straddr form). */
+const char *dg_xfer_address_name(const dg_xfer_t *self, int rail);
+
 /* Receiver: expect the tensors of `m` (room, phase and tensors with
  * offsets relative to the pool start, filled by the caller) to be
  * written into extent `ext`, which must be RESERVED; it moves to

@@ -8,116 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "cli.h"
 #include "cmd_pipeline.h"
 
-typedef struct {
-	const char *endpoint;
-	const char *file;
-	bool json;
-	int timeout_ms;
-} s_common_t;
-
-static void
-s_json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
-static dg_client_t *
-s_connect(const s_common_t *c)
-{
-	const char *ep = dg_client_endpoint(c->endpoint, c->file);
-	dg_client_t *cl = dg_client_new(ep);
-
-	if (!cl)
-		fprintf(stderr, "disagg: cannot connect to %s\n", ep);
-	return cl;
-}
-
-/* A reply that is an error: print it; the exit code for it. */
-static int
-s_check(dg_msg_t *reply, const s_common_t *c)
-{
-	if (!reply) {
-		fprintf(stderr, "disagg: controller at %s did not answer within "
-		    "%d ms\n", dg_client_endpoint(c->endpoint, c->file),
-		    c->timeout_ms);
-		return DG_EXIT_UNREACHABLE;
-	}
-	if (reply->op == DG_OP_ERROR) {
-		if (c->json) {
-			printf("{\"error\":");
-			s_json_str(stdout, reply->u.error.code);
-			printf(",\"message\":");
-			s_json_str(stdout, reply->u.error.message);
-			printf("}\n");
-		} else {
-			fprintf(stderr, "disagg: %s: %s\n", reply->u.error.code,
-			    reply->u.error.message);
-		}
-		return DG_EXIT_FAIL;
-	}
-	return DG_EXIT_OK;
-}
-
-enum { OPT_JSON = 1000, OPT_NEGATIVE, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
+enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
        OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
-       OPT_TIMEOUT, OPT_QUIET };
-
-#define COMMON_OPTS \
-	{ "controller", required_argument, NULL, 'c' }, \
-	{ "file", required_argument, NULL, 'f' }, \
-	{ "json", no_argument, NULL, OPT_JSON }, \
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT }
-
-static bool
-s_common_opt(s_common_t *c, int ch)
-{
-	switch (ch) {
-	case 'c': c->endpoint = optarg; return true;
-	case 'f': c->file = optarg; return true;
-	case OPT_JSON: c->json = true; return true;
-	case OPT_TIMEOUT: c->timeout_ms = atoi(optarg); return true;
-	}
-	return false;
-}
-
-/* Options of a command that takes only the common ones, then `min_args`
- * or more operands: fills `c`; the index of the first operand, or -1
- * after printing the usage. */
-static int
-s_common_only(int argc, char *argv[], s_common_t *c, int min_args,
-    const char *usage)
-{
-	static const struct option opts[] = { COMMON_OPTS,
-	    { NULL, 0, NULL, 0 } };
-	int ch;
-
-	c->timeout_ms = 5000;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
-		if (!s_common_opt(c, ch)) {
-			fprintf(stderr, "usage: %s\n", usage);
-			return -1;
-		}
-	}
-	if (argc - optind < min_args) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return -1;
-	}
-	return optind;
-}
+       OPT_QUIET };
 
 /* ---- submit ------------------------------------------------------------ */
 
@@ -135,19 +31,19 @@ s_print_result(const dg_msg_t *m, bool json)
 	if (json) {
 		printf("{\"request\":%llu,\"status\":",
 		    (unsigned long long)r->request);
-		s_json_str(stdout, r->status);
+		dg_json_str(stdout, r->status);
 		printf(",\"output\":");
-		s_json_str(stdout, r->output);
+		dg_json_str(stdout, r->output);
 		printf(",\"bytes\":%llu,\"digest\":", (unsigned long long)r->bytes);
-		s_json_str(stdout, r->digest);
+		dg_json_str(stdout, r->digest);
 		if (r->error) {
 			printf(",\"error\":");
-			s_json_str(stdout, r->error);
+			dg_json_str(stdout, r->error);
 		}
 		printf(",\"timings\":{");
 		for (size_t i = 0; i < r->n_timings; i++) {
 			printf("%s", i ? "," : "");
-			s_json_str(stdout, r->timings[i].key);
+			dg_json_str(stdout, r->timings[i].key);
 			printf(":%lld", (long long)r->timings[i].value);
 		}
 		printf("}}\n");
@@ -173,7 +69,7 @@ int
 dg_cmd_submit(int argc, char *argv[])
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
+		DG_CLI_COMMON_OPTS,
 		{ "prompt", required_argument, NULL, OPT_PROMPT },
 		{ "negative", required_argument, NULL, OPT_NEGATIVE },
 		{ "frames", required_argument, NULL, OPT_FRAMES },
@@ -187,7 +83,7 @@ dg_cmd_submit(int argc, char *argv[])
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ NULL, 0, NULL, 0 }
 	};
-	s_common_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000 };
 	dg_submit_msg_t sub = { .prompt = "a red fox running through fresh "
 	    "snow at dawn", .frames = 17, .height = 256, .width = 448,
 	    .steps = 8, .seed = 42 };
@@ -195,36 +91,52 @@ dg_cmd_submit(int argc, char *argv[])
 	int count = 1, ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
-		if (s_common_opt(&c, ch))
+	while ((ch = getopt_long(argc, argv, DG_CLI_SHORT, opts, NULL)) != -1) {
+		int common = dg_cli_common_opt(&c, ch);
+		if (common < 0)
+			return DG_EXIT_USAGE;
+		if (common)
 			continue;
+		int64_t *num = NULL, v;
 		switch (ch) {
-		case OPT_PROMPT: sub.prompt = optarg; break;
-		case OPT_NEGATIVE: sub.negative_prompt = optarg; break;
-		case OPT_FRAMES: sub.frames = atoll(optarg); break;
-		case OPT_HEIGHT: sub.height = atoll(optarg); break;
-		case OPT_WIDTH: sub.width = atoll(optarg); break;
-		case OPT_STEPS: sub.steps = atoll(optarg); break;
-		case OPT_SEED: sub.seed = atoll(optarg); break;
-		case OPT_DEADLINE: sub.deadline_ms = atoll(optarg); break;
-		case OPT_COUNT: count = atoi(optarg); break;
-		case OPT_WAIT: wait = true; break;
-		case OPT_QUIET: quiet = true; break;
-		default:
+		case OPT_PROMPT: sub.prompt = optarg; continue;
+		case OPT_NEGATIVE: sub.negative_prompt = optarg; continue;
+		case OPT_WAIT: wait = true; continue;
+		case OPT_QUIET: quiet = true; continue;
+		case OPT_FRAMES: num = &sub.frames; break;
+		case OPT_HEIGHT: num = &sub.height; break;
+		case OPT_WIDTH: num = &sub.width; break;
+		case OPT_STEPS: num = &sub.steps; break;
+		case OPT_SEED: num = &sub.seed; break;
+		case OPT_DEADLINE: num = &sub.deadline_ms; break;
+		case OPT_COUNT: num = &v; break;
+		}
+		if (!num) {
 			fprintf(stderr, "usage: disagg submit [--prompt TEXT] "
 			    "[--negative TEXT] [--frames N] [--height H] "
 			    "[--width W] [--steps N] [--seed N] [--deadline MS] "
-			    "[--count N] [--wait] [--json] [-c endpoint]\n");
+			    "[--count N] [--wait] [--quiet] [--json] "
+			    "[--timeout MS] [-c endpoint | -f file]\n");
 			return DG_EXIT_USAGE;
 		}
+		/* Range checks are the controller's (it answers invalid);
+		 * here only "is it a number". */
+		if (!dg_cli_i64(optarg, num)) {
+			fprintf(stderr, "disagg submit: '%s' is not a whole "
+			    "number\n", optarg);
+			return DG_EXIT_USAGE;
+		}
+		if (num == &v)
+			count = v < 1 || v > 1000000 ? 0 : (int)v;
 	}
 	if (count < 1 || optind != argc) {
-		fprintf(stderr, "disagg submit: bad arguments\n");
+		fprintf(stderr, "disagg submit: bad arguments (--count is 1 to "
+		    "1000000; no operands)\n");
 		return DG_EXIT_USAGE;
 	}
-	dg_client_t *cl = s_connect(&c);
+	dg_client_t *cl = dg_cli_connect(&c);
 	if (!cl)
-		return DG_EXIT_UNREACHABLE;
+		return DG_EXIT_USAGE;
 	s_track_t *track = calloc((size_t)count, sizeof *track);
 	int rc = DG_EXIT_OK, open = 0;
 	for (int i = 0; i < count && track; i++) {
@@ -233,7 +145,7 @@ dg_cmd_submit(int argc, char *argv[])
 		m->u.submit.seed = sub.seed + i;
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
-		int e = s_check(reply, &c);
+		int e = dg_cli_check(reply, &c);
 		if (e) {
 			dg_msg_destroy(&reply);
 			rc = e;
@@ -288,7 +200,7 @@ dg_cmd_submit(int argc, char *argv[])
 			if (!st) {
 				if (tty)
 					printf("\n");
-				rc = s_check(NULL, &c);
+				rc = dg_cli_check(NULL, &c);
 				break;
 			}
 			if (st->op == DG_OP_STATUS_OK) {
@@ -321,7 +233,7 @@ dg_cmd_submit(int argc, char *argv[])
 					fflush(stdout);
 				}
 			} else {
-				rc = s_check(st, &c);
+				rc = dg_cli_check(st, &c);
 				track[i].over = true;
 				open--;
 			}
@@ -340,18 +252,26 @@ dg_cmd_submit(int argc, char *argv[])
 static int
 s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 {
-	s_common_t c = { 0 };
+	dg_cli_t c = { 0 };
 	int rc = DG_EXIT_OK;
 
-	if (s_common_only(argc, argv, &c, 1, usage) < 0)
+	if (dg_cli_common_only(argc, argv, &c, 1, -1, usage) < 0)
 		return DG_EXIT_USAGE;
-	dg_client_t *cl = s_connect(&c);
-	if (!cl)
-		return DG_EXIT_UNREACHABLE;
+	/* Every operand first: a typo asks nothing of the controller. */
 	for (int i = optind; i < argc; i++) {
-		char *end;
-		unsigned long long id = strtoull(argv[i], &end, 10);
-		if (*end || !*argv[i]) {
+		uint64_t id;
+		if (!dg_cli_u64(argv[i], &id)) {
+			fprintf(stderr, "disagg: '%s' is not a request id\n",
+			    argv[i]);
+			return DG_EXIT_USAGE;
+		}
+	}
+	dg_client_t *cl = dg_cli_connect(&c);
+	if (!cl)
+		return DG_EXIT_USAGE;
+	for (int i = optind; i < argc; i++) {
+		uint64_t id;
+		if (!dg_cli_u64(argv[i], &id)) {
 			fprintf(stderr, "disagg: '%s' is not a request id\n",
 			    argv[i]);
 			rc = DG_EXIT_USAGE;
@@ -361,7 +281,7 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 		m->u.status.request = id;
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
-		int e = s_check(reply, &c);
+		int e = dg_cli_check(reply, &c);
 		if (e) {
 			rc = e;
 			dg_msg_destroy(&reply);
@@ -374,21 +294,21 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 			if (c.json) {
 				printf("{\"request\":%llu,\"state\":",
 				    (unsigned long long)s->request);
-				s_json_str(stdout, s->state);
+				dg_json_str(stdout, s->state);
 				printf(",\"room\":%llu,\"age_ms\":%lld,"
 				    "\"retries\":%lld", (unsigned long long)s->room,
 				    (long long)s->age_ms, (long long)s->retries);
 				if (s->encoder) {
 					printf(",\"encoder\":");
-					s_json_str(stdout, s->encoder);
+					dg_json_str(stdout, s->encoder);
 					printf(",\"transformer\":");
-					s_json_str(stdout, s->transformer);
+					dg_json_str(stdout, s->transformer);
 					printf(",\"decoder\":");
-					s_json_str(stdout, s->decoder);
+					dg_json_str(stdout, s->decoder);
 				}
 				if (s->error) {
 					printf(",\"error\":");
-					s_json_str(stdout, s->error);
+					dg_json_str(stdout, s->error);
 				}
 				printf("}\n");
 			} else {
@@ -406,9 +326,11 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 				printf("\n");
 			}
 		} else if (c.json) {
-			printf("{\"request\":%llu,\"cancelled\":true}\n", id);
+			printf("{\"request\":%llu,\"cancelled\":true}\n",
+			    (unsigned long long)id);
 		} else {
-			printf("request %llu cancelled\n", id);
+			printf("request %llu cancelled\n",
+			    (unsigned long long)id);
 		}
 		dg_msg_destroy(&reply);
 	}
@@ -435,18 +357,18 @@ dg_cmd_cancel(int argc, char *argv[])
 int
 dg_cmd_instances(int argc, char *argv[])
 {
-	s_common_t c = { 0 };
+	dg_cli_t c = { 0 };
 
-	if (s_common_only(argc, argv, &c, 0,
+	if (dg_cli_common_only(argc, argv, &c, 0, 0,
 	    "disagg instances [--json] [-c endpoint]") < 0)
 		return DG_EXIT_USAGE;
-	dg_client_t *cl = s_connect(&c);
+	dg_client_t *cl = dg_cli_connect(&c);
 	if (!cl)
-		return DG_EXIT_UNREACHABLE;
+		return DG_EXIT_USAGE;
 	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
 	dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 	dg_msg_destroy(&m);
-	int rc = s_check(reply, &c);
+	int rc = dg_cli_check(reply, &c);
 	if (rc == DG_EXIT_OK) {
 		const dg_instances_ok_msg_t *ok = &reply->u.instances_ok;
 		if (c.json)
@@ -459,15 +381,15 @@ dg_cmd_instances(int argc, char *argv[])
 			const dg_instance_row_t *r = &ok->instances[i];
 			if (c.json) {
 				printf("%s{\"role\":", i ? "," : "");
-				s_json_str(stdout, r->role);
+				dg_json_str(stdout, r->role);
 				printf(",\"name\":");
-				s_json_str(stdout, r->name);
+				dg_json_str(stdout, r->name);
 				printf(",\"host\":");
-				s_json_str(stdout, r->host);
+				dg_json_str(stdout, r->host);
 				printf(",\"state\":");
-				s_json_str(stdout, r->state);
+				dg_json_str(stdout, r->state);
 				printf(",\"peer\":");
-				s_json_str(stdout, r->peer);
+				dg_json_str(stdout, r->peer);
 				printf(",\"incoming\":%lld,\"waiting\":%lld,"
 				    "\"ready\":%lld,\"running\":%lld,"
 				    "\"sending\":%lld,\"rooms\":%lld,"
@@ -501,27 +423,30 @@ dg_cmd_instances(int argc, char *argv[])
 static int
 s_drain(int argc, char *argv[], bool drain)
 {
-	s_common_t c = { 0 };
+	dg_cli_t c = { 0 };
 	int rc = DG_EXIT_OK;
 
-	if (s_common_only(argc, argv, &c, 1, drain ?
+	if (dg_cli_common_only(argc, argv, &c, 1, -1, drain ?
 	    "disagg drain [-c endpoint] NAME..." :
 	    "disagg undrain [-c endpoint] NAME...") < 0)
 		return DG_EXIT_USAGE;
-	dg_client_t *cl = s_connect(&c);
+	dg_client_t *cl = dg_cli_connect(&c);
 	if (!cl)
-		return DG_EXIT_UNREACHABLE;
+		return DG_EXIT_USAGE;
 	for (int i = optind; i < argc; i++) {
 		dg_msg_t *m = dg_msg_new(drain ? DG_OP_DRAIN : DG_OP_UNDRAIN);
 		m->u.drain.name = argv[i];
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
-		int e = s_check(reply, &c);
+		int e = dg_cli_check(reply, &c);
 		if (e == DG_EXIT_OK && !c.json)
 			printf("%s %s\n", argv[i], drain ? "draining" :
 			    "undrained");
-		else if (e == DG_EXIT_OK)
-			printf("{\"name\":\"%s\",\"ok\":true}\n", argv[i]);
+		else if (e == DG_EXIT_OK) {
+			printf("{\"name\":");
+			dg_json_str(stdout, argv[i]);
+			printf(",\"ok\":true}\n");
+		}
 		if (e)
 			rc = e;
 		dg_msg_destroy(&reply);

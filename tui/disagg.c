@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "cmd_keygen.h"
+#include "cmd_admin.h"
 #include "cmd_pipeline.h"
 #include "console.h"
 #include "proto.h"
@@ -46,6 +47,20 @@ static const s_command_t s_commands[] = {
 	  dg_cmd_drain },
 	{ "undrain", "undrain NAME...", "send an instance work again",
 	  dg_cmd_undrain },
+	{ "queues", "queues NAME", "the rooms in each queue of a daemon",
+	  dg_cmd_queues },
+	{ "rooms", "rooms [NAME]", "every live room, or those on one instance",
+	  dg_cmd_rooms },
+	{ "threads", "threads NAME", "a daemon's threads: state, room, CPU "
+	  "time, last progress", dg_cmd_threads },
+	{ "sockets", "sockets NAME", "a daemon's ZeroMQ sockets and fabric "
+	  "rails", dg_cmd_sockets },
+	{ "release", "release ROOM...", "free a room everywhere; its request "
+	  "fails", dg_cmd_release },
+	{ "reload", "reload [NAME]", "re-read the configuration (default: "
+	  "the controller's)", dg_cmd_reload },
+	{ "watch", "watch [-n N]", "print the controller's events and "
+	  "snapshots as they come", dg_cmd_watch },
 	{ "keygen", "keygen [-d dir] NAME...", "make CurveZMQ key pairs for "
 	  "[security] curve = on", dg_cmd_keygen },
 	{ "console", "console [opts]", "the operator console (ncurses); -b "

@@ -253,8 +253,8 @@ static const dg_room_row_t s_room_rows[] = {
 	{ 202, 9102, "decoding", "e1", "t1", "d1", 8192, 88 },
 };
 static const dg_thread_row_t s_thread_rows[] = {
-	{ "control", "polling", 301, 1500, 2 },
-	{ "worker-0", "running", 302, 987654, 40 },
+	{ "control", "polling", 301, 1500, 2, 4242, "sleeping" },
+	{ "worker-0", "running", 302, 987654, 40, 4243, "running" },
 };
 static const dg_socket_row_t s_socket_rows[] = {
 	{ "ROUTER", "tcp://*:7710", true, 1, 2, 3, 4 },
@@ -529,6 +529,7 @@ s_fill_instances_ok(dg_msg_t *m)
 {
 	m->u.instances_ok.instances = s_instances;
 	m->u.instances_ok.n_instances = N(s_instances);
+	m->u.instances_ok.publish = "tcp://127.0.0.1:7701";
 }
 
 static void
@@ -925,7 +926,7 @@ static const char *const s_spec[] = {
 	"transfer.done: room phase gen bytes tensors?",
 	"transfer.failed: room phase gen reason stale?",
 	"instances:",
-	"instances.ok: instances",
+	"instances.ok: instances publish?",
 	"queues: name",
 	"queues.ok: name rooms",
 	"rooms: name?",
@@ -949,7 +950,7 @@ static const char *const s_spec[] = {
 	"stalled_ms?",
 	"queue: room request queue age_ms",
 	"room: room request state encoder transformer decoder bytes age_ms",
-	"thread: name state room? cpu_us progress_age_ms",
+	"thread: name state room? cpu_us progress_age_ms tid? kernel?",
 	"socket: type endpoint bind msgs_in msgs_out bytes_in bytes_out",
 	"rail: provider rail peer quarantined quarantine_left_ms?",
 };

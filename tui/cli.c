@@ -1,0 +1,149 @@
+/*  cli.c: see cli.h.  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void
+dg_json_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+bool
+dg_cli_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end || errno)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool
+dg_cli_i64(const char *s, int64_t *out)
+{
+	char *end;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*end || errno)
+		return false;
+	*out = v;
+	return true;
+}
+
+int
+dg_cli_common_opt(dg_cli_t *c, int ch)
+{
+	int64_t v;
+
+	switch (ch) {
+	case 'c': c->endpoint = optarg; return 1;
+	case 'f': c->file = optarg; return 1;
+	case DG_OPT_JSON: c->json = true; return 1;
+	case DG_OPT_TIMEOUT:
+		if (!dg_cli_i64(optarg, &v) || v < 1 || v > 3600000) {
+			fprintf(stderr, "disagg: --timeout wants milliseconds, "
+			    "1 to 3600000, not '%s'\n", optarg);
+			return -1;
+		}
+		c->timeout_ms = (int)v;
+		return 1;
+	}
+	return 0;
+}
+
+int
+dg_cli_common_only(int argc, char *argv[], dg_cli_t *c, int min_args,
+    int max_args, const char *usage)
+{
+	static const struct option opts[] = { DG_CLI_COMMON_OPTS,
+	    { NULL, 0, NULL, 0 } };
+	int ch;
+
+	if (!c->timeout_ms)
+		c->timeout_ms = 5000;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, DG_CLI_SHORT, opts, NULL)) != -1) {
+		if (dg_cli_common_opt(c, ch) != 1) {
+			fprintf(stderr, "usage: %s\n", usage);
+			return -1;
+		}
+	}
+	int n = argc - optind;
+	if (n < min_args || (max_args >= 0 && n > max_args)) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return -1;
+	}
+	return optind;
+}
+
+dg_client_t *
+dg_cli_connect(const dg_cli_t *c)
+{
+	const char *ep = dg_client_endpoint(c->endpoint, c->file);
+	dg_client_t *cl = dg_client_new(ep);
+
+	if (!cl)
+		fprintf(stderr, "disagg: cannot connect to '%s': not a ZeroMQ "
+		    "endpoint (tcp://HOST:PORT, ipc://PATH)\n", ep);
+	return cl;
+}
+
+int
+dg_cli_check(const dg_msg_t *reply, const dg_cli_t *c)
+{
+	if (!reply) {
+		fprintf(stderr, "disagg: controller at %s did not answer within "
+		    "%d ms\n", dg_client_endpoint(c->endpoint, c->file),
+		    c->timeout_ms);
+		return DG_EXIT_UNREACHABLE;
+	}
+	if (reply->op == DG_OP_ERROR) {
+		if (c->json) {
+			printf("{\"error\":");
+			dg_json_str(stdout, reply->u.error.code);
+			printf(",\"message\":");
+			dg_json_str(stdout, reply->u.error.message);
+			printf("}\n");
+		} else {
+			fprintf(stderr, "disagg: %s: %s\n", reply->u.error.code,
+			    reply->u.error.message);
+		}
+		return DG_EXIT_FAIL;
+	}
+	return DG_EXIT_OK;
+}
+
+dg_msg_t *
+dg_cli_call(const dg_cli_t *c, dg_client_t *cl, dg_msg_t **msg_p, int *rc_p)
+{
+	dg_msg_t *reply = *msg_p ? dg_client_call(cl, *msg_p, c->timeout_ms) :
+	    NULL;
+
+	dg_msg_destroy(msg_p);
+	*rc_p = dg_cli_check(reply, c);
+	if (*rc_p != DG_EXIT_OK)
+		dg_msg_destroy(&reply);
+	return reply;
+}
