@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "daemon.h"
 #include "log.h"
 #include "policy.h"
@@ -75,6 +76,7 @@ typedef struct s_req {
 	uint64_t bytes;
 	char digest[40];
 	void *live;                     /* handle in the live list */
+	char user[48];                  /* submitter's public key, or "" */
 } s_req_t;
 
 /* An admin request relayed to a daemon on a client's behalf: the reply
@@ -501,6 +503,7 @@ s_on_submit(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 	}
 	r->id = ++self->next_request;
 	dg_route_copy(&r->client, route);
+	snprintf(r->user, sizeof r->user, "%s", route->user);
 	r->prompt = strdup(sub->prompt);
 	r->negative = strdup(sub->negative_prompt ? sub->negative_prompt : "");
 	r->frames = sub->frames;
@@ -568,6 +571,14 @@ s_on_cancel(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 		dg_wire_send_error(self->router, route, m->seq,
 		    DG_PROTO_E_NOT_FOUND, "no request %llu",
 		    (unsigned long long)m->u.cancel.request);
+		return;
+	}
+	if (strcmp(r->user, route->user) != 0 &&
+	    !dg_daemon_from_admin(self->d, route->user)) {
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_DENIED, "request %llu is another client's: "
+		    "cancelling it needs an admin key",
+		    (unsigned long long)r->id);
 		return;
 	}
 	if (s_terminal(r)) {
@@ -1050,9 +1061,45 @@ s_expire_relays(s_ctl_t *self, int64_t now)
 
 /* ---- the loop ---------------------------------------------------------- */
 
+/* With curve = on, who may send what: the daemons' own ops only from
+ * the deployment's key, drain/undrain/release/reload only from an admin
+ * key.  Refusals are answered and logged. */
+static bool
+s_allowed(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
+{
+	const char *need = NULL;
+
+	switch (m->op) {
+	case DG_OP_HELLO: case DG_OP_HEARTBEAT: case DG_OP_STATS:
+	case DG_OP_BYE: case DG_OP_STAGE_DONE: case DG_OP_STAGE_FAILED:
+	case DG_OP_ROOM_PHASE: case DG_OP_ASSIGN_OK: case DG_OP_RELEASE_OK:
+	case DG_OP_QUEUES_OK: case DG_OP_THREADS_OK: case DG_OP_SOCKETS_OK:
+	case DG_OP_RELOAD_OK:
+		if (!dg_daemon_from_daemon(self->d, route->user))
+			need = "the daemons' key";
+		break;
+	case DG_OP_DRAIN: case DG_OP_UNDRAIN: case DG_OP_RELEASE:
+	case DG_OP_RELOAD:
+		if (!dg_daemon_from_admin(self->d, route->user))
+			need = "an admin key";
+		break;
+	default:
+		break;
+	}
+	if (!need)
+		return true;
+	dg_log_warn("refused '%s' from key %s: it needs %s",
+	    dg_op_name(m->op), route->user, need);
+	dg_wire_send_error(sock, route, m->seq, DG_PROTO_E_DENIED,
+	    "'%s' needs %s", dg_op_name(m->op), need);
+	return false;
+}
+
 static void
 s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 {
+	if (!s_allowed(self, sock, route, m))
+		return;
 	switch (m->op) {
 	case DG_OP_SUBMIT: s_on_submit(self, route, m); break;
 	case DG_OP_STATUS: s_on_status(self, route, m); break;
@@ -1274,6 +1321,8 @@ s_start(dg_daemon_t *d, void **state)
 	zsock_set_maxmsgsize(self->router, DG_PROTO_MAX_FRAME);
 	zsock_set_sndhwm(self->router, 100000);
 	zsock_set_rcvhwm(self->router, 100000);
+	dg_daemon_server_sock(d, self->router);
+	dg_daemon_server_sock(d, self->pub);
 	if (zsock_bind(self->router, "%s", c->listen) < 0) {
 		dg_log_error("cannot bind %s: %s", c->listen,
 		    zmq_strerror(zmq_errno()));
@@ -1284,6 +1333,8 @@ s_start(dg_daemon_t *d, void **state)
 		    zmq_strerror(zmq_errno()));
 		return -1;
 	}
+	dg_daemon_bound(d, self->router, c->listen, "listen");
+	dg_daemon_bound(d, self->pub, c->publish, "publish");
 	dg_wire_register(self->router, c->listen, true);
 	dg_wire_register(self->pub, c->publish, true);
 	const char *pe = zsock_endpoint(self->pub);

@@ -16,11 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
+#include "run.h"
 #include "threads.h"
 #include "version.h"
 
@@ -238,6 +240,65 @@ s_signals_open(sigset_t *set)
 	return signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+void
+dg_daemon_server_sock(dg_daemon_t *d, zsock_t *sock)
+{
+	if (d->auth)
+		dg_auth_server(d->auth, sock);
+}
+
+void
+dg_daemon_client_sock(dg_daemon_t *d, zsock_t *sock)
+{
+	if (d->auth)
+		dg_auth_daemon_client(d->auth, sock);
+}
+
+void
+dg_daemon_bound(dg_daemon_t *d, zsock_t *sock, const char *endpoint,
+    const char *what)
+{
+	if (dg_auth_ipc_private(endpoint) < 0)
+		dg_log_warn("cannot make %s owner-only: %s", endpoint,
+		    strerror(errno));
+	if (d->auth && dg_auth_watch(d->auth, sock, what, d->loop) < 0)
+		dg_log_warn("curve: cannot watch the %s endpoint's handshakes",
+		    what);
+}
+
+bool
+dg_daemon_from_daemon(dg_daemon_t *d, const char *user)
+{
+	return dg_auth_is_daemon(d->auth, user);
+}
+
+bool
+dg_daemon_from_admin(dg_daemon_t *d, const char *user)
+{
+	return dg_auth_is_admin(d->auth, user);
+}
+
+/* [security] curve = on: the ZAP handler, before any socket exists. */
+static int
+s_auth_start(s_daemon_t *self)
+{
+	const dg_security_conf_t *sec = dg_config_security(self->d.cfg);
+	char scratch[DG_PATH_MAX], err[512];
+
+	if (!sec->curve)
+		return 0;
+	snprintf(scratch, sizeof scratch, "%s/%s", dg_run_dir(), self->d.name);
+	zsys_dir_create("%s", scratch);
+	(void)chmod(scratch, 0700);
+	self->d.auth = dg_auth_new(sec, scratch, err, sizeof err);
+	if (!self->d.auth) {
+		dg_log_error("curve: %s", err);
+		return -1;
+	}
+	dg_log_info("curve: on, keys from %s", sec->key_dir);
+	return 0;
+}
+
 int
 dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
     int verbose)
@@ -298,7 +359,8 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	dg_log_info("disaggd %s: %s %s starting (pid %d, config %s)",
 	    DG_VERSION, dg_role_name(self.d.role), self.d.name, (int)getpid(),
 	    self.d.file);
-	if (self.ops->start(&self.d, &self.state) < 0) {
+	if (s_auth_start(&self) < 0 ||
+	    self.ops->start(&self.d, &self.state) < 0) {
 		dg_log_error("%s %s could not start", dg_role_name(self.d.role),
 		    self.d.name);
 		self.exit_code = 1;
@@ -312,6 +374,7 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	if (self.ops->stop)
 		self.ops->stop(&self.state);
 	zloop_destroy(&self.d.loop);
+	dg_auth_destroy(&self.d.auth);
 	close(self.sigfd);
 	dg_log_info("stopped");
 	dg_config_destroy(&self.d.cfg);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 
 typedef struct dg_daemon {
@@ -20,6 +21,7 @@ typedef struct dg_daemon {
 	int64_t drain_deadline;
 	int verbose;
 	bool foreground;
+	dg_auth_t *auth;                /* CurveZMQ; NULL when curve = off */
 } dg_daemon_t;
 
 typedef struct {
@@ -52,6 +54,18 @@ void dg_daemon_drain(dg_daemon_t *d, const char *why);
 int dg_daemon_reload(dg_daemon_t *d, char *report, size_t size);
 
 int64_t dg_now_ms(void);
+
+/* Sockets and CurveZMQ: a socket others connect to (before bind), one
+ * this daemon connects with (before connect), and the steps after a
+ * bind: owner-only ipc files, refused handshakes logged. */
+void dg_daemon_server_sock(dg_daemon_t *d, zsock_t *sock);
+void dg_daemon_client_sock(dg_daemon_t *d, zsock_t *sock);
+void dg_daemon_bound(dg_daemon_t *d, zsock_t *sock, const char *endpoint,
+    const char *what);
+/* Whether a message's sender (dg_route_t.user) is one of the
+ * deployment's daemons, or holds an admin key; true with curve off. */
+bool dg_daemon_from_daemon(dg_daemon_t *d, const char *user);
+bool dg_daemon_from_admin(dg_daemon_t *d, const char *user);
 
 /* Replace this process with a fresh disaggd running the same section of
  * the same file (absolute path), in the same mode.  Returns only on

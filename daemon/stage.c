@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <czmq.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -67,6 +68,7 @@ typedef struct s_room {
 	int64_t created, queued_at, deadline;
 	int64_t ready_at;               /* input here: the stage's own time */
 	bool in_worker, released, failed;
+	_Atomic int stop;               /* tells the plugin to give up */
 	dg_stage_item_t item;
 	int64_t compute_ms;
 	uint64_t out_offsets[DG_STAGE_MAX_TENSORS];
@@ -191,6 +193,7 @@ s_up(s_stage_t *self, const char *endpoint)
 	zsock_set_sndhwm(s, 100000);
 	zsock_set_rcvhwm(s, 100000);
 	zsock_set_maxmsgsize(s, DG_PROTO_MAX_FRAME);
+	dg_daemon_client_sock(self->d, s);
 	if (zsock_connect(s, "%s", endpoint) < 0) {
 		dg_log_error("cannot connect to peer %s", endpoint);
 		zsock_destroy(&s);
@@ -244,6 +247,7 @@ s_room_end(s_stage_t *self, s_room_t *r)
 {
 	if (r->in_worker) {
 		r->released = true;
+		atomic_store(&r->stop, 1);
 		return;
 	}
 	s_room_free(self, r);
@@ -517,6 +521,7 @@ s_pump(s_stage_t *self)
 			it->req = &x->req;
 			it->in_plan = &x->in_plan;
 			it->out_plan = &x->out_plan;
+			it->stop = &x->stop;
 			char *base = dg_pool_base(self->pool);
 			for (size_t k = 0; k < x->in_plan.n; k++)
 				it->in[k] = base + x->in_rows[k].offset;
@@ -832,12 +837,26 @@ s_on_peer_cb(zloop_t *loop, zsock_t *sock, void *arg)
 			dg_wire_send_error(sock, &route, 0,
 			    DG_PROTO_E_MALFORMED, "no frame after the "
 			    "routing frames");
+		/* With curve = on only the deployment's daemons may ask us
+		 * to write into their memory. */
+		bool trusted = zsock_type(sock) != ZMQ_ROUTER ||
+		    dg_daemon_from_daemon(self->d, route.user);
 		int rc;
 		while ((rc = dg_wire_next(&bodies, &m, &err)) >= 0) {
 			if (rc == 0) {
 				if (zsock_type(sock) == ZMQ_ROUTER)
 					dg_wire_send_decode_error(sock, &route,
 					    &err);
+			} else if (!trusted) {
+				self->refused++;
+				dg_log_warn("peer: refused '%s' from key %s: "
+				    "not a daemon of this deployment",
+				    dg_op_name(m->op),
+				    route.user);
+				dg_wire_send_error(sock, &route, m->seq,
+				    DG_PROTO_E_DENIED, "a stage's peer "
+				    "endpoint serves only the deployment's "
+				    "daemons");
 			} else if (m->op == DG_OP_MANIFEST) {
 				/* The room keeps the route it answers on, and
 				 * the batch's next message needs one too. */
@@ -1339,6 +1358,8 @@ s_start(dg_daemon_t *d, void **state)
 	zsock_set_maxmsgsize(self->peer, DG_PROTO_MAX_FRAME);
 	zsock_set_sndhwm(self->peer, 100000);
 	zsock_set_rcvhwm(self->peer, 100000);
+	dg_daemon_client_sock(d, self->ctl);
+	dg_daemon_server_sock(d, self->peer);
 	const char *listen = dg_config_controller(d->cfg)->listen;
 	if (zsock_connect(self->ctl, "%s", listen) < 0) {
 		dg_log_error("cannot connect to the controller at %s", listen);
@@ -1350,6 +1371,7 @@ s_start(dg_daemon_t *d, void **state)
 		return -1;
 	}
 	dg_wire_register(self->ctl, listen, false);
+	dg_daemon_bound(d, self->peer, self->conf->peer, "peer");
 	dg_wire_register(self->peer, self->conf->peer, true);
 	self->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (self->donefd < 0)

@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "proto.h"
 
 #define ZAP_DOMAIN "disagg"
 
@@ -241,11 +242,19 @@ dg_auth_user(zframe_t *frame)
 }
 
 bool
-dg_auth_is_admin(const dg_auth_t *self, zframe_t *frame)
+dg_auth_is_admin(const dg_auth_t *self, const char *user)
 {
 	if (!self)
 		return true;
-	return zhashx_lookup(self->admins, dg_auth_user(frame)) != NULL;
+	return zhashx_lookup(self->admins, user ? user : "") != NULL;
+}
+
+bool
+dg_auth_is_daemon(const dg_auth_t *self, const char *user)
+{
+	if (!self)
+		return true;
+	return user && strcmp(user, zcert_public_txt(self->cert)) == 0;
 }
 
 int
@@ -281,6 +290,30 @@ dg_auth_client_from_env(zsock_t *sock, char *err, size_t errlen)
 	zcert_destroy(&mine);
 	zcert_destroy(&srv);
 	return 0;
+}
+
+zsock_t *
+dg_auth_sub_new(const char *endpoint, char *err, size_t errlen)
+{
+	zsock_t *sub = zsock_new(ZMQ_SUB);
+
+	if (!sub) {
+		s_err(err, errlen, "cannot make a SUB socket");
+		return NULL;
+	}
+	zsock_set_linger(sub, 0);
+	zsock_set_maxmsgsize(sub, DG_PROTO_MAX_FRAME);
+	zsock_set_subscribe(sub, "");
+	if (dg_auth_client_from_env(sub, err, errlen) < 0)
+		goto fail;
+	if (zsock_connect(sub, "%s", endpoint) < 0) {
+		s_err(err, errlen, "cannot connect to %s", endpoint);
+		goto fail;
+	}
+	return sub;
+fail:
+	zsock_destroy(&sub);
+	return NULL;
 }
 
 int

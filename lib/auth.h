@@ -38,10 +38,15 @@ int dg_auth_watch(dg_auth_t *self, zsock_t *sock, const char *what,
  * connecting to the controller and to each other); before connect. */
 void dg_auth_daemon_client(dg_auth_t *self, zsock_t *sock);
 
-/* Whether the sender of a message (its frame's User-Id, the client's
- * public key in Z85) may use admin ops.  Always true with curve off. */
-bool dg_auth_is_admin(const dg_auth_t *self, zframe_t *frame);
-/* The sender's public key, or "" when curve is off. */
+/* Whether the sender of a message (`user`: its public key in Z85, as
+ * dg_route_t.user has it) may use admin ops.  Always true with curve
+ * off. */
+bool dg_auth_is_admin(const dg_auth_t *self, const char *user);
+/* Whether the sender is one of the deployment's daemons (it presents
+ * the server key pair).  Always true with curve off. */
+bool dg_auth_is_daemon(const dg_auth_t *self, const char *user);
+/* The sender of a received frame: its public key, or "" when curve is
+ * off (dg_route_t.user holds the same for a received message). */
 const char *dg_auth_user(zframe_t *frame);
 
 /* For clients (the CLI and the console): with DISAGG_KEY naming a
@@ -50,6 +55,10 @@ const char *dg_auth_user(zframe_t *frame);
  * `server` beside DISAGG_KEY.  0 (nothing to do without DISAGG_KEY), or
  * -1 with the reason in `err`. */
 int dg_auth_client_from_env(zsock_t *sock, char *err, size_t errlen);
+
+/* A SUB socket subscribed to everything at `endpoint`, a CURVE client
+ * as above when DISAGG_KEY is set.  NULL with the reason in `err`. */
+zsock_t *dg_auth_sub_new(const char *endpoint, char *err, size_t errlen);
 
 /* Make a key pair NAME and NAME_secret in `dir` (secret mode 0600).
  * 0, or -1 with the reason in `err`. */

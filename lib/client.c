@@ -5,7 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client.h"
+#include "log.h"
 #include "config.h"
 #include "run.h"
 #include "wire.h"
@@ -40,6 +42,12 @@ dg_client_new(const char *endpoint)
 	zlistx_set_destructor(self->backlog, s_msg_destroy);
 	zsock_set_linger(self->sock, 0);
 	zsock_set_maxmsgsize(self->sock, DG_PROTO_MAX_FRAME);
+	char err[256];
+	if (dg_auth_client_from_env(self->sock, err, sizeof err) < 0) {
+		dg_log_error("%s", err);
+		dg_client_destroy(&self);
+		return NULL;
+	}
 	if (zsock_connect(self->sock, "%s", endpoint) < 0) {
 		dg_client_destroy(&self);
 		return NULL;

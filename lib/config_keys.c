@@ -98,10 +98,10 @@ const dg_key_t dg_config_keys[] = {
 	/* [security] */
 	{ DG_SEC_SECURITY, "curve", DG_KT_BOOL, "off",
 	  0, 0, 0, S(curve), 0, NULL,
-	  "CurveZMQ on every TCP control endpoint" },
+	  "CurveZMQ on every control endpoint (TCP and ipc)" },
 	{ DG_SEC_SECURITY, "key_dir", DG_KT_PATH, "",
 	  0, 0, 0, S(key_dir), SS(key_dir), NULL,
-	  "folder holding this host's key pairs" },
+	  "folder holding the deployment's server key pair, server and server_secret" },
 	{ DG_SEC_SECURITY, "client_keys", DG_KT_PATH, "",
 	  0, 0, 0, S(client_keys), SS(client_keys), NULL,
 	  "folder of public keys allowed to connect" },

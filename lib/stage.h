@@ -76,6 +76,11 @@ typedef struct {
 	uint64_t output_bytes;
 	char digest[40];                /* hex digest of the file */
 	char error[256];                /* non-empty: this item failed */
+	/* Set (non-zero) by the daemon when the room was released or
+	 * cancelled while running: a long stage should look between steps
+	 * and give up, so that the room's memory is freed soon.  NULL for
+	 * daemons older than this field. */
+	const _Atomic int *stop;
 } dg_stage_item_t;
 
 typedef struct dg_stage_ops {

@@ -22,6 +22,7 @@
  *  batching buys.  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,9 +460,23 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 		if (it->req->steps > steps)
 			steps = it->req->steps;
 	}
-	/* The batch runs as long as its longest request. */
-	if (self->step_ms > 0 && steps <= INT64_MAX / self->step_ms)
-		s_cost(self->step_ms * steps);
+	/* The batch runs as long as its longest request, a step at a time,
+	 * and stops early once every item in it has been told to. */
+	for (int64_t k = 0; self->step_ms > 0 && k < steps; k++) {
+		size_t stopped = 0;
+		for (size_t i = 0; i < n; i++)
+			if (items[i].stop && atomic_load(items[i].stop))
+				stopped++;
+		if (stopped == n) {
+			for (size_t i = 0; i < n; i++)
+				snprintf(items[i].error, sizeof items[i].error,
+				    "stopped after %lld of %lld steps: the "
+				    "room was released", (long long)k,
+				    (long long)steps);
+			break;
+		}
+		s_cost(self->step_ms);
+	}
 	return 0;
 }
 

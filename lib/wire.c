@@ -98,6 +98,7 @@ dg_route_clear(dg_route_t *route)
 {
 	zframe_destroy(&route->identity);
 	route->delimiter = false;
+	route->user[0] = '\0';
 }
 
 void
@@ -105,6 +106,7 @@ dg_route_copy(dg_route_t *dst, const dg_route_t *src)
 {
 	dst->identity = src->identity ? zframe_dup(src->identity) : NULL;
 	dst->delimiter = src->delimiter;
+	memcpy(dst->user, src->user, sizeof dst->user);
 }
 
 /* Pop the routing frames of a message received on `sock`; false when
@@ -115,6 +117,12 @@ s_take_route(zsock_t *sock, zmsg_t *zmsg, dg_route_t *route)
 	if (route) {
 		route->identity = NULL;
 		route->delimiter = false;
+		/* ZeroMQ puts the ZAP User-Id on the frames the peer sent
+		 * (not on the identity a ROUTER makes up). */
+		const char *user = zmsg_last(zmsg) ?
+		    zframe_meta(zmsg_last(zmsg), "User-Id") : NULL;
+		snprintf(route->user, sizeof route->user, "%s",
+		    user ? user : "");
 	}
 	if (zsock_type(sock) != ZMQ_ROUTER)
 		return true;

@@ -16,6 +16,7 @@
 typedef struct {
 	zframe_t *identity;     /* NULL on DEALER/SUB sockets */
 	bool delimiter;         /* the peer is a REQ socket */
+	char user[48];          /* its CurveZMQ public key (Z85), or "" */
 } dg_route_t;
 
 void dg_route_clear(dg_route_t *route);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "auth.h"
 #include "cmd_admin.h"
 #include "wire.h"
 
@@ -486,12 +487,13 @@ dg_cmd_watch(int argc, char *argv[])
 	s_pub_endpoint(pub, sizeof pub, reply->u.instances_ok.publish,
 	    dg_client_endpoint(c.endpoint, c.file));
 	dg_msg_destroy(&reply);
-	zsock_t *sub = zsock_new_sub(pub, "");
+	char why[256];
+	zsock_t *sub = dg_auth_sub_new(pub, why, sizeof why);
 	if (!sub) {
-		fprintf(stderr, "disagg: cannot subscribe to %s\n", pub);
+		fprintf(stderr, "disagg: cannot subscribe to %s: %s\n", pub,
+		    why);
 		return DG_EXIT_FAIL;
 	}
-	zsock_set_maxmsgsize(sub, DG_PROTO_MAX_FRAME);
 	if (!c.json)
 		fprintf(stderr, "watching %s (interrupt to stop)\n", pub);
 	int64_t lines = 0;

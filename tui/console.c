@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "auth.h"
 #include "console.h"
 #include "run.h"
 #include "wire.h"
@@ -128,14 +129,9 @@ s_connect(dg_console_t *con)
 	/* A send must never block the loop, not even with no peer. */
 	zsock_set_sndtimeo(dg_client_sock(con->client), 0);
 	if (con->publish[0]) {
-		con->sub = zsock_new(ZMQ_SUB);
-		if (con->sub) {
-			zsock_set_linger(con->sub, 0);
-			zsock_set_maxmsgsize(con->sub, DG_PROTO_MAX_FRAME);
-			zsock_set_subscribe(con->sub, "");
-			if (zsock_connect(con->sub, "%s", con->publish) < 0)
-				zsock_destroy(&con->sub);
-		}
+		char err[256];
+		/* Without events the views still refresh by polling. */
+		con->sub = dg_auth_sub_new(con->publish, err, sizeof err);
 	}
 	return 0;
 }

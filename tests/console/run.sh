@@ -208,8 +208,8 @@ else
 	see "the status line says the release went through" 5 'release room [0-9]*: ok'
 	check "the released room's request failed" wait_for 10 sh -c \
 	    "'$DISAGG' status --json '$id' | grep -q '\"state\":\"failed\"'"
-	check "its slots are free again ($before)" wait_for 10 sh -c \
-	    "[ \"\$(free_slots)\" = '$before' ]"
+	slots_back() { [ "$(free_slots)" = "$before" ]; }
+	check "its slots are free again ($before)" wait_for 10 slots_back
 fi
 keys 1
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "proto.h"
 
 static unsigned s_rng = 2024;
@@ -110,6 +111,12 @@ main(int argc, char *argv[])
 	zsys_init();
 	zsys_set_linger(0);
 	zsock_t *sock = zsock_new(ZMQ_DEALER);
+	char why[256];
+	/* DISAGG_KEY: a client key, for the tests with curve on. */
+	if (sock && dg_auth_client_from_env(sock, why, sizeof why) < 0) {
+		fprintf(stderr, "hostile: %s\n", why);
+		return 2;
+	}
 	if (!sock || zsock_connect(sock, "%s", argv[1]) < 0) {
 		fprintf(stderr, "hostile: cannot connect to %s\n", argv[1]);
 		return 2;

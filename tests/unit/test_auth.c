@@ -140,13 +140,14 @@ test_curve(void **state)
 	s_path(path, sizeof path, "clients/alice");
 	zcert_t *alice = zcert_load(path);
 	assert_string_equal(dg_auth_user(f), zcert_public_txt(alice));
-	assert_false(dg_auth_is_admin(auth, f));
+	assert_false(dg_auth_is_admin(auth, dg_auth_user(f)));
+	assert_false(dg_auth_is_daemon(auth, dg_auth_user(f)));
 	zcert_destroy(&alice);
 	zframe_destroy(&f);
 
 	f = s_exchange(auth, "admins/root_secret", 2);
 	assert_non_null(f);
-	assert_true(dg_auth_is_admin(auth, f));
+	assert_true(dg_auth_is_admin(auth, dg_auth_user(f)));
 	zframe_destroy(&f);
 
 	f = s_exchange(auth, "mallory_secret", 3);
@@ -154,7 +155,8 @@ test_curve(void **state)
 
 	dg_auth_destroy(&auth);
 	assert_null(auth);
-	assert_true(dg_auth_is_admin(NULL, NULL));
+	assert_true(dg_auth_is_admin(NULL, ""));
+	assert_true(dg_auth_is_daemon(NULL, ""));
 }
 
 int
