@@ -72,7 +72,7 @@ typedef struct s_req {
 	int64_t stage_ms[NSTAGES];
 	int64_t created, deadline, finished;
 	char error[256];
-	char output[DG_PATH_MAX];
+	char *output;                   /* the decoder's file, or NULL */
 	uint64_t bytes;
 	char digest[40];
 	void *live;                     /* handle in the live list */
@@ -105,6 +105,8 @@ typedef struct {
 	uint64_t next_instance;
 	zhashx_t *reqs;                 /* request id -> s_req_t */
 	zhashx_t *rooms;                /* room id -> s_req_t */
+	zhashx_t *per_client;           /* client identity -> requests in
+	                                   flight (intptr_t) */
 	zlistx_t *pending;              /* s_req_t waiting for instances */
 	zlistx_t *finished;             /* ids, oldest first, for expiry */
 	zlistx_t *live;                 /* requests not yet finished */
@@ -204,6 +206,34 @@ s_fill_row(const s_inst_t *in, dg_instance_row_t *row, int64_t now)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* A client by its ROUTER identity, as hex, for the per-client count. */
+static const char *
+s_client_key(const dg_route_t *route, char *buf)
+{
+	size_t n = route->identity ? zframe_size(route->identity) : 0;
+	const byte *p = route->identity ? zframe_data(route->identity) : NULL;
+
+	if (n > 256)
+		n = 256;
+	for (size_t i = 0; i < n; i++)
+		sprintf(buf + 2 * i, "%02x", p[i]);
+	buf[2 * n] = '\0';
+	return buf;
+}
+
+static void
+s_client_done(s_ctl_t *self, const dg_route_t *client)
+{
+	char cid[2 * 256 + 1];
+	intptr_t n = (intptr_t)zhashx_lookup(self->per_client,
+	    s_client_key(client, cid));
+
+	if (n > 1)
+		zhashx_update(self->per_client, cid, (void *)(n - 1));
+	else
+		zhashx_delete(self->per_client, cid);
+}
+
 static s_req_t *
 s_req_find(s_ctl_t *self, uint64_t id)
 {
@@ -274,6 +304,11 @@ s_finish(s_ctl_t *self, s_req_t *r, int state, const char *why)
 		snprintf(r->error, sizeof r->error, "%s", why);
 	self->active--;
 	self->changed = true;
+	s_client_done(self, &r->client);
+	/* Only status queries look at it from now on. */
+	free(r->prompt);
+	free(r->negative);
+	r->prompt = r->negative = NULL;
 	if (state == R_DONE)
 		self->ndone++;
 	else if (state == R_FAILED)
@@ -285,7 +320,7 @@ s_finish(s_ctl_t *self, s_req_t *r, int state, const char *why)
 	if (m) {
 		m->u.result.request = r->id;
 		m->u.result.status = s_req_states[state];
-		m->u.result.output = r->output;
+		m->u.result.output = r->output ? r->output : "";
 		m->u.result.bytes = r->bytes;
 		m->u.result.digest = r->digest;
 		m->u.result.error = state == R_DONE ? NULL : r->error;
@@ -495,6 +530,16 @@ s_on_submit(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 		    "%zu requests in flight (max_pending)", self->active);
 		return;
 	}
+	/* One client's flood must not crowd out the others. */
+	char cid[2 * 256 + 1];
+	intptr_t mine = (intptr_t)zhashx_lookup(self->per_client,
+	    s_client_key(route, cid));
+	if (mine >= s_conf(self)->max_pending_per_client) {
+		dg_wire_send_error(self->router, route, m->seq, DG_PROTO_E_BUSY,
+		    "this client has %ld requests in flight "
+		    "(max_pending_per_client)", (long)mine);
+		return;
+	}
 	s_req_t *r = calloc(1, sizeof *r);
 	if (!r) {
 		dg_wire_send_error(self->router, route, m->seq,
@@ -521,6 +566,7 @@ s_on_submit(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 	r->live = zlistx_add_end(self->live, r);
 	self->active++;
 	self->changed = true;
+	zhashx_update(self->per_client, cid, (void *)(mine + 1));
 
 	dg_msg_t *ok = dg_msg_new(DG_OP_SUBMIT_OK);
 	if (ok) {
@@ -758,8 +804,8 @@ s_on_stage_done(s_ctl_t *self, const dg_msg_t *m)
 	else if (role == DG_ROLE_TRANSFORMER && r->state < R_DECODING)
 		r->state = R_DECODING;
 	else if (role == DG_ROLE_DECODER) {
-		snprintf(r->output, sizeof r->output, "%s",
-		    sd->output ? sd->output : "");
+		free(r->output);
+		r->output = sd->output ? strdup(sd->output) : NULL;
 		r->bytes = sd->bytes;
 		snprintf(r->digest, sizeof r->digest, "%s",
 		    sd->digest ? sd->digest : "");
@@ -1256,8 +1302,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	uint64_t *id;
 	while ((id = zlistx_first(self->finished))) {
 		s_req_t *r = s_req_find(self, *id);
-		if (r && now - r->finished < 600000 &&
-		    zlistx_size(self->finished) <= 100000)
+		if (r && now - r->finished < s_conf(self)->keep_finished_ms &&
+		    (int64_t)zlistx_size(self->finished) <=
+		    s_conf(self)->keep_finished)
 			break;
 		char key[24];
 		if (r)
@@ -1282,6 +1329,7 @@ s_req_destroy(void **item)
 	dg_route_clear(&r->client);
 	free(r->prompt);
 	free(r->negative);
+	free(r->output);
 	free(r);
 	*item = NULL;
 }
@@ -1305,6 +1353,7 @@ s_start(dg_daemon_t *d, void **state)
 	self->d = d;
 	self->reqs = zhashx_new();
 	self->rooms = zhashx_new();
+	self->per_client = zhashx_new();
 	self->pending = zlistx_new();
 	self->finished = zlistx_new();
 	self->live = zlistx_new();
@@ -1384,6 +1433,7 @@ s_stop(void **state)
 	zlistx_destroy(&self->finished);
 	zlistx_destroy(&self->relays);
 	zhashx_destroy(&self->rooms);
+	zhashx_destroy(&self->per_client);
 	zhashx_destroy(&self->reqs);
 	dg_wire_unregister(self->router);
 	dg_wire_unregister(self->pub);

@@ -39,6 +39,9 @@ typedef struct {
 	char publish[DG_ENDPOINT_MAX];
 	int policy;                     /* dg_policy_t */
 	int64_t max_pending;
+	int64_t max_pending_per_client;
+	int64_t keep_finished;
+	int64_t keep_finished_ms;
 	int64_t max_retries;
 	int64_t request_timeout_ms;
 	int64_t dead_after_ms;

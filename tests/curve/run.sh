@@ -133,7 +133,7 @@ check "curve: a known client's request ends done" \
     grep -q '"status":"done"' "$T_TMP/s.json"
 
 # A known client is still not a daemon: a stage's peer endpoint denies it.
-as clients/alice_secret "$HOSTILE" "ipc://$R/e0.sock" early 20 > "$T_TMP/h.out" 2>&1
+as clients/alice_secret "$HOSTILE" "ipc://$R/e0.sock" early1 20 > "$T_TMP/h.out" 2>&1
 check "curve: a stage's peer endpoint denies a client's manifests" \
     grep -q 'errors=20 ' "$T_TMP/h.out"
 summary curve

@@ -77,11 +77,15 @@ attack() {
 }
 
 CTL="ipc://$R/ctl.sock"
-for kind in garbage truncated unknown frames; do
+for kind in garbage truncated unknown; do
 	attack "$CTL" $kind 300 ctl-$kind
 	check "hostile: the controller answers each of 300 $kind messages with an error" \
 	    test "$(field errors "$T_TMP/ctl-$kind.out")" = 300
 done
+# Several frames in one message are a batch: each frame is answered.
+attack "$CTL" frames 300 ctl-frames
+check "hostile: the controller answers each junk frame of 300 three-frame messages" \
+    test "$(field errors "$T_TMP/ctl-frames.out")" = 900
 attack "$CTL" oversized 3 ctl-oversized
 check "hostile: the controller drops oversized frames without answering" \
     test "$(field other "$T_TMP/ctl-oversized.out")$(field errors "$T_TMP/ctl-oversized.out")" = 00
@@ -92,18 +96,20 @@ bsy=$(field busy "$T_TMP/ctl-flood.out")
 check "hostile: a flood of 5000 submits from one client is bounded ($acc accepted, $bsy busy)" \
     sh -c "[ '$bsy' -gt 0 ] && [ '$acc' -le 5000 ] && [ \$(( $acc + $bsy )) = 5000 ]"
 
+phase=1
 for st in e0 t0; do
 	EP="ipc://$R/$st.sock"
 	attack "$EP" garbage 300 $st-garbage
 	check "hostile: $st's peer endpoint answers 300 garbage frames with errors" \
 	    test "$(field errors "$T_TMP/$st-garbage.out")" = 300
-	attack "$EP" manifest 400 $st-manifest
+	HOSTILE_PHASE=$phase attack "$EP" manifest 400 $st-manifest
 	check "hostile: $st refuses 400 manifests that overlap, wrap or are stale" \
 	    test "$(field errors "$T_TMP/$st-manifest.out")" = 400
-	attack "$EP" early 6000 $st-early
+	attack "$EP" early$phase 6000 $st-early
 	b=$(field busy "$T_TMP/$st-early.out")
 	check "hostile: $st keeps at most 4096 manifests for unknown rooms ($b of 6000 refused busy)" \
 	    test "$b" -ge 1904
+	phase=2
 done
 
 # The valid client was served all along.

@@ -12,9 +12,11 @@
  *    frames      several junk frames in one ZeroMQ message
  *    oversized   a frame past the 4 MiB limit (the socket drops it)
  *    flood       valid submits as fast as the socket takes them
- *    manifest    manifests that point outside their extent, overlap,
- *                or carry a zero (stale) generation
- *    early       well-formed manifests for rooms that never exist
+ *    manifest    manifests that overlap, wrap around, or carry a zero
+ *                (stale) generation, in phase HOSTILE_PHASE (default 1)
+ *    early1      well-formed phase 1 manifests (what an encoder serves)
+ *                for rooms that never exist
+ *    early2      the same in phase 2 (for a transformer)
  *
  *  Prints `sent=N errors=N busy=N accepted=N other=N` and exits 0; the
  *  test decides what the counts must be.  */
@@ -78,7 +80,11 @@ s_manifest(zsock_t *sock, uint64_t seq, int variant)
 
 	m->seq = seq;
 	m->u.manifest.room = 1000000 + seq;
-	m->u.manifest.phase = 1 + (int64_t)(s_rand() % 2);
+	/* The phase the target serves (HOSTILE_PHASE for `manifest`), so
+	 * that each bad manifest is refused for its own defect. */
+	const char *ph = getenv("HOSTILE_PHASE");
+	m->u.manifest.phase = variant == 5 || (variant < 4 && ph &&
+	    atoi(ph) == 2) ? 2 : 1;
 	m->u.manifest.slot = 1;
 	m->u.manifest.gen = 7;
 	m->u.manifest.fabric = &addr;
@@ -93,7 +99,7 @@ s_manifest(zsock_t *sock, uint64_t seq, int variant)
 	case 1: rows[1].offset = 100; break;                   /* overlap */
 	case 2: rows[1].offset = UINT64_MAX - 8; break;        /* wraps */
 	case 3: m->u.manifest.base = UINT64_MAX - 10; break;
-	default: break;                                         /* early */
+	default: break;                                 /* early1, early2 */
 	}
 	s_send_msg(sock, m, 0);
 	dg_msg_destroy(&m);
@@ -161,8 +167,10 @@ main(int argc, char *argv[])
 			s_submit(sock, seq, 0);
 		} else if (!strcmp(kind, "manifest")) {
 			s_manifest(sock, seq, (int)(i % 4));
-		} else if (!strcmp(kind, "early")) {
+		} else if (!strcmp(kind, "early1")) {
 			s_manifest(sock, seq, 4);
+		} else if (!strcmp(kind, "early2")) {
+			s_manifest(sock, seq, 5);
 		} else {
 			fprintf(stderr, "hostile: unknown kind '%s'\n", kind);
 			return 2;
