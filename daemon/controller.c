@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "daemon.h"
+#include "journal.h"
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
@@ -107,6 +108,10 @@ typedef struct {
 	zhashx_t *rooms;                /* room id -> s_req_t */
 	zhashx_t *per_client;           /* client identity -> requests in
 	                                   flight (intptr_t) */
+	dg_journal_t *journal;          /* NULL: no journal configured */
+	zlistx_t *held;                 /* s_held_t: replies awaiting sync */
+	uint64_t replayed;
+	uint64_t rooms_reserved;        /* next_room may go this far */
 	zlistx_t *pending;              /* s_req_t waiting for instances */
 	zlistx_t *finished;             /* ids, oldest first, for expiry */
 	zlistx_t *live;                 /* requests not yet finished */
@@ -330,8 +335,18 @@ s_finish(s_ctl_t *self, s_req_t *r, int state, const char *why)
 		timings[nt++] = (dg_kv_t){ "total", r->finished - r->created };
 		m->u.result.timings = timings;
 		m->u.result.n_timings = nt;
-		dg_wire_send(self->router, &r->client, m);
+		if (self->journal && dg_journal_end(self->journal, r->id,
+		    m) < 0)
+			dg_log_error("journal: cannot record the end of "
+			    "request %llu: %s", (unsigned long long)r->id,
+			    strerror(errno));
+		/* A request replayed from the journal has no client to
+		 * answer: its client asks `status` after reconnecting. */
+		if (r->client.identity)
+			dg_wire_send(self->router, &r->client, m);
 		dg_msg_destroy(&m);
+	} else if (self->journal) {
+		(void)dg_journal_end(self->journal, r->id, NULL);
 	}
 	if (state == R_FAILED)
 		s_event(self, "failed", NULL, r->id, 0, "request %llu failed: %s",
@@ -343,6 +358,19 @@ s_finish(s_ctl_t *self, s_req_t *r, int state, const char *why)
 		*id = r->id;
 		zlistx_add_end(self->finished, id);
 	}
+}
+
+/* The next block of room ids, recorded before any is used: the assign
+ * that names one goes out after this turn's journal sync. */
+#define ROOM_BLOCK 4096
+
+static void
+s_reserve_rooms(s_ctl_t *self)
+{
+	self->rooms_reserved = self->next_room + ROOM_BLOCK;
+	if (dg_journal_reserve_rooms(self->journal, self->rooms_reserved) < 0)
+		dg_log_error("journal: cannot reserve room ids: %s",
+		    strerror(errno));
 }
 
 /* Choose one instance per role and send the assignment. */
@@ -380,6 +408,8 @@ s_dispatch(s_ctl_t *self, s_req_t *r)
 		r->stage_done[s] = false;
 	}
 	r->room = ++self->next_room;
+	if (self->journal && self->next_room >= self->rooms_reserved)
+		s_reserve_rooms(self);
 	r->attempt++;
 	char key[24];
 	zhashx_insert(self->rooms, s_key(key, r->room), r);
@@ -496,6 +526,94 @@ s_fail_over(s_ctl_t *self, const char *name, const char *why)
 
 /* ---- client ops -------------------------------------------------------- */
 
+/* Enter an accepted request in the tables, pending. */
+static void
+s_req_admit(s_ctl_t *self, s_req_t *r, const dg_submit_msg_t *sub,
+    int64_t timeout)
+{
+	char key[24];
+
+	r->prompt = strdup(sub->prompt ? sub->prompt : "");
+	r->negative = strdup(sub->negative_prompt ? sub->negative_prompt : "");
+	r->frames = sub->frames;
+	r->height = sub->height;
+	r->width = sub->width;
+	r->steps = sub->steps;
+	r->seed = sub->seed;
+	r->timeout_ms = timeout > 1 ? timeout : 1;
+	r->created = zclock_mono();
+	r->deadline = r->created + r->timeout_ms;
+	r->state = R_PENDING;
+	zhashx_insert(self->reqs, s_key(key, r->id), r);
+	r->live = zlistx_add_end(self->live, r);
+	self->active++;
+	self->changed = true;
+}
+
+static void
+s_req_place(s_ctl_t *self, s_req_t *r)
+{
+	if (zlistx_size(self->pending) > 0 || !s_dispatch(self, r))
+		zlistx_add_end(self->pending, r);
+}
+
+/* A reply sent after this turn's journal sync. */
+typedef struct {
+	dg_route_t route;
+	dg_buf_t buf;
+} s_held_t;
+
+static void
+s_held_destroy(void **item)
+{
+	s_held_t *h = *item;
+
+	if (h) {
+		dg_route_clear(&h->route);
+		dg_buf_free(&h->buf);
+		free(h);
+		*item = NULL;
+	}
+}
+
+static void
+s_hold(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
+{
+	s_held_t *h = calloc(1, sizeof *h);
+
+	if (!h || dg_proto_encode(m, &h->buf) < 0) {
+		free(h);
+		return;
+	}
+	dg_route_copy(&h->route, route);
+	zlistx_add_end(self->held, h);
+}
+
+/* Sync the journal, then tell the clients.  A failed sync fails the
+ * requests it would have made durable rather than promise them. */
+static void
+s_release_held(s_ctl_t *self)
+{
+	if (!self->journal || zlistx_size(self->held) == 0) {
+		if (self->journal && dg_journal_dirty(self->journal))
+			(void)dg_journal_sync(self->journal);
+		return;
+	}
+	if (dg_journal_sync(self->journal) < 0)
+		dg_log_error("journal: sync failed: %s; the requests just "
+		    "accepted may not survive a restart", strerror(errno));
+	for (s_held_t *h = zlistx_first(self->held); h;
+	    h = zlistx_next(self->held)) {
+		zmsg_t *z = zmsg_new();
+		zmsg_append(z, &(zframe_t *){ zframe_dup(h->route.identity) });
+		if (h->route.delimiter)
+			zmsg_append(z, &(zframe_t *){ zframe_new_empty() });
+		zmsg_addmem(z, h->buf.data, h->buf.size);
+		zmsg_send(&z, self->router);
+	}
+	zlistx_purge(self->held);
+}
+
 static void
 s_on_submit(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 {
@@ -549,34 +667,81 @@ s_on_submit(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 	r->id = ++self->next_request;
 	dg_route_copy(&r->client, route);
 	snprintf(r->user, sizeof r->user, "%s", route->user);
-	r->prompt = strdup(sub->prompt);
-	r->negative = strdup(sub->negative_prompt ? sub->negative_prompt : "");
-	r->frames = sub->frames;
-	r->height = sub->height;
-	r->width = sub->width;
-	r->steps = sub->steps;
-	r->seed = sub->seed;
-	r->timeout_ms = sub->deadline_ms ? sub->deadline_ms :
+	int64_t timeout = sub->deadline_ms ? sub->deadline_ms :
 	    s_conf(self)->request_timeout_ms;
-	r->created = zclock_mono();
-	r->deadline = r->created + r->timeout_ms;
-	r->state = R_PENDING;
-	char key[24];
-	zhashx_insert(self->reqs, s_key(key, r->id), r);
-	r->live = zlistx_add_end(self->live, r);
-	self->active++;
-	self->changed = true;
+	if (self->journal && dg_journal_accept(self->journal, r->id,
+	    zclock_time() + timeout, m) < 0) {
+		dg_log_error("journal: cannot record request %llu: %s",
+		    (unsigned long long)r->id, strerror(errno));
+		dg_route_clear(&r->client);
+		free(r);
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_INTERNAL, "cannot record the request in the "
+		    "journal");
+		return;
+	}
+	s_req_admit(self, r, sub, timeout);
 	zhashx_update(self->per_client, cid, (void *)(mine + 1));
 
 	dg_msg_t *ok = dg_msg_new(DG_OP_SUBMIT_OK);
 	if (ok) {
 		ok->seq = m->seq;
 		ok->u.submit_ok.request = r->id;
-		dg_wire_send(self->router, route, ok);
+		/* With a journal, the client hears "accepted" only once the
+		 * request is on disk: after this turn's sync. */
+		if (self->journal)
+			s_hold(self, route, ok);
+		else
+			dg_wire_send(self->router, route, ok);
 		dg_msg_destroy(&ok);
 	}
-	if (zlistx_size(self->pending) > 0 || !s_dispatch(self, r))
-		zlistx_add_end(self->pending, r);
+	s_req_place(self, r);
+}
+
+/* A request the journal had accepted before a restart: its client is
+ * gone (it may ask `status`), its deadline kept on the wall clock. */
+static void
+s_replay(void *arg, uint64_t id, int64_t deadline_wall, dg_msg_t *m)
+{
+	s_ctl_t *self = arg;
+	s_req_t *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		dg_msg_destroy(&m);
+		return;
+	}
+	r->id = id;
+	if (m->op == DG_OP_RESULT) {
+		/* Finished before the restart: kept for `status`. */
+		const dg_result_msg_t *res = &m->u.result;
+		r->state = R_FAILED;
+		for (int st = R_DONE; st <= R_CANCELLED; st++)
+			if (res->status && !strcmp(res->status, s_req_states[st]))
+				r->state = st;
+		r->output = res->output && *res->output ?
+		    strdup(res->output) : NULL;
+		r->bytes = res->bytes;
+		snprintf(r->digest, sizeof r->digest, "%s",
+		    res->digest ? res->digest : "");
+		snprintf(r->error, sizeof r->error, "%s",
+		    res->error ? res->error : "");
+		r->created = r->finished = zclock_mono();
+		char key[24];
+		zhashx_insert(self->reqs, s_key(key, id), r);
+		uint64_t *idp = malloc(sizeof *idp);
+		if (idp) {
+			*idp = id;
+			zlistx_add_end(self->finished, idp);
+		}
+		dg_msg_destroy(&m);
+		return;
+	}
+	/* One whose deadline passed while we were down ends at the first
+	 * housekeeping tick, with the journal open to record it. */
+	s_req_admit(self, r, &m->u.submit, deadline_wall - zclock_time());
+	self->replayed++;
+	zlistx_add_end(self->pending, r);
+	dg_msg_destroy(&m);
 }
 
 static void
@@ -1225,6 +1390,7 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 		}
 		dg_route_clear(&route);
 	}
+	s_release_held(self);
 	dg_wire_uncork();
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
@@ -1314,6 +1480,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	if ((self->changed && now - self->last_snapshot >= 100) ||
 	    now - self->last_snapshot >= 5000)
 		s_publish_snapshot(self, now);
+	/* Ends and room reservations of this turn reach the disk before
+	 * the assigns that depend on them leave. */
+	s_release_held(self);
 	dg_wire_uncork();
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
@@ -1361,8 +1530,28 @@ s_start(dg_daemon_t *d, void **state)
 	zlistx_set_destructor(self->relays, s_relay_destroy);
 	zhashx_set_destructor(self->reqs, s_req_destroy);
 	zlistx_set_destructor(self->finished, s_id_destroy);
+	self->held = zlistx_new();
+	zlistx_set_destructor(self->held, s_held_destroy);
 	for (int i = 0; i < DG_ROLE_COUNT; i++)
 		self->pol[i].rng = 0x2545f4914f6cdd1dULL + (uint64_t)i;
+	if (*c->journal) {
+		char why[512];
+		self->journal = dg_journal_open(c->journal, s_replay, self,
+		    why, sizeof why);
+		if (!self->journal) {
+			dg_log_error("%s", why);
+			return -1;
+		}
+		self->next_request = dg_journal_last_id(self->journal);
+		/* Rooms a killed predecessor placed may still live on the
+		 * stages for a moment: start past any it could have used. */
+		self->next_room = dg_journal_rooms(self->journal);
+		s_reserve_rooms(self);
+		dg_log_info("journal %s: %llu accepted, unfinished requests "
+		    "replayed; request ids continue after %llu", c->journal,
+		    (unsigned long long)self->replayed,
+		    (unsigned long long)self->next_request);
+	}
 	self->router = zsock_new(ZMQ_ROUTER);
 	self->pub = zsock_new(ZMQ_PUB);
 	if (!self->router || !self->pub)
@@ -1434,6 +1623,8 @@ s_stop(void **state)
 	zlistx_destroy(&self->relays);
 	zhashx_destroy(&self->rooms);
 	zhashx_destroy(&self->per_client);
+	zlistx_destroy(&self->held);
+	dg_journal_destroy(&self->journal);
 	zhashx_destroy(&self->reqs);
 	dg_wire_unregister(self->router);
 	dg_wire_unregister(self->pub);

@@ -1062,6 +1062,27 @@ s_on_admin(s_stage_t *self, const dg_msg_t *m)
 }
 
 static void
+s_drop_rooms(s_stage_t *self, const char *why)
+{
+	size_t n = zhashx_size(self->rooms), k = 0;
+	s_room_t **all = calloc(n + 1, sizeof *all);
+
+	if (!all)
+		return;
+	for (s_room_t *r = zhashx_first(self->rooms); r && k < n;
+	    r = zhashx_next(self->rooms))
+		all[k++] = r;
+	for (size_t i = 0; i < k; i++) {
+		all[i]->failed = true;  /* no reports for them */
+		s_room_end(self, all[i]);
+	}
+	if (k)
+		dg_log_warn("dropped %zu rooms: %s", k, why);
+	free(all);
+	zhashx_purge(self->early);
+}
+
+static void
 s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
 {
 	switch (m->op) {
@@ -1081,6 +1102,12 @@ s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
 	case DG_OP_ERROR:
 		if (m->u.error.code &&
 		    strcmp(m->u.error.code, "not-found") == 0) {
+			/* The controller forgot us: it restarted.  Our rooms
+			 * were its predecessor's; it places what it had
+			 * accepted again from its journal, so drop them and
+			 * free their memory now. */
+			if (self->registered)
+				s_drop_rooms(self, "the controller restarted");
 			self->registered = false;
 			s_hello(self);
 		} else {

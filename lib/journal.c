@@ -19,7 +19,7 @@
 #include "journal.h"
 #include "log.h"
 
-enum { K_ACCEPT = 'A', K_END = 'E', K_LAST = 'N' };
+enum { K_ACCEPT = 'A', K_END = 'E', K_LAST = 'N', K_ROOMS = 'R' };
 
 #define REC_HEAD        8
 #define REC_MAX         (DG_PROTO_MAX_FRAME + 64)
@@ -37,7 +37,9 @@ struct dg_journal {
 	char *path;
 	int fd;
 	zhashx_t *live;         /* id -> s_live_t */
+	zlistx_t *recent;       /* s_live_t: the last ends with a result */
 	uint64_t last_id;
+	uint64_t rooms;         /* room ids reserved up to here */
 	size_t dead;            /* records that rewriting would drop */
 	bool dirty;
 };
@@ -145,6 +147,29 @@ s_append_small(dg_journal_t *self, int kind, uint64_t id)
 	return s_append(self, rec, sizeof rec);
 }
 
+/* Remember an end record with its result, dropping the oldest beyond
+ * DG_JOURNAL_RECENT. */
+static int
+s_keep_recent(dg_journal_t *self, const uint8_t *rec, size_t len,
+    uint64_t id)
+{
+	s_live_t *l = calloc(1, sizeof *l);
+
+	if (!l || !(l->rec = malloc(len))) {
+		free(l);
+		return -1;
+	}
+	l->id = id;
+	l->len = len;
+	memcpy(l->rec, rec, len);
+	zlistx_add_end(self->recent, l);
+	while (zlistx_size(self->recent) > DG_JOURNAL_RECENT) {
+		zlistx_first(self->recent);
+		zlistx_delete(self->recent, zlistx_cursor(self->recent));
+	}
+	return 0;
+}
+
 /* ---- replay ------------------------------------------------------------ */
 
 /* Read every whole, intact record; cut the file after the last one.
@@ -178,6 +203,12 @@ s_load(dg_journal_t *self, zlistx_t *order)
 			break;
 		uint64_t id = s_get64(p + 1);
 		char key[24];
+		if (p[0] == K_ROOMS) {
+			if (id > self->rooms)
+				self->rooms = id;
+			off += REC_HEAD + len;
+			continue;
+		}
 		if (id > self->last_id)
 			self->last_id = id;
 		if (p[0] == K_ACCEPT && len > 17 && id != 0) {
@@ -196,6 +227,11 @@ s_load(dg_journal_t *self, zlistx_t *order)
 			if (zhashx_lookup(self->live, s_key(key, id))) {
 				zhashx_delete(self->live, key);
 				self->dead += 2;
+			}
+			if (len > 9 && s_keep_recent(self, all + off,
+			    REC_HEAD + len, id) < 0) {
+				free(all);
+				return -1;
 			}
 		}
 		off += REC_HEAD + len;
@@ -226,6 +262,11 @@ dg_journal_open(const char *path, dg_journal_fn *fn, void *arg, char *err,
 		goto fail;
 	}
 	zhashx_set_destructor(self->live, s_live_destroy);
+	if (!(self->recent = zlistx_new())) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	zlistx_set_destructor(self->recent, s_live_destroy);
 	self->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (self->fd < 0) {
 		snprintf(err, errlen, "cannot open journal %s: %s", path,
@@ -236,6 +277,16 @@ dg_journal_open(const char *path, dg_journal_fn *fn, void *arg, char *err,
 		snprintf(err, errlen, "cannot read journal %s: %s", path,
 		    strerror(errno));
 		goto fail;
+	}
+	for (s_live_t *l = zlistx_first(self->recent); l;
+	    l = zlistx_next(self->recent)) {
+		dg_msg_t *m = NULL;
+		dg_proto_err_t perr;
+		if (dg_proto_decode(l->rec + REC_HEAD + 9, l->len - REC_HEAD - 9,
+		    &m, &perr) == 0 && m->op == DG_OP_RESULT)
+			fn(arg, l->id, 0, m);
+		else
+			dg_msg_destroy(&m);
 	}
 	/* The order holds ids: an entry may have ended since. */
 	for (void *it = zlistx_first(order); it; it = zlistx_next(order)) {
@@ -277,6 +328,7 @@ dg_journal_destroy(dg_journal_t **self_p)
 	if (self->fd >= 0)
 		close(self->fd);
 	zhashx_destroy(&self->live);
+	zlistx_destroy(&self->recent);
 	free(self->path);
 	free(self);
 	*self_p = NULL;
@@ -286,6 +338,23 @@ uint64_t
 dg_journal_last_id(const dg_journal_t *self)
 {
 	return self->last_id;
+}
+
+uint64_t
+dg_journal_rooms(const dg_journal_t *self)
+{
+	return self->rooms;
+}
+
+int
+dg_journal_reserve_rooms(dg_journal_t *self, uint64_t upto)
+{
+	if (upto <= self->rooms)
+		return 0;
+	if (s_append_small(self, K_ROOMS, upto) < 0)
+		return -1;
+	self->rooms = upto;
+	return 0;
 }
 
 size_t
@@ -342,14 +411,34 @@ dg_journal_accept(dg_journal_t *self, uint64_t id, int64_t deadline_wall_ms,
 }
 
 int
-dg_journal_end(dg_journal_t *self, uint64_t id)
+dg_journal_end(dg_journal_t *self, uint64_t id, const dg_msg_t *result)
 {
 	char key[24];
 
 	if (!zhashx_lookup(self->live, s_key(key, id)))
 		return 0;
-	if (s_append_small(self, K_END, id) < 0)
-		return -1;
+	dg_buf_t body = { 0 };
+	if (!result || dg_proto_encode(result, &body) < 0) {
+		if (s_append_small(self, K_END, id) < 0)
+			return -1;
+	} else {
+		size_t plen = 9 + body.size, len = 0;
+		uint8_t *payload = malloc(plen), *rec = NULL;
+		if (payload) {
+			payload[0] = K_END;
+			s_put64(payload + 1, id);
+			memcpy(payload + 9, body.data, body.size);
+			rec = s_record(payload, plen, &len);
+		}
+		free(payload);
+		dg_buf_free(&body);
+		if (!rec || s_append(self, rec, len) < 0 ||
+		    s_keep_recent(self, rec, len, id) < 0) {
+			free(rec);
+			return -1;
+		}
+		free(rec);
+	}
 	zhashx_delete(self->live, key);
 	self->dead += 2;
 	return 0;
@@ -390,6 +479,11 @@ s_compact(dg_journal_t *self)
 	self->fd = fd;
 	/* The highest id survives even when no request is live. */
 	int rc = s_append_small(self, K_LAST, self->last_id);
+	if (rc == 0 && self->rooms)
+		rc = s_append_small(self, K_ROOMS, self->rooms);
+	for (s_live_t *l = zlistx_first(self->recent); l && rc == 0;
+	    l = zlistx_next(self->recent))
+		rc = s_append(self, l->rec, l->len);
 	for (i = 0; i < n && rc == 0; i++)
 		rc = s_append(self, all[i]->rec, all[i]->len);
 	self->fd = keep;

@@ -19,10 +19,16 @@
 
 typedef struct dg_journal dg_journal_t;
 
-/* One unfinished request found at open: `submit` is owned by the
- * callee (dg_msg_destroy it). */
+/* A request found at open, owned by the callee (dg_msg_destroy it):
+ * unfinished ones as their `submit`, oldest first; and before them the
+ * most recently finished ones (up to DG_JOURNAL_RECENT) as the `result`
+ * their clients were sent, so that a client reconnecting after a
+ * restart can still ask their status.  deadline_wall_ms is 0 for
+ * those. */
 typedef void (dg_journal_fn)(void *arg, uint64_t id,
-    int64_t deadline_wall_ms, dg_msg_t *submit);
+    int64_t deadline_wall_ms, dg_msg_t *msg);
+
+#define DG_JOURNAL_RECENT 1024
 
 /* Open (creating it if needed) and replay the journal at `path`: `fn`
  * gets each accepted, unfinished request, oldest first.  NULL with the
@@ -34,13 +40,21 @@ void dg_journal_destroy(dg_journal_t **self_p);
 /* The highest request id the journal has seen (0 when empty): new ids
  * continue above it so that a client's old ids stay unambiguous. */
 uint64_t dg_journal_last_id(const dg_journal_t *self);
+/* Room ids: the controller reserves them in blocks (dg_journal_rooms
+ * records how far), so that after a restart it starts past every room
+ * its predecessor could have placed, some of which may still live on
+ * the stages for a moment.  0 when none were reserved. */
+uint64_t dg_journal_rooms(const dg_journal_t *self);
+int dg_journal_reserve_rooms(dg_journal_t *self, uint64_t upto);
+
 /* Requests accepted and not ended. */
 size_t dg_journal_live(const dg_journal_t *self);
 
 /* Append; 0, or -1 (errno set) when the write failed. */
 int dg_journal_accept(dg_journal_t *self, uint64_t id,
     int64_t deadline_wall_ms, const dg_msg_t *submit);
-int dg_journal_end(dg_journal_t *self, uint64_t id);
+/* `result` (NULL: none) is kept with the end, see dg_journal_fn. */
+int dg_journal_end(dg_journal_t *self, uint64_t id, const dg_msg_t *result);
 
 /* Make what was appended durable (fdatasync) if anything was; compact
  * first when ended records dominate.  0, or -1. */

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "log.h"
 #include "stage.h"
 #include "stage_builtin.h"
 #include "y4m.h"
@@ -218,6 +219,11 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 			free(self);
 			return -1;
 		}
+		/* What a decoder killed mid-write left behind. */
+		int stale = dg_y4m_collect(self->output_dir);
+		if (stale > 0)
+			dg_log_info("%s: removed %d unfinished files of decoders "
+			    "that are gone", self->output_dir, stale);
 	}
 	*state = self;
 	return 0;

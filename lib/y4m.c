@@ -1,6 +1,8 @@
 /*  y4m.c: see y4m.h.  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -202,4 +204,37 @@ void
 dg_y4m_digest(const void *data, size_t len, char *digest, size_t digestsize)
 {
 	s_hex(XXH3_128bits(data, len), digest, digestsize);
+}
+
+int
+dg_y4m_collect(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int removed = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		size_t n = strlen(name);
+		if (name[0] != '.' || n < 6 || strcmp(name + n - 4, ".tmp"))
+			continue;
+		/* .NAME.PID.tmp: the PID sits between the last two dots. */
+		const char *end = name + n - 4, *p = end;
+		while (p > name && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		if (p == end || p == name || p[-1] != '.')
+			continue;
+		long pid = strtol(p, NULL, 10);
+		/* Alive, or not ours to judge (EPERM): leave it. */
+		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		if (unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }

@@ -42,4 +42,9 @@ int dg_y4m_commit(dg_y4m_t *self, uint64_t *bytes, char *digest,
 void dg_y4m_digest(const void *data, size_t len, char *digest,
     size_t digestsize);
 
+/* Remove the temporary files (.NAME.PID.tmp) that decoders killed
+ * mid-write left in `dir`: those whose PID no longer runs.  Returns how
+ * many were removed. */
+int dg_y4m_collect(const char *dir);
+
 #endif

@@ -518,6 +518,7 @@ s_default_ini(const char *run, const char *out)
 	    "listen  = ipc://%s/controller.sock\n"
 	    "publish = ipc://%s/events.sock\n"
 	    "policy  = least-loaded\n"
+	    "journal = %s/controller.journal\n"
 	    "\n"
 	    "[fabric]\n"
 	    "provider = shm\n"
@@ -538,7 +539,7 @@ s_default_ini(const char *run, const char *out)
 	    "peer   = ipc://%s/d0.sock\n"
 	    "stage  = ref-decoder\n"
 	    "memory = host\n"
-	    "output_dir = %s\n", run, run, run, run, run, out);
+	    "output_dir = %s\n", run, run, run, run, run, run, out);
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;

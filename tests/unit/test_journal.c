@@ -23,6 +23,9 @@ typedef struct {
 	int64_t deadlines[8];
 	char prompts[8][64];
 	int64_t frames[8];
+	int nres;
+	uint64_t res_ids[8];
+	char res_status[8][16];
 } s_seen_t;
 
 static void
@@ -30,6 +33,16 @@ s_collect(void *arg, uint64_t id, int64_t deadline, dg_msg_t *m)
 {
 	s_seen_t *seen = arg;
 
+	if (m->op == DG_OP_RESULT) {
+		if (seen->nres < 8) {
+			seen->res_ids[seen->nres] = id;
+			snprintf(seen->res_status[seen->nres], 16, "%s",
+			    m->u.result.status);
+		}
+		seen->nres++;
+		dg_msg_destroy(&m);
+		return;
+	}
 	if (seen->n < 8) {
 		seen->ids[seen->n] = id;
 		seen->deadlines[seen->n] = deadline;
@@ -104,8 +117,8 @@ test_replay_unfinished(void **state)
 	s_accept(j, 1, "a fox", 81);
 	s_accept(j, 2, "a cat\nwith a newline", 17);
 	s_accept(j, 3, "an owl", 33);
-	assert_int_equal(dg_journal_end(j, 2), 0);
-	assert_int_equal(dg_journal_end(j, 99), 0);     /* unknown: no-op */
+	assert_int_equal(dg_journal_end(j, 2, NULL), 0);
+	assert_int_equal(dg_journal_end(j, 99, NULL), 0);     /* unknown: no-op */
 	assert_true(dg_journal_dirty(j));
 	assert_int_equal(dg_journal_sync(j), 0);
 	assert_false(dg_journal_dirty(j));
@@ -176,7 +189,7 @@ test_compaction(void **state)
 	s_accept(j, 1, "old and live", 1);
 	for (uint64_t id = 2; id < 6000; id++) {
 		s_accept(j, id, "short-lived", 1);
-		assert_int_equal(dg_journal_end(j, id), 0);
+		assert_int_equal(dg_journal_end(j, id, NULL), 0);
 	}
 	s_accept(j, 6000, "new and live", 1);
 	assert_int_equal(stat(path, &big), 0);
@@ -186,7 +199,7 @@ test_compaction(void **state)
 	assert_int_equal(dg_journal_live(j), 2);
 	/* Appending goes on into the rewritten file. */
 	s_accept(j, 6001, "after compaction", 1);
-	assert_int_equal(dg_journal_end(j, 1), 0);
+	assert_int_equal(dg_journal_end(j, 1, NULL), 0);
 	dg_journal_destroy(&j);
 
 	j = s_open(path, &seen);
@@ -194,18 +207,70 @@ test_compaction(void **state)
 	assert_int_equal(seen.ids[0], 6000);
 	assert_int_equal(seen.ids[1], 6001);
 	assert_int_equal(dg_journal_last_id(j), 6001);
-	/* The highest id survives even when nothing is live. */
+	/* The highest id and the rooms reserved survive even when nothing
+	 * is live. */
+	assert_int_equal(dg_journal_reserve_rooms(j, 4096), 0);
+	assert_int_equal(dg_journal_reserve_rooms(j, 8192), 0);
+	assert_int_equal(dg_journal_reserve_rooms(j, 100), 0);     /* no-op */
+	assert_int_equal(dg_journal_rooms(j), 8192);
 	for (uint64_t id = 7000; id < 12000; id++) {
 		s_accept(j, id, "x", 1);
-		assert_int_equal(dg_journal_end(j, id), 0);
+		assert_int_equal(dg_journal_end(j, id, NULL), 0);
 	}
-	assert_int_equal(dg_journal_end(j, 6000), 0);
-	assert_int_equal(dg_journal_end(j, 6001), 0);
+	assert_int_equal(dg_journal_end(j, 6000, NULL), 0);
+	assert_int_equal(dg_journal_end(j, 6001, NULL), 0);
 	assert_int_equal(dg_journal_sync(j), 0);
 	dg_journal_destroy(&j);
 	j = s_open(path, &seen);
 	assert_int_equal(seen.n, 0);
 	assert_int_equal(dg_journal_last_id(j), 11999);
+	assert_int_equal(dg_journal_rooms(j), 8192);
+	dg_journal_destroy(&j);
+	s_cleanup(path);
+}
+
+/* A restarted controller can still answer status for requests that
+ * finished just before it died. */
+static void
+test_recent_results(void **state)
+{
+	(void)state;
+	char *path = s_path();
+	s_seen_t seen;
+
+	dg_journal_t *j = s_open(path, &seen);
+	for (uint64_t id = 1; id <= 3; id++)
+		s_accept(j, id, "x", 1);
+	dg_msg_t *res = dg_msg_new(DG_OP_RESULT);
+	res->u.result.request = 2;
+	res->u.result.status = "done";
+	res->u.result.output = "/out/2.y4m";
+	res->u.result.digest = "";
+	assert_int_equal(dg_journal_end(j, 2, res), 0);
+	res->u.result.request = 3;
+	res->u.result.status = "cancelled";
+	res->u.result.output = "";
+	assert_int_equal(dg_journal_end(j, 3, res), 0);
+	dg_msg_destroy(&res);
+	dg_journal_destroy(&j);
+
+	j = s_open(path, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.ids[0], 1);
+	assert_int_equal(seen.nres, 2);
+	assert_int_equal(seen.res_ids[0], 2);
+	assert_string_equal(seen.res_status[0], "done");
+	assert_string_equal(seen.res_status[1], "cancelled");
+	/* They survive a compaction too. */
+	for (uint64_t id = 10; id < 5000; id++) {
+		s_accept(j, id, "x", 1);
+		assert_int_equal(dg_journal_end(j, id, NULL), 0);
+	}
+	assert_int_equal(dg_journal_sync(j), 0);
+	dg_journal_destroy(&j);
+	j = s_open(path, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.nres, 2);
 	dg_journal_destroy(&j);
 	s_cleanup(path);
 }
@@ -229,6 +294,7 @@ main(void)
 		cmocka_unit_test(test_replay_unfinished),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_compaction),
+		cmocka_unit_test(test_recent_results),
 		cmocka_unit_test(test_cannot_open),
 	};
 

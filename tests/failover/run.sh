@@ -1,0 +1,163 @@
+#!/bin/sh
+# run.sh: SIGKILL of each role in the phase that hurts most, on a real
+# one-host pipeline of reference stages with a controller journal:
+#   - the encoder while it computes, before its transfer;
+#   - the decoder while it decodes (its half-written file is collected
+#     when it starts again);
+#   - the controller mid-run: it replays its journal, the stages drop
+#     their rooms and register again, and every accepted request still
+#     ends done, which a reconnecting client learns with `status`.
+# (A transformer killed mid-transfer is tests/pipeline's kill case.)
+# Afterwards no daemon holds a room and every slot is free.
+. tests/lib.sh
+scratch
+TOP=$(pwd)
+DISAGG="$TOP/tui/disagg"
+DISAGGD="$TOP/daemon/disaggd"
+DISAGG_RUN="$T_TMP/run"
+export DISAGG_RUN
+unset DISAGG_CONTROLLER
+R=$DISAGG_RUN
+mkdir -p "$R"
+
+cleanup() {
+	"$DISAGG" down --timeout 10 > /dev/null 2>&1
+	for p in $(cat "$T_TMP/started" 2> /dev/null); do
+		kill -KILL "$p" 2> /dev/null
+	done
+	[ -n "${KEEP:-}" ] || rm -rf "$T_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+cat > "$T_TMP/topo.ini" <<EOF
+[controller]
+listen = ipc://$R/ctl.sock
+publish = ipc://$R/pub.sock
+journal = $T_TMP/controller.journal
+dead_after_ms = 1500ms
+
+[fabric]
+provider = shm
+
+[encoder e0]
+peer = ipc://$R/e0.sock
+stage = ref-encoder
+step_ms = 400ms
+pool = 64M
+
+[transformer t0]
+peer = ipc://$R/t0.sock
+stage = ref-transformer
+step_ms = 20ms
+pool = 64M
+
+[decoder d0]
+peer = ipc://$R/d0.sock
+stage = ref-decoder
+step_ms = 400ms
+pool = 64M
+output_dir = $T_TMP/out
+EOF
+if ! "$DISAGG" up -f "$T_TMP/topo.ini" --timeout 20 > "$T_TMP/up.out" 2>&1
+then
+	sed 's/^/# /' "$T_TMP/up.out"
+	fail "failover: the pipeline starts"
+	summary failover
+	exit 1
+fi
+ok "failover: the pipeline starts"
+awk '{ print $2 }' "$R/pids" > "$T_TMP/started"
+
+pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$R/pids"; }
+restart() {
+	setsid "$DISAGGD" -d -f "$T_TMP/topo.ini" -N "$1" >> "$R/$1.log" 2>&1 \
+	    < /dev/null &
+	echo $! >> "$T_TMP/started"
+	sed "s/^$1 .*/$1 $!/" "$R/pids" > "$R/pids.new" && mv "$R/pids.new" "$R/pids"
+}
+inst() { "$DISAGG" instances --json 2> /dev/null; }
+up_again() { inst | grep -q "\"name\":\"$1\",[^}]*\"state\":\"up\""; }
+running_on() { inst | grep -q "\"name\":\"$1\",[^}]*\"running\":[1-9]"; }
+idle() {
+	j=$(inst) || return 1
+	[ "$(echo "$j" | grep -o '"rooms":0' | wc -l)" = 3 ] &&
+	    ! echo "$j" | grep -q '"state":"\(dead\|draining\)'
+}
+free_total() {
+	inst | grep -o '"free_slots":[0-9]*' | cut -d: -f2 |
+	    awk '{ s += $1 } END { print s + 0 }'
+}
+wait_for 20 idle
+slots0=$(free_total)
+
+# submit N: N request ids, one a line, in $T_TMP/ids
+submit() {
+	: > "$T_TMP/ids"
+	i=0
+	while [ $i -lt "$1" ]; do
+		"$DISAGG" submit --json --steps 10 --frames 1 --height 32 \
+		    --width 32 --seed $i | sed -n 's/.*"request":\([0-9]*\).*/\1/p' \
+		    >> "$T_TMP/ids"
+		i=$((i + 1))
+	done
+}
+# Every id has ended; prints how many ended done.
+ended() {
+	n=0
+	for id in $(cat "$T_TMP/ids"); do
+		s=$("$DISAGG" status --json "$id" 2> /dev/null |
+		    sed -n 's/.*"state":"\([a-z0-9]*\)".*/\1/p')
+		case $s in
+		done) n=$((n + 1)) ;;
+		failed|cancelled) ;;
+		*) return 1 ;;
+		esac
+	done
+	echo "$n" > "$T_TMP/ndone"
+}
+all_done() { ended && [ "$(cat "$T_TMP/ndone")" = "$(wc -l < "$T_TMP/ids" | tr -d ' ')" ]; }
+slots_back() { [ "$(free_total)" = "$slots0" ]; }
+settled() { idle && slots_back; }
+
+# ---- the encoder, computing, before its transfer -----------------------
+submit 4
+check "failover: requests reach the encoder's worker" wait_for 10 running_on e0
+kill -KILL "$(pid_of e0)"
+restart e0
+check "failover: the encoder comes back" wait_for 20 up_again e0
+check "failover: after an encoder kill every request ends, none hangs" \
+    wait_for 60 ended
+check "failover: ... and all of them done, re-dispatched ($(cat "$T_TMP/ndone" 2> /dev/null) of 4)" \
+    all_done
+check "failover: no room held and every slot free after the encoder kill" \
+    wait_for 20 settled
+
+# ---- the decoder, mid-decode -------------------------------------------
+submit 4
+check "failover: requests reach the decoder's worker" wait_for 30 running_on d0
+kill -KILL "$(pid_of d0)"
+restart d0
+check "failover: the decoder comes back" wait_for 20 up_again d0
+check "failover: after a decoder kill every request ends done" \
+    wait_for 60 all_done
+check "failover: the killed decoder's half-written file is gone" \
+    sh -c "! ls -a '$T_TMP/out' | grep -q '\\.tmp\$'"
+check "failover: no room held and every slot free after the decoder kill" \
+    wait_for 20 settled
+
+# ---- the controller, mid-run, with its journal -------------------------
+submit 6
+check "failover: requests are in flight" wait_for 10 running_on e0
+kill -KILL "$(pid_of controller)"
+restart controller
+check "failover: the restarted controller replays its journal" \
+    wait_for 10 grep -q 'accepted, unfinished requests replayed' \
+    "$R/controller.log"
+three_up() { [ "$(inst | grep -o '"state":"up"' | wc -l)" = 3 ]; }
+check "failover: every stage registers with it again" wait_for 20 three_up
+check "failover: every request accepted before the kill ends done (status)" \
+    wait_for 90 all_done
+check "failover: no room held and every slot free after the controller kill" \
+    wait_for 20 settled
+summary failover
