@@ -1061,6 +1061,24 @@ s_on_admin(s_stage_t *self, const dg_msg_t *m)
 	dg_msg_destroy(&reply);
 }
 
+/* The longest a busy worker has gone without progress (0: none busy):
+ * liveness by progress, not by mere existence. */
+static int64_t
+s_stalled_ms(s_stage_t *self)
+{
+	dg_thread_info_t info[64];
+	size_t n = dg_threads_snapshot(info, 64);
+	int64_t worst = 0;
+
+	(void)self;
+	for (size_t i = 0; i < n; i++)
+		if (info[i].registered && strncmp(info[i].name, "worker", 6) == 0 &&
+		    strcmp(info[i].state, "busy") == 0 &&
+		    info[i].progress_age_ms > worst)
+			worst = info[i].progress_age_ms;
+	return worst;
+}
+
 static void
 s_drop_rooms(s_stage_t *self, const char *why)
 {
@@ -1172,6 +1190,15 @@ s_restart_if_wedged(s_stage_t *self, int64_t now)
 			return;
 		dg_log_error("the fabric is wedged: failing %zu rooms and "
 		    "restarting in place", zhashx_size(self->rooms));
+		/* Goodbye first: the controller then places those rooms'
+		 * requests elsewhere, or keeps them until we are back,
+		 * instead of on us again while we go. */
+		dg_msg_t *m = dg_msg_new(DG_OP_BYE);
+		if (m) {
+			m->u.bye.name = self->d->name;
+			m->u.bye.reason = "fabric wedged; restarting";
+			s_to_ctl(self, m);
+		}
 		s_room_t *r;
 		s_room_t *all[256];
 		size_t n;
@@ -1185,12 +1212,6 @@ s_restart_if_wedged(s_stage_t *self, int64_t now)
 				s_fail(self, all[i], true, "%s: fabric wedged; "
 				    "restarting", self->d->name);
 		} while (n == 256);
-		dg_msg_t *m = dg_msg_new(DG_OP_BYE);
-		if (m) {
-			m->u.bye.name = self->d->name;
-			m->u.bye.reason = "fabric wedged; restarting";
-			s_to_ctl(self, m);
-		}
 		/* Let ZeroMQ's I/O thread deliver those first. */
 		self->reexec_at = now + 300;
 		return;
@@ -1224,9 +1245,12 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 			dg_pool_stats(self->pool, &ps);
 			dg_heartbeat_msg_t *hb = &h->u.heartbeat;
 			hb->name = self->d->name;
+			hb->stalled_ms = s_stalled_ms(self);
 			hb->state = self->draining ? (zhashx_size(self->rooms) ?
 			    "draining" : "drained") :
-			    dg_xfer_wedged(self->xfer) ? "unhealthy" : "up";
+			    dg_xfer_wedged(self->xfer) ||
+			    hb->stalled_ms > self->conf->stall_ms ?
+			    "unhealthy" : "up";
 			hb->incoming = (int64_t)zlistx_size(self->queues[Q_INCOMING]);
 			hb->waiting = (int64_t)zlistx_size(self->queues[Q_WAITING]);
 			hb->ready = (int64_t)zlistx_size(self->queues[Q_READY]);
@@ -1351,6 +1375,7 @@ s_start(dg_daemon_t *d, void **state)
 		.output_dir = self->conf->output_dir,
 		.device = self->conf->memory == DG_MEMORY_CUDA ?
 		    (int)self->conf->device : -1,
+		.progress = dg_thread_progress,
 	};
 	if (self->ops->init(&env, &self->plugin, why, sizeof why) < 0) {
 		dg_log_error("stage '%s' init: %s", self->conf->stage, why);

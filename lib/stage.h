@@ -60,6 +60,10 @@ typedef struct {
 	int64_t step_ms;                /* added cost per step (ref stages) */
 	const char *output_dir;         /* decoder: where files go */
 	int device;                     /* CUDA device, or -1 for none */
+	/* Call from run() whenever a step is done: a worker silent for
+	 * stall_ms marks the daemon unhealthy and the controller sends it
+	 * no new work.  NULL when the daemon does not watch. */
+	void (*progress)(void);
 } dg_stage_env_t;
 
 /* One request of a batch.  Inputs and outputs are host memory inside the

@@ -50,6 +50,7 @@ static const char *const s_role_names[] = {
 typedef struct {
 	s_role_t role;
 	int64_t step_ms;
+	void (*progress)(void);
 	char *output_dir;               /* decoder */
 	uint16_t bf16[256];             /* encoder: int8 / 64 as bf16 */
 } s_ref_t;
@@ -196,6 +197,7 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 	}
 	self->role = role;
 	self->step_ms = env->step_ms;
+	self->progress = env->progress;
 	for (int b = 0; b < 256; b++) {
 		/* Exact: an int8 over 64 needs 8 significant bits, bf16 has 8. */
 		float f = (float)(int8_t)b / 64.0f;
@@ -482,6 +484,8 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 			break;
 		}
 		s_cost(self->step_ms);
+		if (self->progress)
+			self->progress();
 	}
 	return 0;
 }

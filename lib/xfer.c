@@ -86,6 +86,7 @@ typedef struct s_op {
 	bool idle;              /* on the send's free list */
 	struct s_op *next;      /* free list or orphan list */
 	struct s_peer *peer;    /* whom it writes to */
+	int64_t orphaned_at;    /* ms, once orphaned */
 } s_op_t;
 
 typedef struct s_send {
@@ -572,6 +573,7 @@ s_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 			free(op);
 		} else {
 			op->tx = NULL;
+			op->orphaned_at = s_now_ms();
 			op->next = self->orphans;
 			self->orphans = op;
 			if (op->peer)
@@ -1216,6 +1218,34 @@ dg_xfer_wedged(const dg_xfer_t *self)
 	return atomic_load(&((dg_xfer_t *)self)->wedged);
 }
 
+/* libfabric 1.17's shm provider completes a sender's operations in the
+ * order it posted them: a write to a peer that stopped making progress
+ * (frozen, or no longer reading its queue) never completes, and every
+ * later completion, to healthy peers too, waits behind it for ever.  An
+ * op of an ended send still held past ORPHAN_WEDGE_MS means exactly
+ * that: call the engine wedged, so that the daemon restarts in place as
+ * it does for a peer that died holding a lock. */
+#define ORPHAN_WEDGE_MS 3000
+
+static void
+s_check_orphans(dg_xfer_t *self, int64_t now)
+{
+	if (!self->orphans || atomic_load(&self->wedged) ||
+	    strcmp(self->provider, "shm") != 0)
+		return;
+	int64_t oldest = now;
+	for (s_op_t *op = self->orphans; op; op = op->next)
+		if (op->orphaned_at < oldest)
+			oldest = op->orphaned_at;
+	if (now - oldest < ORPHAN_WEDGE_MS)
+		return;
+	atomic_store(&self->wedged, true);
+	dg_log_error("xfer: a write to a peer that stopped making progress "
+	    "has been outstanding for %lld ms, and the shm provider completes "
+	    "every later write behind it; restart this daemon",
+	    (long long)(now - oldest));
+}
+
 static void *
 s_progress(void *arg)
 {
@@ -1231,6 +1261,7 @@ s_progress(void *arg)
 		int64_t now = s_now_ms();
 		if (now >= self->next_check) {
 			s_check_deadlines(self, now);
+			s_check_orphans(self, now);
 			self->next_check = now + 5;
 		}
 		if (now >= self->next_health) {
