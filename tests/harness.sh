@@ -10,7 +10,7 @@ B=${B:-build}
 export B
 # Every folder of tests/ with a run.sh is a group, in this order.
 all="unit"
-for g in config daemon xfer pipeline up admin console curve hostile failover stall bench install; do
+for g in config daemon xfer pipeline up admin console curve hostile failover stall partition bench install; do
 	[ -f "tests/$g/run.sh" ] && all="$all $g"
 done
 groups=${*:-$all fuzz man}
