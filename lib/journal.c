@@ -304,6 +304,8 @@ dg_journal_open(const char *path, dg_journal_fn *fn, void *arg, char *err,
 			    "replayed: %s", path, (unsigned long long)l->id,
 			    m ? "not a submit" : perr.message);
 			dg_msg_destroy(&m);
+			/* Never replayable: not carried into a rewrite. */
+			zhashx_delete(self->live, key);
 			continue;
 		}
 		fn(arg, l->id, (int64_t)s_get64(p + 9), m);
