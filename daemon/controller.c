@@ -1045,6 +1045,17 @@ s_on_drain(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m,
 	}
 	in->drain_asked = drain;
 	in->state = drain ? (in->rooms ? I_DRAINING : I_DRAINED) : I_UP;
+	/* drain --exit: the daemon itself drains, finishes what it holds
+	 * within its drain_timeout_ms and exits 0, as on SIGTERM. */
+	if (drain && m->u.drain.exit && in->identity) {
+		dg_msg_t *d = dg_msg_new(DG_OP_DRAIN);
+		if (d) {
+			d->u.drain.name = in->name;
+			dg_route_t to = { .identity = in->identity };
+			dg_wire_post(self->router, &to, d);
+			dg_msg_destroy(&d);
+		}
+	}
 	dg_log_info("%s %s: %s", dg_role_name(in->role), in->name,
 	    drain ? "draining" : "undrained");
 	s_event(self, drain ? "drain" : "undrain", in->name, 0, 0, "%s %s %s",

@@ -164,6 +164,7 @@ typedef struct {                        /* queues, threads, sockets, drain,
 	                                   drain.ok, undrain, undrain.ok;
 	                                   rooms and reload: name? */
 	const char *name;
+	bool exit;                      /* drain: ? and then exit */
 } dg_name_msg_t;
 
 typedef struct {                        /* submit */

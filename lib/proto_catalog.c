@@ -54,6 +54,7 @@ static const dg_field_desc_t s_room[] = { UINT(room, REQ) };
 #define T dg_name_msg_t
 static const dg_field_desc_t s_name[] = { STR(name, REQ) };
 static const dg_field_desc_t s_name_opt[] = { STR(name, OPT) };
+static const dg_field_desc_t s_drain[] = { STR(name, REQ), BOOL(exit, OPT) };
 #undef T
 
 /* ---- generic ---- */
@@ -474,7 +475,7 @@ static const dg_op_desc_t s_ops[] = {
 	OP(DG_OP_THREADS_OK, "threads.ok", dg_threads_ok_msg_t, s_threads_ok),
 	OP(DG_OP_SOCKETS, "sockets", dg_name_msg_t, s_name),
 	OP(DG_OP_SOCKETS_OK, "sockets.ok", dg_sockets_ok_msg_t, s_sockets_ok),
-	OP(DG_OP_DRAIN, "drain", dg_name_msg_t, s_name),
+	OP(DG_OP_DRAIN, "drain", dg_name_msg_t, s_drain),
 	OP(DG_OP_DRAIN_OK, "drain.ok", dg_name_msg_t, s_name),
 	OP(DG_OP_UNDRAIN, "undrain", dg_name_msg_t, s_name),
 	OP(DG_OP_UNDRAIN_OK, "undrain.ok", dg_name_msg_t, s_name),

@@ -425,9 +425,20 @@ s_drain(int argc, char *argv[], bool drain)
 {
 	dg_cli_t c = { 0 };
 	int rc = DG_EXIT_OK;
+	bool exit_too = false;
 
+	/* --exit is drain's own: take it out before the common parser. */
+	for (int i = 1; drain && i < argc; i++) {
+		if (strcmp(argv[i], "--exit") == 0) {
+			exit_too = true;
+			memmove(&argv[i], &argv[i + 1],
+			    (size_t)(argc - i) * sizeof *argv);
+			argc--;
+			break;
+		}
+	}
 	if (dg_cli_common_only(argc, argv, &c, 1, -1, drain ?
-	    "disagg drain [-c endpoint] NAME..." :
+	    "disagg drain [--exit] [-c endpoint] NAME..." :
 	    "disagg undrain [-c endpoint] NAME...") < 0)
 		return DG_EXIT_USAGE;
 	dg_client_t *cl = dg_cli_connect(&c);
@@ -436,12 +447,14 @@ s_drain(int argc, char *argv[], bool drain)
 	for (int i = optind; i < argc; i++) {
 		dg_msg_t *m = dg_msg_new(drain ? DG_OP_DRAIN : DG_OP_UNDRAIN);
 		m->u.drain.name = argv[i];
+		m->u.drain.exit = exit_too;
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
 		int e = dg_cli_check(reply, &c);
 		if (e == DG_EXIT_OK && !c.json)
-			printf("%s %s\n", argv[i], drain ? "draining" :
-			    "undrained");
+			printf("%s %s\n", argv[i], !drain ? "undrained" :
+			    exit_too ? "draining; it exits once idle" :
+			    "draining");
 		else if (e == DG_EXIT_OK) {
 			printf("{\"name\":");
 			dg_json_str(stdout, argv[i]);

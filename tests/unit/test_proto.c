@@ -593,6 +593,7 @@ static void
 s_fill_drain(dg_msg_t *m)
 {
 	m->u.drain.name = "t2";
+	m->u.drain.exit = true;
 }
 
 static void
@@ -935,7 +936,7 @@ static const char *const s_spec[] = {
 	"threads.ok: name threads",
 	"sockets: name",
 	"sockets.ok: name sockets rails",
-	"drain: name",
+	"drain: name exit?",
 	"drain.ok: name",
 	"undrain: name",
 	"undrain.ok: name",
