@@ -36,6 +36,8 @@ listen = ipc://$R/ctl.sock
 publish = ipc://$R/pub.sock
 journal = $T_TMP/controller.journal
 dead_after_ms = 1500ms
+# Frequent reports: the checks below watch a worker busy for 600 ms.
+heartbeat_ms = 100ms
 
 [fabric]
 provider = shm
@@ -43,7 +45,7 @@ provider = shm
 [encoder e0]
 peer = ipc://$R/e0.sock
 stage = ref-encoder
-step_ms = 400ms
+step_ms = 600ms
 pool = 64M
 
 [transformer t0]
@@ -55,7 +57,7 @@ pool = 64M
 [decoder d0]
 peer = ipc://$R/d0.sock
 stage = ref-decoder
-step_ms = 400ms
+step_ms = 600ms
 pool = 64M
 output_dir = $T_TMP/out
 EOF
@@ -64,7 +66,10 @@ then
 	sed 's/^/# /' "$T_TMP/up.out"
 	fail "failover: the pipeline starts"
 	# ---- drain --exit: finish what it holds, then leave with status 0 ------
-submit 1
+# Long enough on the transformer (150 steps of 20 ms) for a heartbeat to
+# show it running there.
+"$DISAGG" submit --json --steps 150 --frames 1 --height 32 --width 32 |
+    sed -n 's/.*"request":\([0-9]*\).*/\1/p' > "$T_TMP/ids"
 check "failover: a request reaches the transformer" wait_for 20 running_on t0
 tpid=$(pid_of t0)
 "$DISAGG" drain --exit t0 > "$T_TMP/drain.out" 2>&1
@@ -173,7 +178,10 @@ check "failover: every request accepted before the kill ends done (status)" \
 check "failover: no room held and every slot free after the controller kill" \
     wait_for 20 settled
 # ---- drain --exit: finish what it holds, then leave with status 0 ------
-submit 1
+# Long enough on the transformer (150 steps of 20 ms) for a heartbeat to
+# show it running there.
+"$DISAGG" submit --json --steps 150 --frames 1 --height 32 --width 32 |
+    sed -n 's/.*"request":\([0-9]*\).*/\1/p' > "$T_TMP/ids"
 check "failover: a request reaches the transformer" wait_for 20 running_on t0
 tpid=$(pid_of t0)
 "$DISAGG" drain --exit t0 > "$T_TMP/drain.out" 2>&1
