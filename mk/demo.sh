@@ -194,6 +194,7 @@ hand:
   tui/disagg up                  # the same one-host pipeline
   tui/disagg submit --wait       # a request, following its progress
   tui/disagg instances           # what the controller sees
+  tui/disagg                     # the operator console (? for help, q to leave)
   tui/disagg down                # stop it
 
 and 'make check' runs every test.
