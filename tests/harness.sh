@@ -8,6 +8,9 @@
 set -u
 B=${B:-build}
 export B
+# Only read by a SANITIZE=thread build: see the file for why.
+TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
+export TSAN_OPTIONS
 # Every folder of tests/ with a run.sh is a group, in this order.
 all="unit"
 for g in config daemon xfer pipeline up admin console curve hostile failover stall partition bench install; do
