@@ -39,3 +39,16 @@ scratch() {
 	T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/disagg-test.XXXXXX")
 	trap 'rm -rf "$T_TMP"' EXIT
 }
+
+# up_or_bail GROUP FILE: start the topology FILE with `disagg up` (the
+# test sets DISAGG); on failure show why, end the group and exit.
+up_or_bail() {
+	if "$DISAGG" up -f "$2" --timeout 20 > "$T_TMP/up.out" 2>&1; then
+		ok "$1: the pipeline starts"
+		return 0
+	fi
+	sed 's/^/# /' "$T_TMP/up.out"
+	fail "$1: the pipeline starts"
+	summary "$1"
+	exit 1
+}

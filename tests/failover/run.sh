@@ -61,14 +61,7 @@ step_ms = 600ms
 pool = 64M
 output_dir = $T_TMP/out
 EOF
-if ! "$DISAGG" up -f "$T_TMP/topo.ini" --timeout 20 > "$T_TMP/up.out" 2>&1
-then
-	sed 's/^/# /' "$T_TMP/up.out"
-	fail "failover: the pipeline starts"
-	summary failover
-	exit 1
-fi
-ok "failover: the pipeline starts"
+up_or_bail failover "$T_TMP/topo.ini"
 awk '{ print $2 }' "$R/pids" > "$T_TMP/started"
 
 pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$R/pids"; }

@@ -55,14 +55,7 @@ stage = null
 pool = 16M
 slot = 4K
 EOF
-if ! "$DISAGG" up -f "$T_TMP/topo.ini" --timeout 20 > "$T_TMP/up.out" 2>&1
-then
-	sed 's/^/# /' "$T_TMP/up.out"
-	fail "hostile: the pipeline starts"
-	summary hostile
-	exit 1
-fi
-ok "hostile: the pipeline starts"
+up_or_bail hostile "$T_TMP/topo.ini"
 pids=$(awk '{ print $2 }' "$R/pids")
 
 # The valid client: a steady stream for the whole test.

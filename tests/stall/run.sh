@@ -61,14 +61,7 @@ stage = ref-decoder
 pool = 64M
 output_dir = $T_TMP/out
 EOF
-if ! "$DISAGG" up -f "$T_TMP/topo.ini" --timeout 20 > "$T_TMP/up.out" 2>&1
-then
-	sed 's/^/# /' "$T_TMP/up.out"
-	fail "stall: the pipeline starts"
-	summary stall
-	exit 1
-fi
-ok "stall: the pipeline starts"
+up_or_bail stall "$T_TMP/topo.ini"
 
 inst() { "$DISAGG" instances --json 2> /dev/null; }
 state_is() { inst | grep -q "\"name\":\"$1\",[^}]*\"state\":\"$2\""; }
