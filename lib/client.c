@@ -166,3 +166,20 @@ dg_client_endpoint(const char *flag, const char *file)
 	}
 	return "tcp://127.0.0.1:7700";
 }
+
+void
+dg_client_pub_endpoint(char *buf, size_t size, const char *pub, const char *via)
+{
+	const char *star = strstr(pub, "://*:");
+	if (!star)
+		star = strstr(pub, "://0.0.0.0:");
+	const char *host = strstr(via, "://");
+	const char *colon = host ? strrchr(host + 3, ':') : NULL;
+	if (!star || strncmp(via, "tcp://", 6) != 0 || !colon) {
+		snprintf(buf, size, "%s", pub);
+		return;
+	}
+	const char *port = strrchr(pub, ':');
+	snprintf(buf, size, "tcp://%.*s%s", (int)(colon - host - 3), host + 3,
+	    port);
+}

@@ -37,4 +37,10 @@ dg_msg_t *dg_client_next(dg_client_t *self, int timeout_ms);
  * default tcp://127.0.0.1:7700. */
 const char *dg_client_endpoint(const char *flag, const char *file);
 
+/* Where to subscribe, from the `publish` the controller reports
+ * (instances.ok): a wildcard host ("*", "0.0.0.0") becomes the host of
+ * `via`, the endpoint the controller was reached on. */
+void dg_client_pub_endpoint(char *buf, size_t size, const char *pub,
+    const char *via);
+
 #endif

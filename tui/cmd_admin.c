@@ -359,24 +359,6 @@ dg_cmd_reload(int argc, char *argv[])
 
 /* ---- watch ------------------------------------------------------------- */
 
-/* The PUB endpoint as the controller gave it, with a wildcard host
- * replaced by the host we reached it on. */
-static void
-s_pub_endpoint(char *buf, size_t size, const char *pub, const char *via)
-{
-	const char *star = strstr(pub, "://*:");
-	if (!star)
-		star = strstr(pub, "://0.0.0.0:");
-	const char *host = strstr(via, "://");
-	const char *colon = host ? strrchr(host + 3, ':') : NULL;
-	if (!star || strncmp(via, "tcp://", 6) != 0 || !colon) {
-		snprintf(buf, size, "%s", pub);
-		return;
-	}
-	const char *port = strrchr(pub, ':');
-	snprintf(buf, size, "tcp://%.*s%s", (int)(colon - host - 3), host + 3,
-	    port);
-}
 
 static void
 s_print_event(const dg_msg_t *m, bool json)
@@ -484,7 +466,7 @@ dg_cmd_watch(int argc, char *argv[])
 		dg_msg_destroy(&reply);
 		return DG_EXIT_FAIL;
 	}
-	s_pub_endpoint(pub, sizeof pub, reply->u.instances_ok.publish,
+	dg_client_pub_endpoint(pub, sizeof pub, reply->u.instances_ok.publish,
 	    dg_client_endpoint(c.endpoint, c.file));
 	dg_msg_destroy(&reply);
 	char why[256];

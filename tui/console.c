@@ -88,8 +88,8 @@ s_reach(const char *ep, char *out, size_t size)
 }
 
 /* The PUB endpoint: the `publish` of -f FILE, or of the running `disagg
- * up` when that is the controller we talk to.  The protocol does not
- * carry it (yet), so with only -c the console polls and has no events. */
+ * up` when that is the controller we talk to; failing those, the one
+ * the controller reports in instances.ok. */
 static void
 s_find_publish(dg_console_t *con, const char *file)
 {
@@ -325,6 +325,18 @@ dg_console_apply(dg_console_t *con, dg_msg_t *m, bool from_pub)
 	con->dirty = true;
 	switch (p->kind) {
 	case DG_PEND_INSTANCES:
+		/* The controller says where it publishes: subscribe, so
+		 * that events come even when only -c was given. */
+		if (!con->publish[0] && m->op == DG_OP_INSTANCES_OK &&
+		    m->u.instances_ok.publish && *m->u.instances_ok.publish) {
+			char err[256];
+			dg_client_pub_endpoint(con->publish,
+			    sizeof con->publish, m->u.instances_ok.publish,
+			    con->endpoint);
+			zsock_destroy(&con->sub);
+			con->sub = dg_auth_sub_new(con->publish, err,
+			    sizeof err);
+		}
 		if (!con->paused) {
 			s_replace(&con->instances, &m);
 			con->instances_at = now;

@@ -258,4 +258,15 @@ rc=$?
 check "batch against no controller exits 3 and says disconnected" sh -c \
     "[ $rc = 3 ] && grep -q 'disconnected' '$T_TMP/batch2'"
 
+# With only -c (no topology file to read), the console learns where the
+# controller publishes from instances.ok and shows its events.
+mkdir -p "$T_TMP/elsewhere"
+(sleep 1.5; "$DISAGG" drain t1 > /dev/null; "$DISAGG" undrain t1 > /dev/null) &
+poker=$!
+DISAGG_RUN="$T_TMP/elsewhere" "$DISAGG" console -b -n 4 -d 10 -v events \
+    -c "ipc://$RUN/ctl.sock" > "$T_TMP/batch3" 2>&1
+wait "$poker"
+check "with only -c the console subscribes to the events the controller names" \
+    grep -q 'undrain *t1 ' "$T_TMP/batch3"
+
 summary console
