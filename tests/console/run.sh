@@ -261,12 +261,18 @@ check "batch against no controller exits 3 and says disconnected" sh -c \
 # With only -c (no topology file to read), the console learns where the
 # controller publishes from instances.ok and shows its events.
 mkdir -p "$T_TMP/elsewhere"
-(sleep 1.5; "$DISAGG" drain t1 > /dev/null; "$DISAGG" undrain t1 > /dev/null) &
-poker=$!
-DISAGG_RUN="$T_TMP/elsewhere" "$DISAGG" console -b -n 4 -d 10 -v events \
-    -c "ipc://$RUN/ctl.sock" > "$T_TMP/batch3" 2>&1
-wait "$poker"
+DISAGG_RUN="$T_TMP/elsewhere" "$DISAGG" console -b -n 60 -d 5 -v events \
+    -c "ipc://$RUN/ctl.sock" > "$T_TMP/batch3" 2>&1 &
+watcher=$!
+# Drain and undrain t1 until the console has shown one of those events
+# (it subscribes once the controller has told it where).
+poke() {
+	"$DISAGG" drain t1 > /dev/null && "$DISAGG" undrain t1 > /dev/null &&
+	    grep -q 'undrain *t1 ' "$T_TMP/batch3"
+}
 check "with only -c the console subscribes to the events the controller names" \
-    grep -q 'undrain *t1 ' "$T_TMP/batch3"
+    wait_for 15 poke
+kill "$watcher" 2> /dev/null
+wait "$watcher"
 
 summary console

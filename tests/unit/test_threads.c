@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -29,9 +29,41 @@ s_find(const dg_thread_info_t *t, size_t n, const char *name)
 	return NULL;
 }
 
+/* The test and its thread take turns through `phase`: 1 registered and
+ * spun, 2 go on, 3 idle, 4 go on, 5 unregistered, 6 finish. */
 typedef struct {
-	atomic_int phase;       /* 0 start, 1 registered+spun, 2 go on, 3 done */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int phase;
 } s_ctl_t;
+
+#define S_CTL_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 }
+
+static void
+s_set(s_ctl_t *c, int phase)
+{
+	pthread_mutex_lock(&c->lock);
+	c->phase = phase;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Wait for `phase`, at most 10 s; false at the deadline. */
+static bool
+s_await(s_ctl_t *c, int phase)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&c->lock);
+	while (c->phase != phase && rc == 0)
+		rc = pthread_cond_timedwait(&c->cond, &c->lock, &until);
+	bool ok = c->phase == phase;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
 
 static int64_t
 s_cpu_ns(void)
@@ -53,32 +85,28 @@ s_spinner(void *arg)
 	int64_t t0 = s_cpu_ns();
 	while (s_cpu_ns() - t0 < 50 * 1000000)
 		x++;
-	atomic_store(&c->phase, 1);
-	while (atomic_load(&c->phase) != 2)
-		usleep(1000);
+	s_set(c, 1);
+	(void)s_await(c, 2);
 	dg_thread_set(DG_THREAD_IDLE, 0);
-	atomic_store(&c->phase, 3);
-	while (atomic_load(&c->phase) != 4)
-		usleep(1000);
+	s_set(c, 3);
+	(void)s_await(c, 4);
 	dg_thread_unregister();
-	atomic_store(&c->phase, 5);
-	while (atomic_load(&c->phase) != 6)
-		usleep(1000);
+	s_set(c, 5);
+	(void)s_await(c, 6);
 	return NULL;
 }
 
 static void
 s_wait(s_ctl_t *c, int phase)
 {
-	while (atomic_load(&c->phase) != phase)
-		usleep(1000);
+	assert_true(s_await(c, phase));
 }
 
 static void
 test_busy_idle_cpu(void **state)
 {
 	static dg_thread_info_t t[MAXT];
-	s_ctl_t c = { 0 };
+	s_ctl_t c = S_CTL_INIT;
 	pthread_t th;
 
 	(void)state;
@@ -94,7 +122,7 @@ test_busy_idle_cpu(void **state)
 	assert_true(s->progress_age_ms >= 0 && s->progress_age_ms < 5000);
 	assert_true(s->kernel[0] != '\0');
 
-	atomic_store(&c.phase, 2);
+	s_set(&c, 2);
 	s_wait(&c, 3);
 	n = dg_threads_snapshot(t, MAXT);
 	s = s_find(t, n, "spinner");
@@ -104,14 +132,14 @@ test_busy_idle_cpu(void **state)
 
 	/* Unregistered: still listed (the task lives), named by the kernel
 	 * (the name given at registration), with no progress of its own. */
-	atomic_store(&c.phase, 4);
+	s_set(&c, 4);
 	s_wait(&c, 5);
 	n = dg_threads_snapshot(t, MAXT);
 	s = s_find(t, n, "spinner");
 	assert_non_null(s);
 	assert_false(s->registered);
 	assert_int_equal(s->progress_age_ms, -1);
-	atomic_store(&c.phase, 6);
+	s_set(&c, 6);
 	pthread_join(th, NULL);
 }
 
@@ -120,7 +148,7 @@ test_main_and_unregistered(void **state)
 {
 	static dg_thread_info_t t[MAXT];
 	pthread_t th;
-	s_ctl_t c = { 0 };
+	s_ctl_t c = S_CTL_INIT;
 
 	(void)state;
 	/* Another thread, never registered, for the kernel's view. */
@@ -148,11 +176,11 @@ test_main_and_unregistered(void **state)
 	n = dg_threads_snapshot(t, MAXT);
 	assert_false(t[0].registered);
 	assert_string_equal(t[0].state, t[0].kernel);
-	atomic_store(&c.phase, 2);
+	s_set(&c, 2);
 	s_wait(&c, 3);
-	atomic_store(&c.phase, 4);
+	s_set(&c, 4);
 	s_wait(&c, 5);
-	atomic_store(&c.phase, 6);
+	s_set(&c, 6);
 	pthread_join(th, NULL);
 	/* A snapshot into a short array stops there. */
 	assert_int_equal(dg_threads_snapshot(t, 1), 1);
