@@ -239,10 +239,13 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
 	return s_plan_role(self->role, req, in, out, why, whysize);
 }
 
-/* What the daemon hands over is what plan said. */
+/* What the daemon hands over is what plan said.  Clears the item's
+ * results first: every run starts from an item with none. */
 static int
 s_check_item(const s_ref_t *self, dg_stage_item_t *it)
 {
+	it->error[0] = it->output[0] = it->digest[0] = '\0';
+	it->output_bytes = 0;
 	dg_tensor_plan_t in, out;
 	char why[200];
 	if (s_plan_role(self->role, it->req, &in, &out, it->error,
@@ -311,8 +314,6 @@ s_encoder_run(void *state, dg_stage_item_t *items, size_t n)
 	const s_ref_t *self = state;
 	for (size_t i = 0; i < n; i++) {
 		dg_stage_item_t *it = &items[i];
-		it->error[0] = it->output[0] = it->digest[0] = '\0';
-		it->output_bytes = 0;
 		if (s_check_item(self, it) == 0)
 			s_encode(self, it->req, it->out[0]);
 	}
@@ -460,8 +461,6 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 	int64_t steps = 0;
 	for (size_t i = 0; i < n; i++) {
 		dg_stage_item_t *it = &items[i];
-		it->error[0] = it->output[0] = it->digest[0] = '\0';
-		it->output_bytes = 0;
 		if (s_check_item(self, it) < 0)
 			continue;
 		s_transform(it->req, it->in[0], it->out[0]);
@@ -593,8 +592,6 @@ s_decoder_run(void *state, dg_stage_item_t *items, size_t n)
 	const s_ref_t *self = state;
 	for (size_t i = 0; i < n; i++) {
 		dg_stage_item_t *it = &items[i];
-		it->error[0] = it->output[0] = it->digest[0] = '\0';
-		it->output_bytes = 0;
 		if (s_check_item(self, it) < 0)
 			continue;
 		if (s_decode(self, it->req, it->in[0], it->output,
