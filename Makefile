@@ -24,14 +24,21 @@ LDFLAGS  ?=
 FUZZ_SECONDS ?= 60
 
 PKGS     := libczmq libzmq inih libfabric msgpack ncursesw libxxhash libsystemd
+# Embedded CPython for python: stages: Debian's 3.11, never another
+# python3 that PATH may find first.
+PYTHON   ?= /usr/bin/python3
+PY_CONFIG ?= $(PYTHON)-config
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Wwrite-strings -Werror
 
 # Lazily evaluated so that 'make deps' can run before pkg-config knows them.
 PKG_CFLAGS = $(shell $(PKG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell $(PKG) --libs $(PKGS) 2>/dev/null)
+# -isystem: Python's headers are not held to our warnings.
+PY_CFLAGS  = $(patsubst -I%,-isystem %,$(shell $(PY_CONFIG) --includes 2>/dev/null))
+PY_LIBS    = $(shell $(PY_CONFIG) --embed --ldflags 2>/dev/null)
 
-DG_CFLAGS  = -std=gnu11 $(WARNINGS) $(CFLAGS) -Ilib $(PKG_CFLAGS) -MMD -MP
-DG_LIBS    = $(PKG_LIBS) -lpthread -ldl -lm
+DG_CFLAGS  = -std=gnu11 $(WARNINGS) $(CFLAGS) -Ilib $(PKG_CFLAGS) $(PY_CFLAGS) -MMD -MP
+DG_LIBS    = $(PKG_LIBS) $(PY_LIBS) -lpthread -ldl -lm
 
 ifneq ($(SANITIZE),)
 DG_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
@@ -127,7 +134,7 @@ $(B)/tests/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o lib/libdi
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DG_LIBS)
 
 # libFuzzer builds: the library again, with clang and coverage.
-FUZZ_CFLAGS = -std=gnu11 $(WARNINGS) -O1 -g -Ilib $(PKG_CFLAGS) -MMD -MP \
+FUZZ_CFLAGS = -std=gnu11 $(WARNINGS) -O1 -g -Ilib $(PKG_CFLAGS) $(PY_CFLAGS) -MMD -MP \
               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer
 $(B)/fuzz/%.o: %.c $(B)/FLAGS
@@ -149,6 +156,13 @@ $(B)/tests/fault/xfer.o: lib/xfer.c $(B)/FLAGS
 $(B)/tests/xfer_test: $(B)/tests/xfer/xfer_test.o $(B)/tests/fault/xfer.o lib/libdisagg.a
 	$(QUIET) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DG_LIBS)
+
+# The python: stage host: which interpreter, and where the package is
+# when it is not beside the program (an installed daemon).
+$(B)/lib/stage_python.o $(B)/fuzz/lib/stage_python.o: DG_CFLAGS += \
+    -DDG_PYTHON_EXE='"$(PYTHON)"' -DDG_PYTHONDIR='"$(PYTHONDIR)"'
+$(B)/fuzz/lib/stage_python.o: FUZZ_CFLAGS += \
+    -DDG_PYTHON_EXE='"$(PYTHON)"' -DDG_PYTHONDIR='"$(PYTHONDIR)"'
 
 # Example external stage plugins, loaded with dlopen by the tests.
 PLUGIN_SRC := $(sort $(wildcard tests/plugins/*.c))
@@ -189,6 +203,9 @@ fuzz: fuzz-build
 	done
 
 PREFIX     ?= /usr/local
+# Where `make install` puts the Python package; the daemons also look
+# there.  /usr/local/lib/python3.11/dist-packages is on Debian's sys.path.
+PYTHONDIR  ?= $(PREFIX)/lib/python3.11/dist-packages
 BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man

@@ -35,7 +35,7 @@
 #include "manifest.h"
 #include "pool.h"
 #include "proto.h"
-#include "stage.h"
+#include "stage_host.h"
 #include "threads.h"
 #include "version.h"
 #include "wire.h"
@@ -1369,19 +1369,6 @@ s_start(dg_daemon_t *d, void **state)
 		dg_log_error("stage '%s': %s", self->conf->stage, why);
 		return -1;
 	}
-	dg_stage_env_t env = {
-		.abi = DG_STAGE_ABI, .role = dg_role_name(self->role),
-		.name = d->name, .step_ms = self->conf->step_ms,
-		.output_dir = self->conf->output_dir,
-		.device = self->conf->memory == DG_MEMORY_CUDA ?
-		    (int)self->conf->device : -1,
-		.progress = dg_thread_progress,
-	};
-	if (self->ops->init(&env, &self->plugin, why, sizeof why) < 0) {
-		dg_log_error("stage '%s' init: %s", self->conf->stage, why);
-		self->ops = NULL;
-		return -1;
-	}
 	dg_fabric_conf_t fabric = *dg_config_fabric(d->cfg);
 	char prov[sizeof fabric.provider];
 	snprintf(prov, sizeof prov, "%s", dg_xfer_provider_for(fabric.provider,
@@ -1390,6 +1377,30 @@ s_start(dg_daemon_t *d, void **state)
 	self->pool = dg_xfer_pool_for(self->conf, prov, why, sizeof why);
 	if (!self->pool) {
 		dg_log_error("pool: %s", why);
+		return -1;
+	}
+	/* The pool first: a stage may want to know where its memory is. */
+	const int *opt_lines;
+	const char *const *opts = dg_config_stage_options(d->cfg, self->conf,
+	    &opt_lines);
+	dg_stage_env_t env = {
+		.abi = DG_STAGE_ABI, .role = dg_role_name(self->role),
+		.name = d->name, .step_ms = self->conf->step_ms,
+		.output_dir = self->conf->output_dir,
+		.device = self->conf->memory == DG_MEMORY_CUDA ?
+		    (int)self->conf->device : -1,
+		.progress = dg_thread_progress,
+		.stage = self->conf->stage,
+		.python_path = self->conf->python_path,
+		.memory = self->conf->memory == DG_MEMORY_CUDA ? "cuda" : "host",
+		.config_file = dg_config_file(d->cfg),
+		.options = opts, .option_lines = opt_lines,
+		.pool_base = dg_pool_base(self->pool),
+		.pool_bytes = dg_pool_size(self->pool),
+	};
+	if (self->ops->init(&env, &self->plugin, why, sizeof why) < 0) {
+		dg_log_error("stage '%s' init: %s", self->conf->stage, why);
+		self->ops = NULL;
 		return -1;
 	}
 	self->xfer = dg_xfer_new(&fabric, self->pool, *self->conf->host ?

@@ -26,12 +26,20 @@
 #define SLOT_SECURITY   2
 #define SLOT_STAGE0     3
 
+/* A python: stage's own keys, for its class to check (see config.h). */
+typedef struct {
+	char **kv;                      /* key, value, ..., NULL */
+	int *lines;
+	size_t n;
+} s_opts_t;
+
 struct _dg_config_t {
 	char *file;
 	dg_controller_conf_t controller;
 	dg_fabric_conf_t fabric;
 	dg_security_conf_t security;
 	dg_stage_conf_t *stages;
+	s_opts_t *opts;                 /* [stage] */
 	size_t nstages, stages_cap;
 	int *key_lines;                 /* [slot * nkeys + key]: 0 = unset */
 	int *sect_lines;                /* [slot]: line of the header, 0 = absent */
@@ -443,6 +451,12 @@ s_grow(dg_config_t *self)
 		if (!s)
 			return -1;
 		self->stages = s;
+		s_opts_t *o = realloc(self->opts, cap * sizeof *o);
+		if (!o)
+			return -1;
+		memset(o + self->stages_cap, 0,
+		    (cap - self->stages_cap) * sizeof *o);
+		self->opts = o;
 		self->stages_cap = cap;
 	}
 	if (nslots > self->nslots_cap) {
@@ -687,6 +701,73 @@ s_find_key(unsigned kind, const char *name, int *index)
 	return NULL;
 }
 
+static void
+s_unknown_key(dg_config_t *self, int line, const char *name,
+    const char *label)
+{
+	int index;
+	const dg_key_t *other = s_find_key(DG_SEC_CONTROLLER | DG_SEC_FABRIC |
+	    DG_SEC_SECURITY | DG_SEC_STAGES, name, &index);
+	if (other && other->sections == DG_SEC_DECODER)
+		s_error(self, line, "unknown key '%s' in %s (it belongs in "
+		    "[decoder NAME])", name, label);
+	else if (other && other->sections == DG_SEC_FABRIC)
+		s_error(self, line, "unknown key '%s' in %s (it belongs in "
+		    "[fabric])", name, label);
+	else
+		s_error(self, line, "unknown key '%s' in %s", name, label);
+}
+
+static void
+s_opt_add(dg_config_t *self, size_t stage, const char *name,
+    const char *value, int line)
+{
+	s_opts_t *o = &self->opts[stage];
+	for (size_t i = 0; i < o->n; i++)
+		if (strcmp(o->kv[2 * i], name) == 0) {
+			char label[DG_NAME_MAX + 32];
+			s_slot_label(self, SLOT_STAGE0 + (int)stage, label,
+			    sizeof label);
+			s_error(self, line, "duplicate key '%s' in %s (first set "
+			    "on line %d)", name, label, o->lines[i]);
+			return;
+		}
+	char **kv = realloc(o->kv, (2 * o->n + 3) * sizeof *kv);
+	if (kv)
+		o->kv = kv;
+	int *lines = kv ? realloc(o->lines, (o->n + 1) * sizeof *lines) : NULL;
+	if (lines)
+		o->lines = lines;
+	char *k = strdup(name), *v = strdup(value);
+	if (!kv || !lines || !k || !v) {
+		free(k);
+		free(v);
+		self->nomem = true;
+		return;
+	}
+	kv[2 * o->n] = k;
+	kv[2 * o->n + 1] = v;
+	kv[2 * o->n + 2] = NULL;
+	lines[o->n++] = line;
+}
+
+bool
+dg_config_stage_is_python(const char *stage)
+{
+	return strncmp(stage, "python:", 7) == 0;
+}
+
+const char *const *
+dg_config_stage_options(const dg_config_t *self, const dg_stage_conf_t *st,
+    const int **lines)
+{
+	static const char *const none[] = { NULL };
+	static const int nolines[] = { 0 };
+	const s_opts_t *o = &self->opts[st - self->stages];
+	*lines = o->n ? o->lines : nolines;
+	return o->n ? (const char *const *)o->kv : none;
+}
+
 static int
 s_handler(void *user, const char *section, const char *name,
     const char *value)
@@ -708,18 +789,14 @@ s_handler(void *user, const char *section, const char *name,
 	s_slot_label(self, ctx->slot, label, sizeof label);
 	const dg_key_t *k = s_find_key(s_slot_kind(self, ctx->slot), name,
 	    &index);
+	/* A stage's unknown key may be its Python class's own: whether it
+	 * is can only be told once the section's `stage` is known. */
+	if (!k && ctx->slot >= SLOT_STAGE0 && s_valid_name(name)) {
+		s_opt_add(self, ctx->slot - SLOT_STAGE0, name, value, line);
+		return 1;
+	}
 	if (!k) {
-		const dg_key_t *other = s_find_key(DG_SEC_CONTROLLER |
-		    DG_SEC_FABRIC | DG_SEC_SECURITY | DG_SEC_STAGES, name, &index);
-		if (other && other->sections == DG_SEC_DECODER)
-			s_error(self, line, "unknown key '%s' in %s (it belongs "
-			    "in [decoder NAME])", name, label);
-		else if (other && other->sections == DG_SEC_FABRIC)
-			s_error(self, line, "unknown key '%s' in %s (it belongs "
-			    "in [fabric])", name, label);
-		else
-			s_error(self, line, "unknown key '%s' in %s", name,
-			    label);
+		s_unknown_key(self, line, name, label);
 		return 1;
 	}
 	int *seen = &self->key_lines[(size_t)ctx->slot * dg_config_nkeys +
@@ -836,6 +913,14 @@ s_check_after(dg_config_t *self)
 				    "'%s' in [%s %s]", k->name,
 				    dg_role_name(st->role), st->name);
 		}
+		/* Keys of no stage but a Python class's. */
+		const s_opts_t *o = &self->opts[s];
+		for (size_t i = 0; i < o->n &&
+		    !dg_config_stage_is_python(st->stage); i++) {
+			char label[DG_NAME_MAX + 32];
+			s_slot_label(self, slot, label, sizeof label);
+			s_unknown_key(self, o->lines[i], o->kv[2 * i], label);
+		}
 		if (st->slot > st->pool)
 			s_error(self, st->line, "'slot' in [%s %s] is larger "
 			    "than its 'pool'", dg_role_name(st->role), st->name);
@@ -926,6 +1011,13 @@ dg_config_destroy(dg_config_t **self_p)
 	for (size_t i = 0; i < self->nerrors; i++)
 		free(self->errors[i]);
 	free(self->errors);
+	for (size_t i = 0; i < self->nstages; i++) {
+		for (size_t k = 0; k < 2 * self->opts[i].n; k++)
+			free(self->opts[i].kv[k]);
+		free(self->opts[i].kv);
+		free(self->opts[i].lines);
+	}
+	free(self->opts);
 	free(self->stages);
 	free(self->key_lines);
 	free(self->sect_lines);
@@ -1017,6 +1109,12 @@ s_dump_slot(const dg_config_t *self, int slot, FILE *out)
 		s_format_value(k, base, value, sizeof value);
 		fprintf(out, "%s =%s%s\n", k->name, *value ? " " : "", value);
 	}
+	if (slot >= SLOT_STAGE0) {
+		const s_opts_t *o = &self->opts[slot - SLOT_STAGE0];
+		for (size_t i = 0; i < o->n; i++)
+			fprintf(out, "%s =%s%s\n", o->kv[2 * i],
+			    *o->kv[2 * i + 1] ? " " : "", o->kv[2 * i + 1]);
+	}
 }
 
 void
@@ -1058,6 +1156,44 @@ s_compare_slot(const dg_config_t *a, int sa, const dg_config_t *b, int sb,
 	return restart;
 }
 
+/* A Python class's keys: read once at start, so any change needs a
+ * restart. */
+static int
+s_find_opt(const s_opts_t *o, const char *key)
+{
+	for (size_t i = 0; i < o->n; i++)
+		if (strcmp(o->kv[2 * i], key) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+s_opt_changed(const s_opts_t *a, const s_opts_t *b, size_t i)
+{
+	int j = s_find_opt(b, a->kv[2 * i]);
+	return j < 0 || strcmp(a->kv[2 * i + 1], b->kv[2 * j + 1]) != 0;
+}
+
+static int
+s_compare_opts(const s_opts_t *a, const s_opts_t *b, const char *name,
+    dg_config_change_fn *fn, void *arg)
+{
+	int restart = 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (s_opt_changed(a, b, i)) {
+			restart++;
+			if (fn)
+				fn(name, a->kv[2 * i], false, arg);
+		}
+	for (size_t i = 0; i < b->n; i++)
+		if (s_find_opt(a, b->kv[2 * i]) < 0) {
+			restart++;
+			if (fn)
+				fn(name, b->kv[2 * i], false, arg);
+		}
+	return restart;
+}
+
 int
 dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
     const char *name, dg_config_change_fn *fn, void *arg)
@@ -1074,6 +1210,9 @@ dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 		sb = SLOT_STAGE0 + (int)(b - new_cfg->stages);
 	}
 	restart += s_compare_slot(old_cfg, sa, new_cfg, sb, fn, arg);
+	if (sa >= SLOT_STAGE0)
+		restart += s_compare_opts(&old_cfg->opts[sa - SLOT_STAGE0],
+		    &new_cfg->opts[sb - SLOT_STAGE0], name, fn, arg);
 	restart += s_compare_slot(old_cfg, SLOT_FABRIC, new_cfg, SLOT_FABRIC,
 	    fn, arg);
 	restart += s_compare_slot(old_cfg, SLOT_SECURITY, new_cfg,

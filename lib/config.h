@@ -77,6 +77,7 @@ typedef struct {
 	char peer[DG_ENDPOINT_MAX];
 	char host[DG_NAME_MAX];
 	char stage[DG_PATH_MAX];
+	char python_path[DG_PATH_MAX];
 	int64_t pool;
 	int64_t slot;
 	int memory;                     /* dg_memory_t */
@@ -126,6 +127,17 @@ const dg_stage_conf_t *dg_config_stage_at(const dg_config_t *self, size_t i);
 /* By "name" or "role name"; NULL when absent. */
 const dg_stage_conf_t *dg_config_stage(const dg_config_t *self,
     const char *name);
+
+/* The keys of a python: stage's section that the key table does not
+ * know: the stage's class declares them, and the daemon checks them
+ * against it at start.  In file order, as key, value, key, value, ...,
+ * NULL, with their lines in `lines`; both stay valid as long as `self`.
+ * Any other stage's unknown keys are errors of the file. */
+const char *const *dg_config_stage_options(const dg_config_t *self,
+    const dg_stage_conf_t *st, const int **lines);
+
+/* Whether `stage` names a Python class ("python:MODULE:CLASS"). */
+bool dg_config_stage_is_python(const char *stage);
 
 /* The effective configuration, defaults filled in, as a valid INI file. */
 void dg_config_dump(const dg_config_t *self, FILE *out);

@@ -1,13 +1,19 @@
 /*  stage.c: finding a stage (built-in or dlopen'd plugin) and the tensor
  *  spec helpers every stage and daemon uses.  The stages themselves are
  *  in stage_null.c and stage_ref.c.  */
+#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "stage.h"
+#include "stage_host.h"
+#include "log.h"
 #include "stage_builtin.h"
+#include "y4m.h"
 
 static const dg_stage_ops_t *const s_builtins[] = {
 	&dg_stage_null_ops,
@@ -16,7 +22,8 @@ static const dg_stage_ops_t *const s_builtins[] = {
 	&dg_stage_ref_decoder_ops,
 };
 #define NBUILTINS (sizeof s_builtins / sizeof s_builtins[0])
-#define BUILTIN_LIST "null, ref-encoder, ref-transformer, ref-decoder"
+#define BUILTIN_LIST "null, ref-encoder, ref-transformer, ref-decoder, " \
+	"python:MODULE:CLASS"
 
 /* Checks what a plugin handed back; the reason names `path`. */
 static int
@@ -28,10 +35,12 @@ s_check_ops(const char *path, const dg_stage_ops_t *ops, char *why,
 		    path, DG_STAGE_ENTRY);
 		return -1;
 	}
-	if (ops->abi != DG_STAGE_ABI) {
+	/* The structs only grow at the end: an older plugin reads a prefix
+	 * of what this daemon fills in, a newer one would read past it. */
+	if (ops->abi < 1 || ops->abi > DG_STAGE_ABI) {
 		snprintf(why, whysize, "stage plugin %s was built for stage ABI "
 		    "%" PRIu32 ", this program has ABI %d: rebuild it against "
-		    "this lib/stage.h", path, ops->abi, DG_STAGE_ABI);
+		    "this stage.h", path, ops->abi, DG_STAGE_ABI);
 		return -1;
 	}
 	const char *missing = !ops->init ? "init" : !ops->plan ? "plan" :
@@ -56,6 +65,9 @@ dg_stage_find(const char *name, char *why, size_t whysize)
 	for (size_t i = 0; i < NBUILTINS; i++)
 		if (strcmp(name, s_builtins[i]->name) == 0)
 			return s_builtins[i];
+	if (strncmp(name, DG_STAGE_PYTHON_PREFIX,
+	    strlen(DG_STAGE_PYTHON_PREFIX)) == 0)
+		return &dg_stage_python_ops;
 
 	/* Without a slash dlopen would search the library path, not the
 	 * directory the name is relative to; a path is what was meant. */
@@ -193,4 +205,57 @@ dg_tensor_plan_match(const dg_tensor_plan_t *out, const dg_tensor_plan_t *in,
 		return -1;
 	}
 	return 0;
+}
+
+/* mkdir -p: the decoder's directory may not exist yet. */
+static int
+s_mkdirs(const char *dir, char *why, size_t whysize)
+{
+	char path[1024];
+	if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+		snprintf(why, whysize, "output_dir too long");
+		return -1;
+	}
+	for (char *p = path + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			snprintf(why, whysize, "output_dir %s: cannot create %s: "
+			    "%s", dir, path, strerror(errno));
+			return -1;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(why, whysize, "output_dir %s is not a directory", dir);
+		return -1;
+	}
+	return 0;
+}
+
+char *
+dg_stage_output_dir(const char *dir, char *why, size_t whysize)
+{
+	if (!dir || !*dir)
+		dir = "out";
+	if (s_mkdirs(dir, why, whysize) < 0)
+		return NULL;
+	/* Absolute: the path goes to a client with another working
+	 * directory, and a daemon may change its own later. */
+	char *abs = realpath(dir, NULL);
+	if (!abs) {
+		snprintf(why, whysize, "output_dir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	/* What a decoder killed mid-write left behind. */
+	int stale = dg_y4m_collect(abs);
+	if (stale > 0)
+		dg_log_info("%s: removed %d unfinished files of decoders that "
+		    "are gone", abs, stale);
+	return abs;
 }

@@ -14,19 +14,24 @@
  *
  *  Built in: "null" (no work, tiny tensors, for benchmarks), and
  *  "ref-encoder", "ref-transformer", "ref-decoder": deterministic,
- *  bit-reproducible reference stages with Wan-like tensor shapes.  Any
- *  other name is the path of a shared object exporting
- *  `const dg_stage_ops_t *dg_stage_entry(void)`.
+ *  bit-reproducible reference stages with Wan-like tensor shapes;
+ *  "python:MODULE:CLASS", a Python class run on embedded CPython
+ *  (stage_python.c, disagg-python(7)).  Any other name is the path of a
+ *  shared object exporting `const dg_stage_ops_t *dg_stage_entry(void)`.
  *
- *  The structs below cross a dlopen boundary: they only ever grow at the
- *  end, and `abi` says which version a plugin was built against.  */
+ *  This header is the whole plugin ABI (installed; disagg-stage(3)).  The
+ *  structs below cross a dlopen boundary: they only ever grow at the
+ *  end, and `abi` says which version a plugin was built against.  A
+ *  daemon loads plugins built for its ABI or an older one.  */
 #ifndef DG_STAGE_H
 #define DG_STAGE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define DG_STAGE_ABI         1
+/* 2: dg_stage_env_t gained stage, python_path, memory, config_file,
+ * options, option_lines and the pool's address and size. */
+#define DG_STAGE_ABI         2
 #define DG_STAGE_MAX_TENSORS 8
 #define DG_STAGE_MAX_DIMS    6
 
@@ -64,6 +69,18 @@ typedef struct {
 	 * stall_ms marks the daemon unhealthy and the controller sends it
 	 * no new work.  NULL when the daemon does not watch. */
 	void (*progress)(void);
+	/* ABI 2 and later: */
+	const char *stage;              /* the section's `stage` */
+	const char *python_path;        /* `python_path`, folders with ':' */
+	const char *memory;             /* "host" or "cuda" */
+	const char *config_file;        /* the file, for messages */
+	/* The section's keys that the key table does not know, which a
+	 * python: stage's class may declare: key, value, key, value, ...,
+	 * NULL; and the line of each key.  Never NULL. */
+	const char *const *options;
+	const int *option_lines;
+	void *pool_base;                /* the registered pool */
+	uint64_t pool_bytes;
 } dg_stage_env_t;
 
 /* One request of a batch.  Inputs and outputs are host memory inside the
@@ -106,59 +123,5 @@ typedef struct dg_stage_ops {
 /* Exported by an external plugin. */
 typedef const dg_stage_ops_t *(dg_stage_entry_fn)(void);
 #define DG_STAGE_ENTRY "dg_stage_entry"
-
-/* A built-in by name, or a shared object by path (dlopen, kept open for
- * the life of the process).  NULL with a reason when it cannot be had or
- * was built for another ABI. */
-const dg_stage_ops_t *dg_stage_find(const char *name, char *why,
-    size_t whysize);
-
-/* Byte size of one element of `dtype`; 0 when unknown. */
-size_t dg_dtype_size(const char *dtype);
-
-/* Fill a spec: bytes from shape and dtype.  0, or -1 on overflow or an
- * unknown dtype. */
-int dg_tensor_spec(dg_tensor_spec_t *t, const char *name, const char *dtype,
-    int ndim, const int64_t *shape);
-
-/* ---- helpers for the daemons and tools (not part of the plugin ABI) ---- */
-
-/* Append a spec to `plan`; -1 when it is full or dg_tensor_spec fails. */
-int dg_tensor_plan_add(dg_tensor_plan_t *plan, const char *name,
-    const char *dtype, int ndim, const int64_t *shape);
-
-/* Whether what one stage makes (`out`) is what the next expects (`in`):
- * same tensors, in order, with the same name, dtype, shape and bytes.
- * 0, or -1 with the first difference in `why`. */
-int dg_tensor_plan_match(const dg_tensor_plan_t *out,
-    const dg_tensor_plan_t *in, char *why, size_t whysize);
-
-/* The reference stages' shapes and limits. */
-#define DG_REF_TEXT_LEN   512           /* umT5 context: tokens */
-#define DG_REF_TEXT_DIM   4096          /* and width */
-#define DG_REF_CHANNELS   16            /* latent channels */
-#define DG_REF_MAX_SIDE   2048          /* height, width */
-#define DG_REF_MAX_FRAMES 1001
-#define DG_REF_MAX_STEPS  1000
-
-/* Whether the reference stages can serve `req`: 0, or -1 with a reason
- * meant for the client ("frames must be 4k+1 (1, 5, ..., 81), got 80").
- * Every ref stage's plan starts with this; a controller may call it to
- * refuse a request at submission. */
-int dg_stage_ref_check(const dg_request_t *req, char *why, size_t whysize);
-
-typedef struct {
-	char output[1024];              /* the file written */
-	uint64_t bytes;
-	char digest[40];                /* hex XXH3-128 of the file */
-	double ms[3];                   /* encoder, transformer, decoder */
-} dg_stage_ref_result_t;
-
-/* The three reference stages in this process, no daemons, no added cost
- * (step_ms 0): plan, run, each stage's outputs handed to the next as
- * inputs.  Writes <output_dir>/<request>.y4m, the very file a pipeline of
- * ref stages writes for the same request.  0, or -1 with a reason. */
-int dg_stage_ref_run(const dg_request_t *req, const char *output_dir,
-    dg_stage_ref_result_t *res, char *why, size_t whysize);
 
 #endif

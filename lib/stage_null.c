@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stage.h"
+#include "stage_host.h"
 #include "stage_builtin.h"
 
 #define NULL_BYTES 64

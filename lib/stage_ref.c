@@ -32,7 +32,8 @@
 #include <xxhash.h>
 
 #include "log.h"
-#include "stage.h"
+#include "stage_host.h"
+#include "stage_ref.h"
 #include "stage_builtin.h"
 #include "y4m.h"
 
@@ -148,37 +149,6 @@ s_plan_role(s_role_t role, const dg_request_t *req, dg_tensor_plan_t *in,
 	return 0;
 }
 
-/* mkdir -p: the decoder's directory may not exist yet. */
-static int
-s_mkdirs(const char *dir, char *why, size_t whysize)
-{
-	char path[1024];
-	if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-		snprintf(why, whysize, "output_dir too long");
-		return -1;
-	}
-	for (char *p = path + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			snprintf(why, whysize, "output_dir %s: cannot create %s: "
-			    "%s", dir, path, strerror(errno));
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	struct stat st;
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(why, whysize, "output_dir %s is not a directory", dir);
-		return -1;
-	}
-	return 0;
-}
-
 static int
 s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
     size_t whysize)
@@ -205,27 +175,11 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 		memcpy(&bits, &f, sizeof bits);
 		self->bf16[b] = (uint16_t)(bits >> 16);
 	}
-	if (role == ROLE_DECODER) {
-		const char *dir = env->output_dir && *env->output_dir ?
-		    env->output_dir : "out";
-		if (s_mkdirs(dir, why, whysize) < 0) {
-			free(self);
-			return -1;
-		}
-		/* Absolute: the path goes to a client with another working
-		 * directory, and a daemon may change its own later. */
-		self->output_dir = realpath(dir, NULL);
-		if (!self->output_dir) {
-			snprintf(why, whysize, "output_dir %s: %s", dir,
-			    strerror(errno));
-			free(self);
-			return -1;
-		}
-		/* What a decoder killed mid-write left behind. */
-		int stale = dg_y4m_collect(self->output_dir);
-		if (stale > 0)
-			dg_log_info("%s: removed %d unfinished files of decoders "
-			    "that are gone", self->output_dir, stale);
+	if (role == ROLE_DECODER &&
+	    !(self->output_dir = dg_stage_output_dir(env->output_dir, why,
+	    whysize))) {
+		free(self);
+		return -1;
 	}
 	*state = self;
 	return 0;

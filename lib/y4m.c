@@ -207,6 +207,47 @@ dg_y4m_digest(const void *data, size_t len, char *digest, size_t digestsize)
 }
 
 int
+dg_y4m_digest_file(const char *path, uint64_t *bytes, char *digest,
+    size_t digestsize, char *why, size_t whysize)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whysize, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	XXH3_state_t *h = XXH3_createState();
+	char *buf = malloc(1 << 20);
+	uint64_t total = 0;
+	int rc = -1;
+	if (!h || !buf) {
+		snprintf(why, whysize, "out of memory");
+		goto done;
+	}
+	XXH3_128bits_reset(h);
+	for (;;) {
+		ssize_t n = read(fd, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(why, whysize, "%s: %s", path, strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		XXH3_128bits_update(h, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	*bytes = total;
+	s_hex(XXH3_128bits_digest(h), digest, digestsize);
+	rc = 0;
+done:
+	free(buf);
+	XXH3_freeState(h);
+	close(fd);
+	return rc;
+}
+
+int
 dg_y4m_collect(const char *dir)
 {
 	DIR *d = opendir(dir);

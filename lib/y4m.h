@@ -42,6 +42,11 @@ int dg_y4m_commit(dg_y4m_t *self, uint64_t *bytes, char *digest,
 void dg_y4m_digest(const void *data, size_t len, char *digest,
     size_t digestsize);
 
+/* Size and hex XXH3-128 of a whole file another writer made (a Python
+ * decoder's), as dg_y4m_commit reports them.  0, or -1 with a reason. */
+int dg_y4m_digest_file(const char *path, uint64_t *bytes, char *digest,
+    size_t digestsize, char *why, size_t whysize);
+
 /* Remove the temporary files (.NAME.PID.tmp) that decoders killed
  * mid-write left in `dir`: those whose PID no longer runs.  Returns how
  * many were removed. */

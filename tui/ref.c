@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "ref.h"
-#include "stage.h"
+#include "stage_ref.h"
 
 /* Wan 2.1's text-to-video demo: 81 frames of 832x480, 50 steps. */
 #define DEFAULT_PROMPT "Two anthropomorphic cats in comfy boxing gear and " \

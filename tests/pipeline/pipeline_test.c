@@ -59,7 +59,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
-#include "stage.h"
+#include "stage_ref.h"
 #include "xfer.h"
 
 #define POOL_BYTES   (64LL << 20)       /* pool = 64M in every section */

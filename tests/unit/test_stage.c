@@ -20,7 +20,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "stage.h"
+#include "stage_host.h"
+#include "stage_ref.h"
 
 static char s_dir[256];
 
@@ -142,8 +143,8 @@ test_find(void **state)
 	setenv("DG_EXAMPLE_BREAK", "abi", 1);
 	assert_null(dg_stage_find(path, why, sizeof why));
 	assert_non_null(strstr(why, path));
-	assert_non_null(strstr(why, "was built for stage ABI 2, this program "
-	    "has ABI 1"));
+	assert_non_null(strstr(why, "was built for stage ABI 3, this program "
+	    "has ABI 2"));
 	setenv("DG_EXAMPLE_BREAK", "run", 1);
 	assert_null(dg_stage_find(path, why, sizeof why));
 	assert_non_null(strstr(why, "has no run"));

@@ -1,0 +1,41 @@
+/*  stage_host.h: what the daemons and tools use to find and drive stages
+ *  (stage.c): the lookup of a stage by name and the tensor spec helpers.
+ *  Not part of the plugin ABI, which is stage.h alone.  */
+#ifndef DG_STAGE_HOST_H
+#define DG_STAGE_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stage.h"
+
+/* A built-in by name, or a shared object by path (dlopen, kept open for
+ * the life of the process).  NULL with a reason when it cannot be had or
+ * was built for another ABI. */
+const dg_stage_ops_t *dg_stage_find(const char *name, char *why,
+    size_t whysize);
+
+/* Byte size of one element of `dtype`; 0 when unknown. */
+size_t dg_dtype_size(const char *dtype);
+
+/* Fill a spec: bytes from shape and dtype.  0, or -1 on overflow or an
+ * unknown dtype. */
+int dg_tensor_spec(dg_tensor_spec_t *t, const char *name, const char *dtype,
+    int ndim, const int64_t *shape);
+
+/* Append a spec to `plan`; -1 when it is full or dg_tensor_spec fails. */
+int dg_tensor_plan_add(dg_tensor_plan_t *plan, const char *name,
+    const char *dtype, int ndim, const int64_t *shape);
+
+/* Whether what one stage makes (`out`) is what the next expects (`in`):
+ * same tensors, in order, with the same name, dtype, shape and bytes.
+ * 0, or -1 with the first difference in `why`. */
+int dg_tensor_plan_match(const dg_tensor_plan_t *out,
+    const dg_tensor_plan_t *in, char *why, size_t whysize);
+
+/* A decoder's output folder: made when missing (mkdir -p), returned
+ * absolute (malloc'd), with the temporary files of dead decoders in it
+ * removed.  NULL with a reason. */
+char *dg_stage_output_dir(const char *dir, char *why, size_t whysize);
+
+#endif

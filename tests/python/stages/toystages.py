@@ -1,0 +1,128 @@
+"""toystages: small Python stages for the stage host's tests
+(tests/python/test_stage_host.py).  Each proves one thing the host
+promises; the prompt steers what goes wrong ("boom" raises in run,
+"badplan" in plan, "slow" runs 50 steps of 20 ms)."""
+
+import os
+import threading
+import time
+
+import numpy as np
+
+from disagg.stage import Stopped
+
+N = 1024
+
+
+def _in_pool(env, a):
+    base, size = env.pool
+    addr = a.__array_interface__["data"][0]
+    return base <= addr and addr + a.nbytes <= base + size
+
+
+class Source:
+    """Encoder: x = f32[N], filled from the prompt and the seed."""
+
+    options = {"fail": "", "tag": "none"}
+
+    def __init__(self, env):
+        self.env = env
+        if env.options["fail"] == "init":
+            raise RuntimeError("the source refuses to start (fail = init)")
+        print("source ready: tag=%s role=%s name=%s" % (
+            env.options["tag"], env.role, env.name))
+
+    def plan(self, req):
+        if "badplan" in req.prompt:
+            raise ValueError("this stage cannot plan %r" % req.prompt)
+        return [], [("x", "f32", (N,)), ("b", "bf16", (2, 4))]
+
+    def run(self, batch):
+        for item in batch:
+            with item:
+                if "boom" in item.request.prompt:
+                    raise RuntimeError("boom in room %d" % item.request.room)
+                x = item.outputs["x"]
+                x[:] = np.arange(N, dtype=np.float32) + item.request.seed
+                t = item.tensor("b")
+                import torch
+                assert t.dtype == torch.bfloat16, t.dtype
+                t.copy_(torch.full((2, 4), 1.5, dtype=torch.bfloat16))
+
+
+class Middle:
+    """Transformer: y = 2x + 1, computed through numpy views that must lie
+    inside the daemon's pool (no copy); "slow" prompts take 50 steps of
+    20 ms with the GIL released, checking item.stopped between steps."""
+
+    options = {}
+
+    def __init__(self, env):
+        self.env = env
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    def plan(self, req):
+        return [("x", "f32", (N,)), ("b", "bf16", (2, 4))], \
+            [("y", "f32", (N,)), ("stats", "i64", (4,))]
+
+    def run(self, batch):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            for item in batch:
+                with item:
+                    self._one(item, len(batch))
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def _one(self, item, nbatch):
+        x, y = item.inputs["x"], item.outputs["y"]
+        for a in (x, y, item.outputs["stats"]):
+            assert not a.flags.owndata, "an array owns its data: a copy"
+            assert _in_pool(self.env, a), "an array outside the pool"
+        b = item.tensor("b").float()
+        assert float(b.sum()) == 12.0, b
+        if "slow" in item.request.prompt:
+            for k in range(50):
+                if item.stopped:
+                    raise Stopped("stopped after %d of 50 steps" % k)
+                time.sleep(0.02)
+                item.progress(k + 1, 50)
+        np.multiply(x, 2, out=y)
+        y += 1
+        st = item.outputs["stats"]
+        st[0] = nbatch
+        st[1] = self.most
+        st[2] = os.getpid()
+        st[3] = threading.get_ident() & 0x7fffffff
+
+
+class Sink:
+    """Decoder: writes y and the stats as text, sets item.output."""
+
+    options = {}
+
+    def __init__(self, env):
+        self.env = env
+
+    def plan(self, req):
+        return [("y", "f32", (N,)), ("stats", "i64", (4,))], []
+
+    def run(self, batch):
+        for item in batch:
+            with item:
+                y = item.inputs["y"]
+                st = item.inputs["stats"]
+                path = os.path.join(self.env.output_dir,
+                                    "%d.txt" % item.request.request)
+                tmp = path + ".tmp"
+                with open(tmp, "w") as f:
+                    f.write("sum %d\n" % int(y.sum()))
+                    f.write("first %d last %d\n" % (int(y[0]), int(y[-1])))
+                    f.write("batch %d concurrent %d\n" % (st[0], st[1]))
+                os.replace(tmp, path)
+                item.output = path
