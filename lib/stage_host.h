@@ -33,6 +33,23 @@ int dg_tensor_plan_add(dg_tensor_plan_t *plan, const char *name,
 int dg_tensor_plan_match(const dg_tensor_plan_t *out,
     const dg_tensor_plan_t *in, char *why, size_t whysize);
 
+/* A chain of stages in this process, no daemons, no pool: each stage's
+ * outputs are the next one's inputs (the one-process oracle, `disagg
+ * ref`).  envs[i] is what stage i is initialised with; the last stage's
+ * file and each stage's time come back in `res`.  0, or -1 with a
+ * reason naming the stage (envs[i].name). */
+#define DG_STAGE_CHAIN_MAX 8
+typedef struct {
+	char output[1024];              /* the file the last stage wrote */
+	uint64_t bytes;
+	char digest[40];                /* hex XXH3-128 of the file */
+	double ms[DG_STAGE_CHAIN_MAX];  /* run() of each stage */
+} dg_stage_chain_result_t;
+
+int dg_stage_chain_run(const dg_stage_ops_t *const *ops,
+    const dg_stage_env_t *envs, size_t n, const dg_request_t *req,
+    dg_stage_chain_result_t *res, char *why, size_t whysize);
+
 /* A decoder's output folder: made when missing (mkdir -p), returned
  * absolute (malloc'd), with the temporary files of dead decoders in it
  * removed.  NULL with a reason. */

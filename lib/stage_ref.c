@@ -579,93 +579,29 @@ const dg_stage_ops_t dg_stage_ref_decoder_ops = {
 
 /* ---- all three in one process ------------------------------------------ */
 
-static double
-s_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 int
 dg_stage_ref_run(const dg_request_t *req, const char *output_dir,
     dg_stage_ref_result_t *res, char *why, size_t whysize)
 {
-	const dg_stage_ops_t *ops[3] = {
+	const dg_stage_ops_t *const ops[3] = {
 		&dg_stage_ref_encoder_ops, &dg_stage_ref_transformer_ops,
 		&dg_stage_ref_decoder_ops,
 	};
-	void *state[3] = { NULL, NULL, NULL };
-	dg_tensor_plan_t in[3], out[3];
-	void *buf[3][DG_STAGE_MAX_TENSORS];
-	char reason[512];
-	int rc = -1;
-
-	memset(res, 0, sizeof *res);
-	memset(buf, 0, sizeof buf);
-	for (int s = 0; s < 3; s++) {
-		dg_stage_env_t env = {
+	dg_stage_env_t envs[3];
+	for (int s = 0; s < 3; s++)
+		envs[s] = (dg_stage_env_t){
 			.abi = DG_STAGE_ABI, .role = s_role_names[s],
-			.name = "ref", .step_ms = 0, .output_dir = output_dir,
-			.device = -1,
+			.name = ops[s]->name, .step_ms = 0,
+			.output_dir = output_dir, .device = -1,
 		};
-		if (ops[s]->init(&env, &state[s], reason, sizeof reason) < 0) {
-			snprintf(why, whysize, "%s: %s", ops[s]->name, reason);
-			goto done;
-		}
-	}
+	dg_stage_chain_result_t chain;
+	memset(res, 0, sizeof *res);
+	if (dg_stage_chain_run(ops, envs, 3, req, &chain, why, whysize) < 0)
+		return -1;
+	snprintf(res->output, sizeof res->output, "%s", chain.output);
+	res->bytes = chain.bytes;
+	snprintf(res->digest, sizeof res->digest, "%s", chain.digest);
 	for (int s = 0; s < 3; s++)
-		if (ops[s]->plan(state[s], req, &in[s], &out[s], why,
-		    whysize) < 0)
-			goto done;
-	for (int s = 1; s < 3; s++)
-		if (dg_tensor_plan_match(&out[s - 1], &in[s], reason,
-		    sizeof reason) < 0) {
-			snprintf(why, whysize, "%s to %s: %s", ops[s - 1]->name,
-			    ops[s]->name, reason);
-			goto done;
-		}
-	for (int s = 0; s < 3; s++)
-		for (size_t k = 0; k < out[s].n; k++)
-			if (!(buf[s][k] = malloc(out[s].t[k].bytes))) {
-				snprintf(why, whysize, "out of memory for %s "
-				    "(%" PRIu64 " bytes)", out[s].t[k].name,
-				    out[s].t[k].bytes);
-				goto done;
-			}
-	for (int s = 0; s < 3; s++) {
-		dg_stage_item_t item;
-		memset(&item, 0, sizeof item);
-		item.req = req;
-		item.in_plan = &in[s];
-		item.out_plan = &out[s];
-		for (size_t k = 0; s > 0 && k < in[s].n; k++)
-			item.in[k] = buf[s - 1][k];
-		for (size_t k = 0; k < out[s].n; k++)
-			item.out[k] = buf[s][k];
-		double t0 = s_now_ms();
-		int r = ops[s]->run(state[s], &item, 1);
-		res->ms[s] = s_now_ms() - t0;
-		if (r < 0 || item.error[0]) {
-			snprintf(why, whysize, "%s: %s", ops[s]->name,
-			    item.error[0] ? item.error : "batch failed");
-			goto done;
-		}
-		if (s == 2) {
-			snprintf(res->output, sizeof res->output, "%s",
-			    item.output);
-			res->bytes = item.output_bytes;
-			snprintf(res->digest, sizeof res->digest, "%s",
-			    item.digest);
-		}
-	}
-	rc = 0;
-done:
-	for (int s = 0; s < 3; s++) {
-		for (size_t k = 0; k < DG_STAGE_MAX_TENSORS; k++)
-			free(buf[s][k]);
-		if (state[s])
-			ops[s]->fini(state[s]);
-	}
-	return rc;
+		res->ms[s] = chain.ms[s];
+	return 0;
 }

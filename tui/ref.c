@@ -1,5 +1,7 @@
 /*  ref.c: `disagg ref`, see ref.h.  Prints where the file went, its size
- *  and digest (what a client's `result` says) and each stage's time.  */
+ *  and digest (what a client's `result` says) and each stage's time.
+ *  With -f, the stages a topology file names (C or Python), one section
+ *  per role, in this process: any pipeline's one-process oracle.  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -9,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "ref.h"
+#include "stage_host.h"
 #include "stage_ref.h"
 
 /* Wan 2.1's text-to-video demo: 81 frames of 832x480, 50 steps. */
@@ -20,8 +24,8 @@ static void
 s_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: disagg ref [-o dir] [--prompt TEXT] [--negative TEXT] "
-	    "[--frames N]\n"
+	    "usage: disagg ref [-f file] [-o dir] [--prompt TEXT] "
+	    "[--negative TEXT] [--frames N]\n"
 	    "                  [--height H] [--width W] [--steps N] "
 	    "[--seed N]\n"
 	    "                  [--request ID] [--json]\n"
@@ -30,9 +34,16 @@ s_usage(FILE *out)
 	    "process and\n"
 	    "write DIR/ID.y4m, the file a pipeline of ref stages writes for "
 	    "the same\n"
-	    "request.\n"
+	    "request.  With -f, the stages of FILE instead (the first section "
+	    "of each\n"
+	    "role, C or Python, with its own keys): the file that topology's "
+	    "pipeline\n"
+	    "writes.\n"
 	    "\n"
-	    "  -o, --output DIR  where the file goes (default out)\n"
+	    "  -f, --file FILE   a topology whose stages to run\n"
+	    "  -o, --output DIR  where the file goes (default out; with -f the "
+	    "decoder's\n"
+	    "                    output_dir)\n"
 	    "  --prompt TEXT     the prompt (default: Wan's boxing cats)\n"
 	    "  --negative TEXT   the negative prompt (default none)\n"
 	    "  --frames N        4k+1 frames (default 81)\n"
@@ -75,6 +86,93 @@ s_json_str(const char *s)
 	putchar('"');
 }
 
+static int
+s_run_ref(const char *dir, const dg_request_t *req,
+    dg_stage_chain_result_t *res, const char **names, size_t *n, char *why,
+    size_t whysize)
+{
+	static const char *const stages[3] = {
+		"encoder", "transformer", "decoder"
+	};
+	dg_stage_ref_result_t r;
+	if (dg_stage_ref_run(req, dir, &r, why, whysize) < 0)
+		return 1;
+	memset(res, 0, sizeof *res);
+	snprintf(res->output, sizeof res->output, "%s", r.output);
+	res->bytes = r.bytes;
+	snprintf(res->digest, sizeof res->digest, "%s", r.digest);
+	for (int s = 0; s < 3; s++) {
+		res->ms[s] = r.ms[s];
+		names[s] = stages[s];
+	}
+	*n = 3;
+	return 0;
+}
+
+/* The stages of `file`: the first section of each role, in pipeline
+ * order, initialised as their daemons would be but with no added cost
+ * (step_ms 0) and no pool.  2 for a bad file, 1 when a stage fails. */
+static int
+s_run_file(const char *file, const char *dir, const dg_request_t *req,
+    dg_stage_chain_result_t *res, const char **names, size_t *n, char *why,
+    size_t whysize)
+{
+	static const dg_role_t order[] = {
+		DG_ROLE_ENCODER, DG_ROLE_TRANSFORMER, DG_ROLE_DECODER
+	};
+	static dg_config_t *cfg;        /* kept: the names point into it */
+	cfg = dg_config_load(file);
+	if (!cfg) {
+		snprintf(why, whysize, "out of memory");
+		return 1;
+	}
+	if (dg_config_error_count(cfg) > 0) {
+		for (size_t i = 0; i + 1 < dg_config_error_count(cfg); i++)
+			fprintf(stderr, "%s\n", dg_config_error(cfg, i));
+		snprintf(why, whysize, "%s", dg_config_error(cfg,
+		    dg_config_error_count(cfg) - 1));
+		return 2;
+	}
+	const dg_stage_ops_t *ops[DG_STAGE_CHAIN_MAX];
+	dg_stage_env_t envs[DG_STAGE_CHAIN_MAX];
+	*n = 0;
+	for (size_t r = 0; r < sizeof order / sizeof order[0]; r++) {
+		const dg_stage_conf_t *st = NULL;
+		for (size_t i = 0; !st && i < dg_config_stage_count(cfg); i++)
+			if (dg_config_stage_at(cfg, i)->role == order[r])
+				st = dg_config_stage_at(cfg, i);
+		if (!st) {
+			snprintf(why, whysize, "%s: no [%s NAME] section", file,
+			    dg_role_name(order[r]));
+			return 2;
+		}
+		char reason[256];
+		ops[*n] = dg_stage_find(st->stage, reason, sizeof reason);
+		if (!ops[*n]) {
+			snprintf(why, whysize, "[%s %s]: %s",
+			    dg_role_name(st->role), st->name, reason);
+			return 1;
+		}
+		const int *lines;
+		const char *const *opts = dg_config_stage_options(cfg, st,
+		    &lines);
+		envs[*n] = (dg_stage_env_t){
+			.abi = DG_STAGE_ABI, .role = dg_role_name(st->role),
+			.name = st->name, .step_ms = 0,
+			.output_dir = dir && order[r] == DG_ROLE_DECODER ? dir :
+			    st->output_dir,
+			.device = -1, .stage = st->stage,
+			.python_path = st->python_path, .memory = "host",
+			.config_file = dg_config_file(cfg), .options = opts,
+			.option_lines = lines,
+		};
+		names[*n] = dg_role_name(st->role);
+		(*n)++;
+	}
+	return dg_stage_chain_run(ops, envs, *n, req, res, why, whysize) < 0 ?
+	    1 : 0;
+}
+
 int
 dg_ref_main(int argc, char *argv[])
 {
@@ -82,6 +180,7 @@ dg_ref_main(int argc, char *argv[])
 	    O_STEPS, O_SEED, O_REQUEST, O_JSON };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "file", required_argument, NULL, 'f' },
 		{ "prompt", required_argument, NULL, O_PROMPT },
 		{ "negative", required_argument, NULL, O_NEGATIVE },
 		{ "frames", required_argument, NULL, O_FRAMES },
@@ -99,20 +198,21 @@ dg_ref_main(int argc, char *argv[])
 		.frames = 81, .height = 480, .width = 832, .steps = 50,
 		.seed = 42,
 	};
-	const char *dir = "out";
+	const char *dir = NULL, *file = NULL;
 	bool json = false;
 	int64_t v = 0;
 	int c, idx;
 
 	optind = 1;
 	opterr = 0;
-	while ((idx = -1, c = getopt_long(argc, argv, "+:o:h", longopts,
+	while ((idx = -1, c = getopt_long(argc, argv, "+:o:f:h", longopts,
 	    &idx)) != -1) {
 		/* The option's name for a bad value: argv[optind - 1] is
 		 * the value when it came as a separate word. */
 		char opt[32];
+		char shortopt[2] = { (char)c, 0 };
 		snprintf(opt, sizeof opt, "%s%s", idx >= 0 ? "--" : "-",
-		    idx >= 0 ? longopts[idx].name : "o");
+		    idx >= 0 ? longopts[idx].name : shortopt);
 		int64_t *field = NULL;
 		switch (c) {
 		case 'h':
@@ -120,6 +220,9 @@ dg_ref_main(int argc, char *argv[])
 			return 0;
 		case 'o':
 			dir = optarg;
+			break;
+		case 'f':
+			file = optarg;
 			break;
 		case O_PROMPT:
 			req.prompt = optarg;
@@ -167,30 +270,34 @@ dg_ref_main(int argc, char *argv[])
 		return 2;
 	}
 
-	dg_stage_ref_result_t res;
+	dg_stage_chain_result_t res;
+	const char *names[DG_STAGE_CHAIN_MAX];
+	size_t n = 0;
 	char why[512];
-	if (dg_stage_ref_run(&req, dir, &res, why, sizeof why) < 0) {
+	int rc = file ? s_run_file(file, dir, &req, &res, names, &n, why,
+	    sizeof why) : s_run_ref(dir ? dir : "out", &req, &res, names, &n,
+	    why, sizeof why);
+	if (rc != 0) {
 		fprintf(stderr, "disagg ref: %s\n", why);
-		return 1;
+		return rc;
 	}
-	static const char *const stages[3] = {
-		"encoder", "transformer", "decoder"
-	};
 	if (json) {
 		printf("{\"request\":%" PRIu64 ",\"output\":", req.request);
 		s_json_str(res.output);
 		printf(",\"bytes\":%" PRIu64 ",\"digest\":\"%s\",\"timings\":{",
 		    res.bytes, res.digest);
-		for (int s = 0; s < 3; s++)
-			printf("%s\"%s\":%.3f", s ? "," : "", stages[s],
-			    res.ms[s]);
+		for (size_t s = 0; s < n; s++) {
+			printf("%s", s ? "," : "");
+			s_json_str(names[s]);
+			printf(":%.3f", res.ms[s]);
+		}
 		printf("}}\n");
 	} else {
 		printf("output       %s\n", res.output);
 		printf("bytes        %" PRIu64 "\n", res.bytes);
 		printf("digest       %s\n", res.digest);
-		for (int s = 0; s < 3; s++)
-			printf("%-12s %.1f ms\n", stages[s], res.ms[s]);
+		for (size_t s = 0; s < n; s++)
+			printf("%-12s %.1f ms\n", names[s], res.ms[s]);
 	}
 	return 0;
 }

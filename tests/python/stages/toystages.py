@@ -16,6 +16,8 @@ N = 1024
 
 def _in_pool(env, a):
     base, size = env.pool
+    if size == 0:
+        return True             # disagg ref: no pool to be in
     addr = a.__array_interface__["data"][0]
     return base <= addr and addr + a.nbytes <= base + size
 
