@@ -64,6 +64,24 @@ static int s_state;                     /* 0 not yet, 1 running, -1 failed */
 static char s_failed[512];              /* why, when -1 */
 static PyObject *s_host;                /* disagg._host */
 
+/* The GIL for a call from this thread.  Each thread keeps its Python
+ * thread state for its whole life instead of one per call: torch (through
+ * pybind11) takes and drops the GIL on its own in tensor destructors, and
+ * a thread state made and deleted around every call was deleted under it
+ * (a crash seen with two workers). */
+static __thread bool s_has_tstate;
+
+static PyGILState_STATE
+s_gil(void)
+{
+	if (!s_has_tstate) {
+		(void)PyGILState_Ensure();      /* kept: never released */
+		PyEval_SaveThread();
+		s_has_tstate = true;
+	}
+	return PyGILState_Ensure();
+}
+
 /* ---- the _disagg module: what Python calls back into ------------------ */
 
 static PyObject *
@@ -294,8 +312,10 @@ s_interp(char *why, size_t whysize)
 			Py_XDECREF(r);
 		}
 	}
-	/* This thread keeps no GIL: every call takes it. */
+	/* This thread keeps its state but not the GIL: every call takes
+	 * it. */
 	PyEval_SaveThread();
+	s_has_tstate = true;
 out:
 	if (s_state < 0)
 		snprintf(why, whysize, "%s", s_failed);
@@ -367,7 +387,7 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 		return -1;
 	}
 
-	PyGILState_STATE g = PyGILState_Ensure();
+	PyGILState_STATE g = s_gil();
 	int rc = -1;
 	if (s_add_paths(env->python_path, why, whysize) == 0) {
 		PyObject *envd = s_env_dict(env, outdir);
@@ -441,7 +461,7 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
 {
 	s_py_t *self = state;
 	in->n = out->n = 0;
-	PyGILState_STATE g = PyGILState_Ensure();
+	PyGILState_STATE g = s_gil();
 	int rc = -1;
 	PyObject *r = s_request(req);
 	PyObject *res = r ? PyObject_CallMethod(s_host, "plan", "OO",
@@ -618,7 +638,7 @@ s_run(void *state, dg_stage_item_t *items, size_t n)
 		items[i].error[0] = items[i].output[0] = items[i].digest[0] = 0;
 		items[i].output_bytes = 0;
 	}
-	PyGILState_STATE g = PyGILState_Ensure();
+	PyGILState_STATE g = s_gil();
 	PyObject *batch = PyList_New((Py_ssize_t)n);
 	for (size_t i = 0; batch && i < n; i++) {
 		dg_stage_item_t *it = &items[i];
@@ -697,7 +717,7 @@ s_fini(void *state)
 	s_py_t *self = state;
 	if (!self)
 		return;
-	PyGILState_STATE g = PyGILState_Ensure();
+	PyGILState_STATE g = s_gil();
 	Py_XDECREF(self->stage);
 	PyGILState_Release(g);
 	free(self);

@@ -104,7 +104,8 @@ class Middle:
 
 
 class Sink:
-    """Decoder: writes y and the stats as text, sets item.output."""
+    """Decoder: writes y as text, sets item.output, and the stats
+    beside it in OUTPUT.stats."""
 
     options = {}
 
@@ -125,6 +126,9 @@ class Sink:
                 with open(tmp, "w") as f:
                     f.write("sum %d\n" % int(y.sum()))
                     f.write("first %d last %d\n" % (int(y[0]), int(y[-1])))
-                    f.write("batch %d concurrent %d\n" % (st[0], st[1]))
                 os.replace(tmp, path)
+                # How it ran, beside the output (which must not depend on
+                # it: disagg ref writes the same bytes).
+                with open(path + ".stats", "w") as f:
+                    f.write("batch %d concurrent %d\n" % (st[0], st[1]))
                 item.output = path
