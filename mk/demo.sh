@@ -1,7 +1,7 @@
 #!/bin/sh
 # demo.sh: what `make demo` shows, after the build: `disagg up` starts a
-# one-host pipeline (the built-in topology), five sample requests go
-# through it, a summary says where their files are and how long the
+# one-host pipeline serving tinywan (etc/tinywan.ini: a Wan-shaped PyTorch
+# model in Python stages), four sample requests go through it, a summary says where their files are and how long the
 # stages took, one file is compared byte for byte with what `disagg ref`
 # computes in a single process, and `disagg down` stops it all, also when
 # something fails on the way.  Everything it makes is under out/: the
@@ -62,9 +62,14 @@ encoder (the prompt becomes embeddings), a transformer (denoising steps
 on video latents) and a decoder (latents become frames, written as a
 .y4m video).  A controller admits requests and hands each to one
 instance of every stage; tensors move between the stages over libfabric,
-here its shared-memory provider.  The stages are the reference ones:
-small, deterministic stand-ins for Wan's text encoder, DiT and VAE, so
-this runs on any machine, without a GPU.
+here its shared-memory provider.  The model is tinywan: Wan 2.1's
+architecture (a T5-style text encoder, a diffusion transformer with a
+flow-matching sampler and classifier-free guidance, a causal 3-D VAE
+decoder) at toy scale, in PyTorch, with untrained weights made from a
+seed.  Each stage is a Python class that the daemon runs on embedded
+CPython, so this runs on any machine, without a GPU.  The pictures are
+what an untrained model paints: smooth colour fields that drift from
+frame to frame, not a fox.
 EOF
 
 # An earlier demo that was killed may have left its daemons running.
@@ -74,31 +79,33 @@ if [ -e "$DISAGG_RUN/pids" ]; then
 	"$DISAGG" down > /dev/null 2>&1 || true
 fi
 
-step "1. Start the pipeline: disagg up"
-"$DISAGG" up
+step "1. Start the pipeline: disagg up -f etc/tinywan.ini"
+echo "(The first start makes tinywan's weights and saves them to"
+echo "out/tinywan.pt; later starts load them.)"
+"$DISAGG" up -f etc/tinywan.ini --timeout 120
 
-step "2. Five sample requests, one after another: disagg submit --wait"
-echo "Sizes are Wan's shapes made small (17 frames is Wan's 4k+1 rule;"
-echo "480x832 is Wan 2.1's own resolution), so the demo takes seconds."
+step "2. Four sample requests, one after another: disagg submit --wait"
+echo "Sizes follow Wan's rules made small (4k+1 frames, sides in multiples"
+echo "of 16), so that each request takes seconds on a CPU."
 : > "$results"
 n=0
 submit() {
 	n=$((n + 1))
 	frames=$1 height=$2 width=$3 steps=$4 seed=$5
 	shift 5
-	printf '  [%d/5] "%s"\n' "$n" "$*"
+	printf '  [%d/4] "%s"\n' "$n" "$*"
 	printf '        %s frames of %sx%s, %s steps, seed %s ... ' \
 	    "$frames" "$width" "$height" "$steps" "$seed"
 	# timeout(1): off a terminal, submit --wait has no deadline of its
 	# own, and a SIGTERM does not end it, hence -k.
-	if ! timeout -k 5 60 "$DISAGG" submit --wait --json --timeout 10000 \
+	if ! timeout -k 5 300 "$DISAGG" submit --wait --json --timeout 10000 \
 	    --prompt "$*" --frames "$frames" --height "$height" \
 	    --width "$width" --steps "$steps" --seed "$seed" \
 	    > "$results.one" 2>&1; then
 		echo "failed:"
 		sed 's/^/        /' "$results.one"
 		[ -s "$results.one" ] ||
-		    echo "        (no result within 60 s)"
+		    echo "        (no result within 300 s)"
 		exit 1
 	fi
 	out=$(jstr output < "$results.one")
@@ -116,12 +123,10 @@ submit() {
 	    "$(jnum total < "$results.one")" \
 	    "$frames" "$height" "$width" "$steps" "$seed" "$*" >> "$results"
 }
-submit 17 256 448 8 42 "a red fox running through fresh snow at dawn"
-submit 17 256 448 8 7 "a paper boat drifting down a rain-soaked street at night"
-submit 17 256 448 8 1234 "time-lapse of clouds rolling over a mountain lake"
-submit 33 256 448 8 99 "a hummingbird hovering over a red flower, slow motion"
-submit 17 480 832 8 42 "Two anthropomorphic cats in comfy boxing gear and" \
-    "bright gloves fight intensely on a spotlighted stage."
+submit 17 256 448 10 42 "a red fox running through fresh snow at dawn"
+submit 17 256 448 10 7 "a paper boat drifting down a rain-soaked street at night"
+submit 17 256 448 10 1234 "time-lapse of clouds rolling over a mountain lake"
+submit 33 256 448 10 99 "a hummingbird hovering over a red flower, slow motion"
 
 step "3. The stage instances the controller knows: disagg instances"
 echo "(queue and room counts as of each instance's last heartbeat, at most"
@@ -166,19 +171,21 @@ piped=$(echo "$line" | cut -f3)
 set -- $(echo "$line" | cut -f9)
 prompt=$(echo "$line" | cut -f10)
 rm -rf "$OUT/ref"
-echo "  disagg ref -o out/ref --request $request --frames $1 --height $2" \
-    "--width $3 --steps $4 --seed $5 --prompt \"$prompt\""
-"$DISAGG" ref -o "$OUT/ref" --request "$request" --frames "$1" \
+echo "  disagg ref -f etc/tinywan.ini -o out/ref --request $request" \
+    "--frames $1 --height $2 --width $3 --steps $4 --seed $5" \
+    "--prompt \"$prompt\""
+"$DISAGG" ref -f etc/tinywan.ini -o "$OUT/ref" --request "$request" \
+    --frames "$1" \
     --height "$2" --width "$3" --steps "$4" --seed "$5" \
     --prompt "$prompt" | sed 's/^/    /'
 if cmp "$piped" "$OUT/ref/$request.y4m"; then
 	echo "  $(rel "$piped") and out/ref/$request.y4m are identical, byte for byte:"
 	echo "  split over three processes, its tensors sent over the fabric and"
-	echo "  checksummed, the pipeline computes exactly what the stages compute"
-	echo "  in one process."
+	echo "  checksummed, the pipeline computes exactly what the same PyTorch"
+	echo "  stages compute in one process."
 else
 	echo "  $(rel "$piped") and out/ref/$request.y4m DIFFER: the pipeline did not"
-	echo "  compute what the reference stages compute in one process."
+	echo "  compute what the same stages compute in one process."
 	exit 1
 fi
 
@@ -191,7 +198,8 @@ Done.  The videos are in out/ (play one with: ffplay out/1.y4m or mpv
 out/1.y4m); the daemons' logs are in out/run/.  To run the pipeline by
 hand:
 
-  tui/disagg up                  # the same one-host pipeline
+  tui/disagg up -f etc/tinywan.ini   # the same one-host pipeline
+  tui/disagg up                  # the built-in one: C reference stages
   tui/disagg submit --wait       # a request, following its progress
   tui/disagg instances           # what the controller sees
   tui/disagg                     # the operator console (? for help, q to leave)
