@@ -11,7 +11,8 @@
 #   make fuzz               bounded libFuzzer run of every target (FUZZ_SECONDS)
 #   make demo               deps, build, a one-host pipeline with sample requests
 #   make install            PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc: programs,
-#                           man pages, etc/disagg.ini, systemd units
+#                           man pages, etc/disagg.ini, systemd units, the
+#                           stage ABI header, the Python package disagg
 #   make soak               10 minutes of load, cancels and transformer kills
 #                           (SOAK_SECONDS, SOAK_RATE, SOAK_KILL_EVERY); not in check
 
@@ -207,6 +208,7 @@ PREFIX     ?= /usr/local
 # there.  /usr/local/lib/python3.11/dist-packages is on Debian's sys.path.
 PYTHONDIR  ?= $(PREFIX)/lib/python3.11/dist-packages
 BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
@@ -216,15 +218,20 @@ UNITDIR    ?= $(SYSCONFDIR)/systemd/system
 # upgrade never overwrites an operator's file.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCLUDEDIR)/disagg \
+	    $(DESTDIR)$(PYTHONDIR)/disagg/tinywan \
 	    $(DESTDIR)$(SYSCONFDIR)/disagg $(DESTDIR)$(UNITDIR)
 	install -m 755 tui/disagg $(DESTDIR)$(BINDIR)/disagg
 	install -m 755 daemon/disaggd $(DESTDIR)$(SBINDIR)/disaggd
-	install -m 644 man/disagg.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 644 man/disagg.ini.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 644 man/disagg-protocol.7 $(DESTDIR)$(MANDIR)/man7/
-	install -m 644 man/disaggd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 lib/stage.h $(DESTDIR)$(INCLUDEDIR)/disagg/stage.h
+	install -m 644 lib/python/disagg/*.py $(DESTDIR)$(PYTHONDIR)/disagg/
+	install -m 644 lib/python/disagg/tinywan/*.py \
+	    $(DESTDIR)$(PYTHONDIR)/disagg/tinywan/
+	for m in man/*.[1-9]; do \
+	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
 	[ -e $(DESTDIR)$(SYSCONFDIR)/disagg/disagg.ini ] || \
 	    install -m 644 etc/disagg.ini $(DESTDIR)$(SYSCONFDIR)/disagg/disagg.ini
 	for u in etc/systemd/*.service; do \

@@ -14,6 +14,10 @@ check "install: make install into a staging root succeeds" test $? = 0
 for f in usr/bin/disagg usr/sbin/disaggd usr/share/man/man1/disagg.1 \
     usr/share/man/man5/disagg.ini.5 usr/share/man/man7/disagg-protocol.7 \
     usr/share/man/man8/disaggd.8 etc/disagg/disagg.ini \
+    usr/share/man/man3/disagg-stage.3 usr/share/man/man7/disagg-python.7 \
+    usr/share/man/man7/disagg-client.7 usr/include/disagg/stage.h \
+    usr/lib/python3.11/dist-packages/disagg/client.py \
+    usr/lib/python3.11/dist-packages/disagg/tinywan/stages.py \
     etc/systemd/system/disagg-controller.service \
     etc/systemd/system/disaggd@.service; do
 	check "install: $f" test -s "$R/$f"
@@ -29,6 +33,18 @@ check "install: units are Type=notify with a check before start and HUP on reloa
         grep -q '^ExecReload=/bin/kill -HUP \$MAINPID' \"\$u\" || exit 1; done"
 check "install: the installed daemon accepts the installed configuration" \
     "$R/usr/sbin/disaggd" -n -f "$R/etc/disagg/disagg.ini"
+# The installed header is the whole plugin ABI: a plugin builds with it
+# alone.
+check "install: a stage plugin builds against the installed stage.h alone" \
+    ${CC:-cc} -std=gnu11 -Wall -Werror -shared -fPIC \
+    -I"$R/usr/include/disagg" -o "$T_TMP/plugin.so" \
+    tests/plugins/example_stage.c
+check "install: /usr/bin/python3 imports the installed package" \
+    env -u PYTHONPATH PYTHONPATH="$R/usr/lib/python3.11/dist-packages" \
+    PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -c \
+    "import disagg, disagg.client, disagg.stage, disagg.tinywan as t
+assert disagg.__file__.startswith('$R'), disagg.__file__
+assert t.__file__.startswith('$R'), t.__file__"
 
 echo "; edited by the operator" >> "$R/etc/disagg/disagg.ini"
 make --no-print-directory install DESTDIR="$R" PREFIX=/usr SYSCONFDIR=/etc \

@@ -132,3 +132,26 @@ class Sink:
                 with open(path + ".stats", "w") as f:
                     f.write("batch %d concurrent %d\n" % (st[0], st[1]))
                 item.output = path
+
+
+class ContextSum:
+    """Transformer after disagg-python(7)'s example ByteEncoder: y holds
+    the sum of each row of the bf16 context (64 x 64), then zeros."""
+
+    options = {}
+
+    def __init__(self, env):
+        pass
+
+    def plan(self, req):
+        return [("context", "bf16", (64, 64))], \
+            [("y", "f32", (N,)), ("stats", "i64", (4,))]
+
+    def run(self, batch):
+        for item in batch:
+            with item:
+                rows = item.tensor("context").float().sum(dim=1)
+                y = item.outputs["y"]
+                y[:] = 0
+                y[:64] = rows.numpy()
+                item.outputs["stats"][:] = (len(batch), 1, 0, 0)
