@@ -204,3 +204,23 @@ def test_ref_gives_the_pipelines_bytes(toy, tmp_short):
     assert ref["bytes"] == r["bytes"]
     assert Path(ref["output"]).read_bytes() == Path(r["output"]).read_bytes()
     assert set(ref["timings"]) == {"encoder", "transformer", "decoder"}
+
+
+def test_cuda_pool_hands_torch_cuda_tensors(pipeline_factory):
+    """memory = cuda: inputs and outputs are torch CUDA tensors on the
+    device pool (DLPack).  Needs a GPU, torch with CUDA and a CUDA=1
+    build: skipped otherwise (the only test here that is)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device for torch")
+    probe = subprocess.run([DISAGGD, "-V"], capture_output=True, text=True)
+    if "cuda" not in (probe.stdout + probe.stderr).lower():
+        pytest.skip("disaggd built without CUDA=1")
+    p = pipeline_factory(lambda d: toy_ini(
+        d, middle="memory = cuda").replace("python:toystages:Middle",
+                                           "python:toystages:CudaMiddle"),
+        name="cuda")
+    with p.client() as c:
+        r = submit(c, "on the gpu", seed=5).result(120)
+    assert r["status"] == "done", r
+    assert "sum %d" % expected_sum(5) in Path(r["output"]).read_text()

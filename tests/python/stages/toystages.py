@@ -155,3 +155,18 @@ class ContextSum:
                 y[:] = 0
                 y[:64] = rows.numpy()
                 item.outputs["stats"][:] = (len(batch), 1, 0, 0)
+
+
+class CudaMiddle(Middle):
+    """Middle on a memory = cuda pool: the values are torch CUDA tensors
+    that share the device pool's memory."""
+
+    def _one(self, item, nbatch):
+        import torch
+        x, y = item.inputs["x"], item.outputs["y"]
+        assert isinstance(x, torch.Tensor) and x.is_cuda, type(x)
+        base, size = self.env.pool
+        assert base <= y.data_ptr() < base + size, "outside the pool"
+        torch.mul(x, 2, out=y)
+        y += 1
+        item.outputs["stats"].copy_(torch.tensor([nbatch, 1, 0, 0]))

@@ -63,6 +63,14 @@ def keep_freed_memory():
     return ok
 
 
+def one_thread():
+    """One intra-op thread for the calling thread.  OpenMP's thread count
+    is per thread: the daemon's workers are not the thread that ran
+    setup(), and would each start as many threads as there are cores."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 def setup(device):
     """Deterministic, single-threaded PyTorch for a stage computing on
     `device` (a torch.device)."""

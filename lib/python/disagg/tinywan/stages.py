@@ -145,6 +145,7 @@ class Encoder(_Stage):
         return torch.stack([self.net(prompt), self.net(neg)])
 
     def run(self, batch):
+        ops.one_thread()
         for item in batch:
             with item:
                 r = item.request
@@ -199,6 +200,7 @@ class Transformer(_Stage):
         return x
 
     def run(self, batch):
+        ops.one_thread()
         for item in batch:
             with item:
                 r = item.request
@@ -230,6 +232,7 @@ class Decoder(_Stage):
         return out.bytes
 
     def run(self, batch):
+        ops.one_thread()
         for item in batch:
             with item:
                 r = item.request
