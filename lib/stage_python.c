@@ -1,6 +1,6 @@
 /*  stage_python.c: the stage "python:MODULE:CLASS", a Python class run on
- *  CPython embedded in the daemon (ARCHITECTURE.md, "Python stages";
- *  the class's side is disagg-python(7)).
+ *  CPython embedded in the daemon (the class's side: disagg-python(7),
+ *  lib/python/disagg/stage.py and _host.py).
  *
  *  One interpreter per process, started by the first python: stage and
  *  never finalized (torch and friends do not survive Py_FinalizeEx well,
