@@ -301,8 +301,8 @@ s_interp(char *why, size_t whysize)
 			char e[400];
 			s_exc(e, sizeof e, "import disagg._host", true);
 			snprintf(s_failed, sizeof s_failed, "python: cannot import "
-			    "disagg._host (from %s or Debian's dist-packages): %s",
-			    *pkg ? pkg : "nowhere", e);
+			    "disagg._host (from %.200s or Debian's dist-packages): "
+			    "%.240s", *pkg ? pkg : "nowhere", e);
 		} else {
 			PyObject *r = PyObject_CallMethod(s_host, "_start", NULL);
 			if (r)
