@@ -92,7 +92,7 @@ class Middle:
             for k in range(50):
                 if item.stopped:
                     raise Stopped("stopped after %d of 50 steps" % k)
-                time.sleep(0.02)
+                time.sleep(0.02)  # a step of simulated work, GIL released: not a wait
                 item.progress(k + 1, 50)
         np.multiply(x, 2, out=y)
         y += 1
