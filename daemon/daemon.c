@@ -46,7 +46,7 @@ dg_now_ms(void)
 static int
 s_level_of(const s_daemon_t *self)
 {
-	int level = self->d.role == DG_ROLE_CONTROLLER ?
+	int level = self->d.controller ?
 	    dg_config_controller(self->d.cfg)->log_level :
 	    dg_config_stage(self->d.cfg, self->d.name)->log_level;
 	level += self->d.verbose;
@@ -150,7 +150,7 @@ void
 dg_daemon_drain(dg_daemon_t *d, const char *why)
 {
 	s_daemon_t *self = (s_daemon_t *)d;
-	int64_t timeout = d->role == DG_ROLE_CONTROLLER ?
+	int64_t timeout = d->controller ?
 	    dg_config_controller(d->cfg)->drain_timeout_ms :
 	    dg_config_stage(d->cfg, d->name)->drain_timeout_ms;
 
@@ -316,11 +316,12 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	free(abs);
 	const dg_stage_conf_t *st = dg_config_stage(self.d.cfg, name);
 	if (strcmp(name, "controller") == 0) {
-		self.d.role = DG_ROLE_CONTROLLER;
+		self.d.controller = true;
+		snprintf(self.d.role, sizeof self.d.role, "controller");
 		snprintf(self.d.name, sizeof self.d.name, "controller");
 		self.ops = &dg_controller_ops;
 	} else {
-		self.d.role = st->role;
+		snprintf(self.d.role, sizeof self.d.role, "%s", st->role);
 		snprintf(self.d.name, sizeof self.d.name, "%s", st->name);
 		self.ops = &dg_stage_role_ops;
 	}
@@ -357,18 +358,18 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	zloop_set_nonstop(self.d.loop, true);
 
 	dg_log_info("disaggd %s: %s %s starting (pid %d, config %s)",
-	    DG_VERSION, dg_role_name(self.d.role), self.d.name, (int)getpid(),
+	    DG_VERSION, self.d.role, self.d.name, (int)getpid(),
 	    self.d.file);
 	if (s_auth_start(&self) < 0 ||
 	    self.ops->start(&self.d, &self.state) < 0) {
-		dg_log_error("%s %s could not start", dg_role_name(self.d.role),
+		dg_log_error("%s %s could not start", self.d.role,
 		    self.d.name);
 		self.exit_code = 1;
 	} else {
 		/* Type=notify: ready once the sockets are bound and the
 		 * role's state is up; a no-op outside systemd. */
 		sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=%s %s serving",
-		    (int)getpid(), dg_role_name(self.d.role), self.d.name);
+		    (int)getpid(), self.d.role, self.d.name);
 		zloop_start(self.d.loop);
 	}
 	if (self.ops->stop)

@@ -15,7 +15,8 @@ typedef struct dg_daemon {
 	dg_config_t *cfg;               /* current; a reload replaces it */
 	char file[DG_PATH_MAX];
 	char name[DG_NAME_MAX];
-	dg_role_t role;
+	char role[DG_NAME_MAX];         /* "controller", or the stage's role */
+	bool controller;
 	zloop_t *loop;
 	bool draining;
 	int64_t drain_deadline;

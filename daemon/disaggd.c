@@ -108,6 +108,16 @@ main(int argc, char *argv[])
 		dg_config_destroy(&cfg);
 		return 1;
 	}
+	/* A file of settings alone is valid to the library (the CLI reads
+	 * such files), but it is no pipeline to run or check. */
+	if (dg_config_stage_count(cfg) == 0) {
+		const dg_pipeline_conf_t *p = dg_config_pipeline(cfg);
+		fprintf(stderr, "%s: no stage sections: the chain (%s) needs at "
+		    "least one [ROLE NAME] section for each of its %zu roles\n",
+		    file, p->stages, p->nroles);
+		dg_config_destroy(&cfg);
+		return 1;
+	}
 	if (name && strcmp(name, "controller") != 0 &&
 	    !dg_config_stage(cfg, name)) {
 		fprintf(stderr, "disaggd: no section for '%s' in %s\n", name,

@@ -1,5 +1,7 @@
-/*  stage.c: the stage role: an encoder, a transformer or a decoder
- *  (DESIGN §2, §7).
+/*  stage.c: the stage role: one place of the pipeline's chain
+ *  (ARCHITECTURE.md, "The stage daemon").  The first stage of the chain
+ *  takes the request's parameters, the last writes the output file, the
+ *  others turn tensors into tensors.
  *
  *  Sockets: a DEALER to the controller; one ROUTER peer endpoint where
  *  downstream stages send their manifests; a DEALER per upstream peer
@@ -30,6 +32,7 @@
 
 #include "admin.h"
 #include "checksum.h"
+#include "lifecycle.h"
 #include "daemon.h"
 #include "log.h"
 #include "manifest.h"
@@ -97,7 +100,8 @@ typedef struct {
 struct s_stage {
 	dg_daemon_t *d;
 	const dg_stage_conf_t *conf;    /* refreshed on reload */
-	dg_role_t role;
+	int index;                      /* our place in the chain */
+	size_t nchain;                  /* places in the chain */
 	const dg_stage_ops_t *ops;
 	void *plugin;
 	dg_pool_t *pool;
@@ -131,8 +135,25 @@ struct s_stage {
 	int nworkers;
 };
 
-/* Manifests kept for rooms whose assign has not arrived yet. */
-#define EARLY_MAX 4096
+/* Manifests kept for rooms whose assign has not arrived yet: no more
+ * than the rooms our queues can hold (5 queues of queue_depth). */
+static size_t
+s_early_max(const s_stage_t *self)
+{
+	return 5 * (size_t)self->conf->queue_depth;
+}
+
+static bool
+s_first(const s_stage_t *self)
+{
+	return self->index == 0;
+}
+
+static bool
+s_last(const s_stage_t *self)
+{
+	return (size_t)self->index + 1 == self->nchain;
+}
 
 static char *
 s_key(char *buf, uint64_t id)
@@ -141,16 +162,18 @@ s_key(char *buf, uint64_t id)
 	return buf;
 }
 
+/* Phases are the hops of the chain: data comes to place i on hop i
+ * and leaves on hop i + 1. */
 static int
 s_phase_in(const s_stage_t *self)
 {
-	return self->role == DG_ROLE_TRANSFORMER ? 1 : 2;
+	return self->index;
 }
 
 static int
 s_phase_out(const s_stage_t *self)
 {
-	return self->role == DG_ROLE_ENCODER ? 1 : 2;
+	return self->index + 1;
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -164,7 +187,7 @@ s_to_ctl(s_stage_t *self, dg_msg_t *m)
 }
 
 static void
-s_phase(s_stage_t *self, s_room_t *r, const char *state)
+s_phase(s_stage_t *self, s_room_t *r, dg_room_phase_t phase)
 {
 	dg_msg_t *m = dg_msg_new(DG_OP_ROOM_PHASE);
 
@@ -172,8 +195,8 @@ s_phase(s_stage_t *self, s_room_t *r, const char *state)
 		return;
 	m->u.room_phase.room = r->room;
 	m->u.room_phase.request = r->request;
-	m->u.room_phase.role = dg_role_name(self->role);
-	m->u.room_phase.state = state;
+	m->u.room_phase.role = self->conf->role;
+	m->u.room_phase.state = dg_room_phase_name(phase);
 	s_to_ctl(self, m);
 }
 
@@ -276,7 +299,7 @@ s_fail(s_stage_t *self, s_room_t *r, bool retryable, const char *fmt, ...)
 	if (m) {
 		m->u.stage_failed.room = r->room;
 		m->u.stage_failed.request = r->request;
-		m->u.stage_failed.role = dg_role_name(self->role);
+		m->u.stage_failed.role = self->conf->role;
 		m->u.stage_failed.reason = why;
 		m->u.stage_failed.retryable = retryable;
 		s_to_ctl(self, m);
@@ -317,9 +340,9 @@ s_finished(s_stage_t *self, s_room_t *r)
 	if (m) {
 		m->u.stage_done.room = r->room;
 		m->u.stage_done.request = r->request;
-		m->u.stage_done.role = dg_role_name(self->role);
+		m->u.stage_done.role = self->conf->role;
 		m->u.stage_done.ms = ms;
-		if (self->role == DG_ROLE_DECODER) {
+		if (s_last(self)) {
 			m->u.stage_done.output = r->item.output;
 			m->u.stage_done.bytes = r->item.output_bytes;
 			m->u.stage_done.digest = r->item.digest;
@@ -432,7 +455,7 @@ s_try_send(s_stage_t *self, s_room_t *r)
 		s_fail(self, r, false, "manifest from downstream: %s", why);
 		return;
 	}
-	s_phase(self, r, self->role == DG_ROLE_ENCODER ? "phase1" : "phase2");
+	s_phase(self, r, DG_ROOM_SENDING);
 	if (dg_xfer_send(self->xfer, m, &r->out_ext, r->out_offsets,
 	    s_left_ms(r), &r->send_id, why, sizeof why) < 0) {
 		s_fail(self, r, true, "cannot send: %s", why);
@@ -512,9 +535,7 @@ s_pump(s_stage_t *self)
 			s_room_t *x = b->rooms[i];
 			s_enqueue(self, x, Q_RUNNING);
 			x->in_worker = true;
-			s_phase(self, x, self->role == DG_ROLE_ENCODER ?
-			    "encoding" : self->role == DG_ROLE_TRANSFORMER ?
-			    "denoising" : "decoding");
+			s_phase(self, x, DG_ROOM_RUNNING);
 			/* Lay the item out for the plugin. */
 			dg_stage_item_t *it = &x->item;
 			memset(it, 0, sizeof *it);
@@ -637,7 +658,7 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 				dg_pool_free(self->pool, &r->in_ext);
 				r->has_in = false;
 			}
-			if (self->role == DG_ROLE_DECODER) {
+			if (s_last(self)) {
 				s_finished(self, r);
 				continue;
 			}
@@ -745,11 +766,10 @@ s_on_manifest(s_stage_t *self, dg_msg_t **mp, dg_route_t *route)
 	dg_msg_t *m = *mp;
 	char key[24];
 
-	if (m->u.manifest.phase != s_phase_out(self) ||
-	    self->role == DG_ROLE_DECODER) {
+	if (m->u.manifest.phase != s_phase_out(self) || s_last(self)) {
 		dg_wire_send_error(self->peer, route, m->seq,
 		    DG_PROTO_E_INVALID, "%s %s sends no phase %lld data",
-		    dg_role_name(self->role), self->d->name,
+		    self->conf->role, self->d->name,
 		    (long long)m->u.manifest.phase);
 		return;
 	}
@@ -769,7 +789,7 @@ s_on_manifest(s_stage_t *self, dg_msg_t **mp, dg_route_t *route)
 	/* The manifest outran our assign: keep it a while, but not without
 	 * bound, or anyone who can reach the peer endpoint could fill our
 	 * memory with manifests for rooms that will never exist. */
-	if (zhashx_size(self->early) >= EARLY_MAX &&
+	if (zhashx_size(self->early) >= s_early_max(self) &&
 	    !zhashx_lookup(self->early, key)) {
 		self->refused++;
 		dg_wire_send_error(self->peer, route, m->seq, DG_PROTO_E_BUSY,
@@ -905,7 +925,7 @@ s_hello(s_stage_t *self)
 	for (int i = 0; i < rails; i++)
 		fabric[i].data = dg_xfer_address(self->xfer, i, &fabric[i].size);
 	dg_hello_msg_t *h = &m->u.hello;
-	h->role = dg_role_name(self->role);
+	h->role = self->conf->role;
 	h->name = self->d->name;
 	h->host = host;
 	h->pid = getpid();
@@ -943,12 +963,26 @@ s_on_assign(s_stage_t *self, const dg_msg_t *m)
 		.height = a->height, .width = a->width, .steps = a->steps,
 		.seed = a->seed,
 	};
+	dg_stage_steps(self->conf->expert, self->conf->boundary, a->steps,
+	    &r->req.step_begin, &r->req.step_end);
 	r->created = zclock_mono();
 	r->deadline = r->created + a->deadline_ms;
-	const char *up = self->role == DG_ROLE_TRANSFORMER ? a->encoder_peer :
-	    self->role == DG_ROLE_DECODER ? a->transformer_peer : "";
-	snprintf(r->up_ep, sizeof r->up_ep, "%s", up);
+	/* The controller's chain must be ours: our place, by role and
+	 * name, with the place before it to ask for our input. */
+	bool ours = a->n_stages == self->nchain &&
+	    strcmp(a->stages[self->index].role, self->conf->role) == 0 &&
+	    strcmp(a->stages[self->index].name, self->d->name) == 0;
+	if (ours && !s_first(self))
+		snprintf(r->up_ep, sizeof r->up_ep, "%s",
+		    a->stages[self->index - 1].peer);
 	zhashx_insert(self->rooms, key, r);
+	if (!ours) {
+		s_fail(self, r, false, "the assign's chain of %zu stages does "
+		    "not place %s %s at %d: the controller's configuration is "
+		    "not this daemon's", a->n_stages, self->conf->role,
+		    self->d->name, self->index);
+		return;
+	}
 
 	if (self->draining) {
 		s_fail(self, r, true, "%s is draining", self->d->name);
@@ -975,7 +1009,7 @@ s_on_assign(s_stage_t *self, const dg_msg_t *m)
 		s_take_manifest(self, r, &e->msg, &e->route);
 		zhashx_delete(self->early, key);
 	}
-	if (self->role == DG_ROLE_ENCODER || r->in_plan.n == 0) {
+	if (s_first(self) || r->in_plan.n == 0) {
 		s_enqueue(self, r, Q_READY);
 		r->data_here = r->done_msg = true;
 	} else {
@@ -1118,8 +1152,8 @@ s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
 	case DG_OP_SOCKETS:
 	case DG_OP_RELOAD: s_on_admin(self, m); break;
 	case DG_OP_ERROR:
-		if (m->u.error.code &&
-		    strcmp(m->u.error.code, "not-found") == 0) {
+		if (dg_proto_code_lookup(m->u.error.code) ==
+		    DG_PROTO_E_NOT_FOUND) {
 			/* The controller forgot us: it restarted.  Our rooms
 			 * were its predecessor's; it places what it had
 			 * accepted again from its journal, so drop them and
@@ -1349,7 +1383,8 @@ s_start(dg_daemon_t *d, void **state)
 	*state = self;
 	self->d = d;
 	self->conf = dg_config_stage(d->cfg, d->name);
-	self->role = self->conf->role;
+	self->index = self->conf->index;
+	self->nchain = dg_config_pipeline(d->cfg)->nroles;
 	self->heartbeat_ms = dg_config_controller(d->cfg)->heartbeat_ms;
 	self->donefd = -1;
 	pthread_mutex_init(&self->lock, NULL);
@@ -1384,7 +1419,7 @@ s_start(dg_daemon_t *d, void **state)
 	const char *const *opts = dg_config_stage_options(d->cfg, self->conf,
 	    &opt_lines);
 	dg_stage_env_t env = {
-		.abi = DG_STAGE_ABI, .role = dg_role_name(self->role),
+		.abi = DG_STAGE_ABI, .role = self->conf->role,
 		.name = d->name, .step_ms = self->conf->step_ms,
 		.output_dir = self->conf->output_dir,
 		.device = self->conf->memory == DG_MEMORY_CUDA ?
@@ -1461,7 +1496,7 @@ s_start(dg_daemon_t *d, void **state)
 	zloop_timer(d->loop, 20, 0, s_on_tick, self);
 	s_hello(self);
 	dg_log_info("%s stage '%s', peer %s, %d workers, fabric %s",
-	    dg_role_name(self->role), self->ops->name, self->conf->peer,
+	    self->conf->role, self->ops->name, self->conf->peer,
 	    self->nworkers, dg_xfer_provider(self->xfer));
 	return 0;
 }

@@ -20,11 +20,15 @@
 #include "config.h"
 #include "config_keys.h"
 
-/* Slots: 0..2 the fixed sections, 3.. the stages in file order. */
+/* Slots: 0..3 the fixed sections, 4.. the stages in file order. */
 #define SLOT_CONTROLLER 0
 #define SLOT_FABRIC     1
 #define SLOT_SECURITY   2
-#define SLOT_STAGE0     3
+#define SLOT_PIPELINE   3
+#define SLOT_STAGE0     4
+
+static const char *const s_fixed[SLOT_STAGE0] =
+	{ "controller", "fabric", "security", "pipeline" };
 
 /* A python: stage's own keys, for its class to check (see config.h). */
 typedef struct {
@@ -38,6 +42,7 @@ struct _dg_config_t {
 	dg_controller_conf_t controller;
 	dg_fabric_conf_t fabric;
 	dg_security_conf_t security;
+	dg_pipeline_conf_t pipeline;
 	dg_stage_conf_t *stages;
 	s_opts_t *opts;                 /* [stage] */
 	size_t nstages, stages_cap;
@@ -47,6 +52,7 @@ struct _dg_config_t {
 	char **errors;
 	size_t nerrors, errors_cap;
 	bool nomem;
+	bool bad_stage_header;          /* a stage section was refused */
 };
 
 struct s_ctx {
@@ -62,27 +68,12 @@ struct s_ctx {
 	int flagged_line;       /* last line the reader reported an error on */
 };
 
-static const char *const s_role_names[DG_ROLE_COUNT] =
-	{ "controller", "encoder", "transformer", "decoder" };
-static const unsigned s_role_sec[DG_ROLE_COUNT] =
-	{ DG_SEC_CONTROLLER, DG_SEC_ENCODER, DG_SEC_TRANSFORMER, DG_SEC_DECODER };
 static const char *const s_policy_names[] =
 	{ "round-robin", "least-loaded", "p2c" };
-
-const char *
-dg_role_name(dg_role_t role)
-{
-	return role < DG_ROLE_COUNT ? s_role_names[role] : "?";
-}
-
-int
-dg_role_parse(const char *word)
-{
-	for (int i = 0; i < DG_ROLE_COUNT; i++)
-		if (strcmp(word, s_role_names[i]) == 0)
-			return i;
-	return -1;
-}
+/* Roles with a built-in reference stage, ref-ROLE: `stage` defaults to
+ * it.  Any other role names its stage. */
+static const char *const s_ref_roles[] =
+	{ "encoder", "transformer", "decoder", NULL };
 
 const char *
 dg_policy_name(int policy)
@@ -189,6 +180,38 @@ dg_parse_duration_ms(const char *text, int64_t *out)
 	return s_parse_scaled(text, units, mult, 1, out);
 }
 
+/* "0.875" as 875000 millionths: decimal, no exponent, so that the value
+ * read is exactly the value written. */
+static int
+s_parse_fraction(const char *text, int64_t *out)
+{
+	int64_t whole = 0, frac = 0, scale = 1000000;
+	const char *p = text;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		whole = whole * 10 + (*p - '0');
+		if (whole > 1000000)
+			return -1;
+	}
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (scale == 1)
+				return -1;
+			scale /= 10;
+			frac += (*p - '0') * scale;
+		}
+	}
+	if (*p)
+		return -1;
+	*out = whole * 1000000 + frac;
+	return 0;
+}
+
 int
 dg_parse_bool(const char *text, bool *out)
 {
@@ -268,6 +291,16 @@ s_format_value(const dg_key_t *k, const void *base, char *buf, size_t size)
 		else
 			snprintf(buf, size, "0");
 		break;
+	case DG_KT_FRACTION: {
+		memcpy(&v, field, sizeof v);
+		int n = snprintf(buf, size, "%lld.%06lld", (long long)(v / 1000000),
+		    (long long)(v % 1000000));
+		/* 0.875000 reads better as 0.875. */
+		while (n > 3 && n < (int)size && buf[n - 1] == '0' &&
+		    buf[n - 2] != '.')
+			buf[--n] = '\0';
+		break;
+	}
 	case DG_KT_BOOL:
 		snprintf(buf, size, "%s", *(const bool *)field ? "on" : "off");
 		break;
@@ -322,6 +355,12 @@ s_set_value(const dg_key_t *k, void *base, const char *value,
 		if (rc < 0)
 			snprintf(why, whysize,
 			    "expected a duration such as 500ms or 30s");
+		break;
+	case DG_KT_FRACTION:
+		rc = s_parse_fraction(value, &v);
+		if (rc < 0)
+			snprintf(why, whysize, "expected a number such as 0.875, "
+			    "with at most 6 decimals");
 		break;
 	case DG_KT_BOOL: {
 		bool b;
@@ -391,28 +430,28 @@ s_slot_base(dg_config_t *self, int slot)
 		return &self->fabric;
 	if (slot == SLOT_SECURITY)
 		return &self->security;
+	if (slot == SLOT_PIPELINE)
+		return &self->pipeline;
 	return &self->stages[slot - SLOT_STAGE0];
 }
 
 static unsigned
 s_slot_kind(const dg_config_t *self, int slot)
 {
-	static const unsigned fixed[] =
-		{ DG_SEC_CONTROLLER, DG_SEC_FABRIC, DG_SEC_SECURITY };
-	if (slot < SLOT_STAGE0)
-		return fixed[slot];
-	return s_role_sec[self->stages[slot - SLOT_STAGE0].role];
+	static const unsigned fixed[] = { DG_SEC_CONTROLLER, DG_SEC_FABRIC,
+	    DG_SEC_SECURITY, DG_SEC_PIPELINE };
+	(void)self;
+	return slot < SLOT_STAGE0 ? fixed[slot] : DG_SEC_STAGES;
 }
 
 static void
 s_slot_label(const dg_config_t *self, int slot, char *buf, size_t size)
 {
-	static const char *const fixed[] = { "controller", "fabric", "security" };
 	if (slot < SLOT_STAGE0) {
-		snprintf(buf, size, "[%s]", fixed[slot]);
+		snprintf(buf, size, "[%s]", s_fixed[slot]);
 	} else {
 		const dg_stage_conf_t *st = &self->stages[slot - SLOT_STAGE0];
-		snprintf(buf, size, "[%s %s]", dg_role_name(st->role), st->name);
+		snprintf(buf, size, "[%s %s]", st->role, st->name);
 	}
 }
 
@@ -430,7 +469,7 @@ s_fill_defaults(dg_config_t *self, int slot)
 			continue;
 		if (k->flags & DG_KF_ROLEDEF)
 			snprintf(def, sizeof def, k->def,
-			    dg_role_name(((dg_stage_conf_t *)base)->role));
+			    ((dg_stage_conf_t *)base)->role);
 		else
 			snprintf(def, sizeof def, "%s", k->def);
 		/* Required keys have no default to parse. */
@@ -490,10 +529,18 @@ s_valid_name(const char *name)
 	return true;
 }
 
+static bool
+s_has_ref_stage(const char *role)
+{
+	for (int i = 0; s_ref_roles[i]; i++)
+		if (strcmp(role, s_ref_roles[i]) == 0)
+			return true;
+	return false;
+}
+
 static void
 s_begin_section(struct s_ctx *ctx, char *header)
 {
-	static const char *const fixed[] = { "controller", "fabric", "security" };
 	dg_config_t *self = ctx->cfg;
 	char *save = NULL;
 	char *word = strtok_r(header, " \t", &save);
@@ -507,8 +554,8 @@ s_begin_section(struct s_ctx *ctx, char *header)
 		s_error(self, line, "empty section name []");
 		return;
 	}
-	for (int i = 0; i < 3; i++) {
-		if (strcmp(word, fixed[i]) != 0)
+	for (int i = 0; i < SLOT_STAGE0; i++) {
+		if (strcmp(word, s_fixed[i]) != 0)
 			continue;
 		if (name) {
 			s_error(self, line, "section [%s] takes no name, got "
@@ -525,12 +572,17 @@ s_begin_section(struct s_ctx *ctx, char *header)
 		ctx->ignoring = false;
 		return;
 	}
-	int role = dg_role_parse(word);
-	if (role <= DG_ROLE_CONTROLLER) {
+	/* Any other word is a role: whether [pipeline] declares it is
+	 * checked at the end, since [pipeline] may come later. */
+	if (!s_valid_name(word) || (!name && !s_has_ref_stage(word))) {
 		s_error(self, line, "unknown section [%s%s%s]", word,
 		    name ? " " : "", name ? name : "");
 		return;
 	}
+	/* Whatever is wrong with it, a section for this role was meant:
+	 * "no instance of the role" would only repeat the error. */
+	bool bad_before = self->bad_stage_header;
+	self->bad_stage_header = true;
 	if (!name) {
 		s_error(self, line, "section [%s] needs a name: [%s NAME]",
 		    word, word);
@@ -556,22 +608,24 @@ s_begin_section(struct s_ctx *ctx, char *header)
 		const dg_stage_conf_t *st = &self->stages[i];
 		if (strcmp(st->name, name) != 0)
 			continue;
-		if ((int)st->role == role)
+		if (strcmp(st->role, word) == 0)
 			s_error(self, line, "duplicate section [%s %s] (first "
 			    "on line %d)", word, name, st->line);
 		else
 			s_error(self, line, "stage name '%s' in [%s %s] is "
 			    "already used by [%s %s] on line %d", name, word,
-			    name, dg_role_name(st->role), name, st->line);
+			    name, st->role, name, st->line);
 		return;
 	}
 	if (s_grow(self) < 0) {
 		self->nomem = true;
 		return;
 	}
+	self->bad_stage_header = bad_before;
 	dg_stage_conf_t *st = &self->stages[self->nstages];
 	memset(st, 0, sizeof *st);
-	st->role = (dg_role_t)role;
+	snprintf(st->role, sizeof st->role, "%s", word);
+	st->index = -1;
 	snprintf(st->name, sizeof st->name, "%s", name);
 	st->line = line;
 	int slot = SLOT_STAGE0 + (int)self->nstages++;
@@ -708,10 +762,7 @@ s_unknown_key(dg_config_t *self, int line, const char *name,
 	int index;
 	const dg_key_t *other = s_find_key(DG_SEC_CONTROLLER | DG_SEC_FABRIC |
 	    DG_SEC_SECURITY | DG_SEC_STAGES, name, &index);
-	if (other && other->sections == DG_SEC_DECODER)
-		s_error(self, line, "unknown key '%s' in %s (it belongs in "
-		    "[decoder NAME])", name, label);
-	else if (other && other->sections == DG_SEC_FABRIC)
+	if (other && other->sections == DG_SEC_FABRIC)
 		s_error(self, line, "unknown key '%s' in %s (it belongs in "
 		    "[fabric])", name, label);
 	else
@@ -725,7 +776,7 @@ s_opt_add(dg_config_t *self, size_t stage, const char *name,
 	s_opts_t *o = &self->opts[stage];
 	for (size_t i = 0; i < o->n; i++)
 		if (strcmp(o->kv[2 * i], name) == 0) {
-			char label[DG_NAME_MAX + 32];
+			char label[2 * DG_NAME_MAX + 8];
 			s_slot_label(self, SLOT_STAGE0 + (int)stage, label,
 			    sizeof label);
 			s_error(self, line, "duplicate key '%s' in %s (first set "
@@ -775,7 +826,7 @@ s_handler(void *user, const char *section, const char *name,
 	struct s_ctx *ctx = user;
 	dg_config_t *self = ctx->cfg;
 	int line = ctx->lineno;
-	char label[DG_NAME_MAX + 32];
+	char label[2 * DG_NAME_MAX + 8];
 	char why[256];
 	int index;
 
@@ -822,7 +873,7 @@ s_handler(void *user, const char *section, const char *name,
 
 struct s_endpoint {
 	const char *value;
-	char label[DG_NAME_MAX + 48];
+	char label[2 * DG_NAME_MAX + 24];
 	int line;
 };
 
@@ -857,7 +908,7 @@ s_check_endpoints(dg_config_t *self)
 	}
 	s_find_key(DG_SEC_CONTROLLER, "listen", &i_listen);
 	s_find_key(DG_SEC_CONTROLLER, "publish", &i_publish);
-	s_find_key(DG_SEC_ENCODER, "peer", &i_peer);
+	s_find_key(DG_SEC_STAGES, "peer", &i_peer);
 	eps[0].value = self->controller.listen;
 	eps[0].line = self->key_lines[i_listen];
 	snprintf(eps[0].label, sizeof eps[0].label, "'listen' in [controller]");
@@ -870,7 +921,7 @@ s_check_endpoints(dg_config_t *self)
 		eps[2 + i].line = self->key_lines[(SLOT_STAGE0 + i) *
 		    dg_config_nkeys + (size_t)i_peer];
 		snprintf(eps[2 + i].label, sizeof eps[2 + i].label,
-		    "'peer' in [%s %s]", dg_role_name(st->role), st->name);
+		    "'peer' in [%s %s]", st->role, st->name);
 	}
 	for (size_t j = 1; j < n; j++) {
 		for (size_t i = 0; i < j; i++) {
@@ -898,9 +949,86 @@ s_check_endpoints(dg_config_t *self)
 	free(eps);
 }
 
+static bool
+s_reserved(const char *word)
+{
+	for (int i = 0; i < SLOT_STAGE0; i++)
+		if (strcmp(word, s_fixed[i]) == 0)
+			return true;
+	return false;
+}
+
+/* [pipeline] stages: the chain, each role once, each with instances. */
+static void
+s_check_pipeline(dg_config_t *self)
+{
+	dg_pipeline_conf_t *p = &self->pipeline;
+	int i_stages = 0;
+	s_find_key(DG_SEC_PIPELINE, "stages", &i_stages);
+	int line = self->key_lines[SLOT_PIPELINE * dg_config_nkeys +
+	    (size_t)i_stages];
+	char copy[sizeof p->stages], *save = NULL;
+
+	snprintf(copy, sizeof copy, "%s", p->stages);
+	p->nroles = 0;
+	for (char *w = strtok_r(copy, " \t,", &save); w;
+	    w = strtok_r(NULL, " \t,", &save)) {
+		if (p->nroles == DG_CHAIN_MAX) {
+			s_error(self, line, "[pipeline] stages names more than "
+			    "%d roles", DG_CHAIN_MAX);
+			return;
+		}
+		if (!s_valid_name(w) || s_reserved(w) ||
+		    strcmp(w, "controller") == 0) {
+			s_error(self, line, "bad role '%s' in [pipeline] stages: "
+			    "use letters, digits, '-', '_' and '.', and none of "
+			    "controller, fabric, security, pipeline", w);
+			return;
+		}
+		for (size_t i = 0; i < p->nroles; i++)
+			if (strcmp(p->roles[i], w) == 0) {
+				s_error(self, line, "role '%s' appears twice in "
+				    "[pipeline] stages: give each place in the "
+				    "chain its own role name", w);
+				return;
+			}
+		snprintf(p->roles[p->nroles++], DG_NAME_MAX, "%s", w);
+	}
+	if (p->nroles < 2) {
+		s_error(self, line, "[pipeline] stages needs at least 2 roles, "
+		    "got %zu", p->nroles);
+		return;
+	}
+	/* A file of settings alone ([controller], [fabric]...) describes no
+	 * pipeline; disaggd refuses to run one (disaggd.c).  Once it has a
+	 * stage or [pipeline], the chain must be whole. */
+	if (self->nstages == 0 && !self->sect_lines[SLOT_PIPELINE])
+		return;
+	for (size_t s = 0; s < self->nstages; s++) {
+		dg_stage_conf_t *st = &self->stages[s];
+		st->index = dg_config_role_index(self, st->role);
+		if (st->index < 0)
+			s_error(self, st->line, "section [%s %s]: role '%s' is "
+			    "not in [pipeline] stages (%s)", st->role, st->name,
+			    st->role, p->stages);
+	}
+	for (size_t i = 0; i < p->nroles && !self->bad_stage_header; i++) {
+		size_t n = 0;
+		for (size_t s = 0; s < self->nstages; s++)
+			n += strcmp(self->stages[s].role, p->roles[i]) == 0;
+		if (n == 0)
+			s_error(self, line, "role '%s' of [pipeline] stages has "
+			    "no instance: add a [%s NAME] section", p->roles[i],
+			    p->roles[i]);
+	}
+}
+
 static void
 s_check_after(dg_config_t *self)
 {
+	int i_stage = 0;
+	s_find_key(DG_SEC_STAGES, "stage", &i_stage);
+	s_check_pipeline(self);
 	for (size_t s = 0; s < self->nstages; s++) {
 		int slot = SLOT_STAGE0 + (int)s;
 		dg_stage_conf_t *st = &self->stages[s];
@@ -910,20 +1038,36 @@ s_check_after(dg_config_t *self)
 			if ((k->sections & kind) && (k->flags & DG_KF_REQUIRED) &&
 			    !self->key_lines[(size_t)slot * dg_config_nkeys + i])
 				s_error(self, st->line, "missing required key "
-				    "'%s' in [%s %s]", k->name,
-				    dg_role_name(st->role), st->name);
+				    "'%s' in [%s %s]", k->name, st->role,
+				    st->name);
 		}
+		if (!s_has_ref_stage(st->role) &&
+		    !self->key_lines[(size_t)slot * dg_config_nkeys +
+		    (size_t)i_stage])
+			s_error(self, st->line, "missing key 'stage' in [%s %s]: "
+			    "only encoder, transformer and decoder have a "
+			    "reference stage to default to", st->role, st->name);
 		/* Keys of no stage but a Python class's. */
 		const s_opts_t *o = &self->opts[s];
 		for (size_t i = 0; i < o->n &&
 		    !dg_config_stage_is_python(st->stage); i++) {
-			char label[DG_NAME_MAX + 32];
+			char label[2 * DG_NAME_MAX + 8];
 			s_slot_label(self, slot, label, sizeof label);
 			s_unknown_key(self, o->lines[i], o->kv[2 * i], label);
 		}
+		int i_out = 0;
+		s_find_key(DG_SEC_STAGES, "output_dir", &i_out);
+		int out_line = self->key_lines[(size_t)slot * dg_config_nkeys +
+		    (size_t)i_out];
+		if (out_line && st->index >= 0 &&
+		    (size_t)st->index + 1 != self->pipeline.nroles)
+			s_error(self, out_line, "'output_dir' in [%s %s]: only the "
+			    "last role of [pipeline] stages (%s) writes files",
+			    st->role, st->name,
+			    self->pipeline.roles[self->pipeline.nroles - 1]);
 		if (st->slot > st->pool)
 			s_error(self, st->line, "'slot' in [%s %s] is larger "
-			    "than its 'pool'", dg_role_name(st->role), st->name);
+			    "than its 'pool'", st->role, st->name);
 	}
 	s_check_endpoints(self);
 }
@@ -1062,6 +1206,27 @@ dg_config_security(const dg_config_t *self)
 	return &self->security;
 }
 
+const dg_pipeline_conf_t *
+dg_config_pipeline(const dg_config_t *self)
+{
+	return &self->pipeline;
+}
+
+int
+dg_pipeline_index(const dg_pipeline_conf_t *chain, const char *role)
+{
+	for (size_t i = 0; role && i < chain->nroles; i++)
+		if (strcmp(chain->roles[i], role) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+dg_config_role_index(const dg_config_t *self, const char *role)
+{
+	return dg_pipeline_index(&self->pipeline, role);
+}
+
 size_t
 dg_config_stage_count(const dg_config_t *self)
 {
@@ -1083,9 +1248,9 @@ dg_config_stage(const dg_config_t *self, const char *name)
 		const dg_stage_conf_t *st = &self->stages[i];
 		if (!space && strcmp(st->name, name) == 0)
 			return st;
-		if (space && strncmp(dg_role_name(st->role), name,
+		if (space && strncmp(st->role, name,
 		    (size_t)(space - name)) == 0 &&
-		    !dg_role_name(st->role)[space - name] &&
+		    !st->role[space - name] &&
 		    strcmp(st->name, space + 1) == 0)
 			return st;
 	}
@@ -1095,16 +1260,22 @@ dg_config_stage(const dg_config_t *self, const char *name)
 static void
 s_dump_slot(const dg_config_t *self, int slot, FILE *out)
 {
-	char label[DG_NAME_MAX + 32];
+	char label[2 * DG_NAME_MAX + 8];
 	char value[DG_PATH_MAX];
 	unsigned kind = s_slot_kind(self, slot);
 	const void *base = s_slot_base((dg_config_t *)self, slot);
 
 	s_slot_label(self, slot, label, sizeof label);
 	fprintf(out, "%s\n", label);
+	const dg_stage_conf_t *st = slot >= SLOT_STAGE0 ?
+	    &self->stages[slot - SLOT_STAGE0] : NULL;
+	bool last = st && (size_t)st->index + 1 == self->pipeline.nroles;
 	for (size_t i = 0; i < dg_config_nkeys; i++) {
 		const dg_key_t *k = &dg_config_keys[i];
 		if (!(k->sections & kind))
+			continue;
+		/* Only the last stage writes files (s_check_after). */
+		if (st && !last && strcmp(k->name, "output_dir") == 0)
 			continue;
 		s_format_value(k, base, value, sizeof value);
 		fprintf(out, "%s =%s%s\n", k->name, *value ? " " : "", value);
@@ -1131,7 +1302,7 @@ static int
 s_compare_slot(const dg_config_t *a, int sa, const dg_config_t *b, int sb,
     dg_config_change_fn *fn, void *arg)
 {
-	char label[DG_NAME_MAX + 32];
+	char label[2 * DG_NAME_MAX + 8];
 	char va[DG_PATH_MAX], vb[DG_PATH_MAX];
 	unsigned kind = s_slot_kind(a, sa);
 	const void *ba = s_slot_base((dg_config_t *)a, sa);
@@ -1204,7 +1375,7 @@ dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 	if (strcmp(name, "controller") != 0) {
 		const dg_stage_conf_t *a = dg_config_stage(old_cfg, name);
 		const dg_stage_conf_t *b = dg_config_stage(new_cfg, name);
-		if (!a || !b || a->role != b->role)
+		if (!a || !b || strcmp(a->role, b->role) != 0)
 			return -1;
 		sa = SLOT_STAGE0 + (int)(a - old_cfg->stages);
 		sb = SLOT_STAGE0 + (int)(b - new_cfg->stages);
@@ -1217,6 +1388,8 @@ dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 	    fn, arg);
 	restart += s_compare_slot(old_cfg, SLOT_SECURITY, new_cfg,
 	    SLOT_SECURITY, fn, arg);
+	restart += s_compare_slot(old_cfg, SLOT_PIPELINE, new_cfg,
+	    SLOT_PIPELINE, fn, arg);
 	return restart;
 }
 
@@ -1230,7 +1403,7 @@ static void
 s_info_init(void)
 {
 	static const char *const types[] = { "integer", "size", "duration",
-	    "boolean", "enum", "string", "path", "endpoint" };
+	    "fraction", "boolean", "enum", "string", "path", "endpoint" };
 	s_info = calloc(dg_config_nkeys, sizeof *s_info);
 	s_ranges = calloc(dg_config_nkeys, sizeof *s_ranges);
 	if (!s_info || !s_ranges) {
@@ -1241,14 +1414,11 @@ s_info_init(void)
 	for (size_t i = 0; i < dg_config_nkeys; i++) {
 		const dg_key_t *k = &dg_config_keys[i];
 		dg_config_keyinfo_t *info = &s_info[i];
-		unsigned stages = k->sections & DG_SEC_STAGES;
 		info->section =
 		    k->sections == DG_SEC_CONTROLLER ? "controller" :
 		    k->sections == DG_SEC_FABRIC ? "fabric" :
 		    k->sections == DG_SEC_SECURITY ? "security" :
-		    stages == DG_SEC_STAGES ? "encoder transformer decoder" :
-		    stages == DG_SEC_DECODER ? "decoder" :
-		    stages == DG_SEC_TRANSFORMER ? "transformer" : "encoder";
+		    k->sections == DG_SEC_PIPELINE ? "pipeline" : "ROLE NAME";
 		info->name = k->name;
 		info->type = types[k->type];
 		info->def = k->def;
@@ -1261,7 +1431,7 @@ s_info_init(void)
 				    k->choices[c]);
 		} else if (k->type == DG_KT_BOOL) {
 			snprintf(s_ranges[i], sizeof s_ranges[i], "on|off");
-		} else if (k->type <= DG_KT_DURATION) {
+		} else if (k->type <= DG_KT_FRACTION) {
 			char lo[32], hi[32];
 			dg_key_t copy = *k;
 			int64_t box[2] = { k->min, k->max };

@@ -18,13 +18,12 @@
 #define DG_PATH_MAX     1024
 #define DG_NAME_MAX     64
 
-typedef enum {
-	DG_ROLE_CONTROLLER = 0,
-	DG_ROLE_ENCODER,
-	DG_ROLE_TRANSFORMER,
-	DG_ROLE_DECODER,
-	DG_ROLE_COUNT
-} dg_role_t;
+/* The pipeline's chain of roles ([pipeline] stages): 2 to this many. */
+#define DG_CHAIN_MAX    8
+
+/* Which steps of the denoising schedule a stage runs (`expert`): all of
+ * them, or one side of `boundary` as Wan 2.2's two DiT experts do. */
+typedef enum { DG_EXPERT_ALL = 0, DG_EXPERT_HIGH, DG_EXPERT_LOW } dg_expert_t;
 
 typedef enum {
 	DG_POLICY_ROUND_ROBIN = 0,
@@ -71,7 +70,14 @@ typedef struct {
 } dg_security_conf_t;
 
 typedef struct {
-	dg_role_t role;
+	char stages[DG_PATH_MAX];       /* the chain, as written */
+	char roles[DG_CHAIN_MAX][DG_NAME_MAX];
+	size_t nroles;
+} dg_pipeline_conf_t;
+
+typedef struct {
+	char role[DG_NAME_MAX];         /* one of [pipeline] stages */
+	int index;                      /* its place in the chain, 0.. */
 	char name[DG_NAME_MAX];
 	int line;                       /* of its [role name] header */
 	char peer[DG_ENDPOINT_MAX];
@@ -89,14 +95,16 @@ typedef struct {
 	char output_dir[DG_PATH_MAX];
 	int64_t drain_timeout_ms;
 	int64_t stall_ms;
+	int expert;                     /* dg_expert_t */
+	int64_t boundary;               /* millionths of the noise scale */
 	int log_level;
 } dg_stage_conf_t;
 
 /* One entry of the key table, public for documentation checks and the
  * man page; the parser's own fields stay in config_keys.c. */
 typedef struct {
-	const char *section;    /* "controller", "fabric", "security", or
-	                           "encoder|transformer|decoder" style list */
+	const char *section;    /* "controller", "fabric", "security",
+	                           "pipeline", or "ROLE NAME" */
 	const char *name;
 	const char *type;       /* "integer", "size", "duration", ... */
 	const char *def;        /* default as written in the file */
@@ -122,6 +130,12 @@ const char *dg_config_file(const dg_config_t *self);
 const dg_controller_conf_t *dg_config_controller(const dg_config_t *self);
 const dg_fabric_conf_t *dg_config_fabric(const dg_config_t *self);
 const dg_security_conf_t *dg_config_security(const dg_config_t *self);
+/* The chain of roles, first to last ("encoder transformer decoder"
+ * unless [pipeline] says otherwise). */
+const dg_pipeline_conf_t *dg_config_pipeline(const dg_config_t *self);
+/* The place of `role` in the chain, or -1. */
+int dg_config_role_index(const dg_config_t *self, const char *role);
+int dg_pipeline_index(const dg_pipeline_conf_t *chain, const char *role);
 size_t dg_config_stage_count(const dg_config_t *self);
 const dg_stage_conf_t *dg_config_stage_at(const dg_config_t *self, size_t i);
 /* By "name" or "role name"; NULL when absent. */
@@ -154,8 +168,6 @@ int dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 size_t dg_config_key_count(void);
 const dg_config_keyinfo_t *dg_config_key_at(size_t index);
 
-const char *dg_role_name(dg_role_t role);
-int dg_role_parse(const char *word);
 const char *dg_policy_name(int policy);
 
 /* Parsers shared with the CLI, each 0 or -1. */

@@ -18,6 +18,8 @@
 #define C(f)  offsetof(dg_controller_conf_t, f)
 #define F(f)  offsetof(dg_fabric_conf_t, f)
 #define S(f)  offsetof(dg_security_conf_t, f)
+#define P(f)  offsetof(dg_pipeline_conf_t, f)
+#define PS(f) sizeof(((dg_pipeline_conf_t *)0)->f)
 #define R(f)  offsetof(dg_stage_conf_t, f)
 #define CS(f) sizeof(((dg_controller_conf_t *)0)->f)
 #define FS(f) sizeof(((dg_fabric_conf_t *)0)->f)
@@ -29,6 +31,7 @@ static const char *const s_policies[] =
 static const char *const s_levels[] =
 	{ "error", "warn", "info", "debug", NULL };
 static const char *const s_memories[] = { "host", "cuda", NULL };
+static const char *const s_experts[] = { "all", "high", "low", NULL };
 
 const dg_key_t dg_config_keys[] = {
 	/* [controller] */
@@ -118,7 +121,12 @@ const dg_key_t dg_config_keys[] = {
 	  0, 0, 0, S(admin_keys), SS(admin_keys), NULL,
 	  "folder of public keys allowed drain, release, reload and cancel of others' requests" },
 
-	/* [encoder NAME], [transformer NAME], [decoder NAME] */
+	/* [pipeline] */
+	{ DG_SEC_PIPELINE, "stages", DG_KT_STR, "encoder transformer decoder",
+	  0, 0, 0, P(stages), PS(stages), NULL,
+	  "the chain of roles, first to last: 2 to 8 names, each with at least one [ROLE NAME] section" },
+
+	/* [ROLE NAME], for each role of [pipeline] stages */
 	{ DG_SEC_STAGES, "peer", DG_KT_ENDPOINT, "",
 	  0, 0, DG_KF_REQUIRED, R(peer), RS(peer), NULL,
 	  "the one ROUTER endpoint other stages reach this daemon on" },
@@ -155,9 +163,15 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_STAGES, "step_ms", DG_KT_DURATION, "0",
 	  0, 1 * HOUR, DG_KF_RELOAD, R(step_ms), 0, NULL,
 	  "added cost per step of the reference stages" },
-	{ DG_SEC_DECODER, "output_dir", DG_KT_PATH, "out",
+	{ DG_SEC_STAGES, "output_dir", DG_KT_PATH, "out",
 	  0, 0, 0, R(output_dir), RS(output_dir), NULL,
-	  "folder the decoder writes REQUEST.y4m into" },
+	  "folder the last stage of the chain writes REQUEST.y4m into" },
+	{ DG_SEC_STAGES, "expert", DG_KT_ENUM, "all",
+	  0, 0, 0, R(expert), 0, s_experts,
+	  "denoising steps this stage runs: all, or those at or above (high) or below (low) the boundary" },
+	{ DG_SEC_STAGES, "boundary", DG_KT_FRACTION, "0.875",
+	  0, 1000000, 0, R(boundary), 0, NULL,
+	  "noise level, 0 to 1, where a high expert hands the latents to a low one" },
 	{ DG_SEC_STAGES, "drain_timeout_ms", DG_KT_DURATION, "30s",
 	  0, 1 * HOUR, DG_KF_RELOAD, R(drain_timeout_ms), 0, NULL,
 	  "on SIGTERM or drain, how long in-flight rooms may take" },

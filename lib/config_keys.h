@@ -8,21 +8,21 @@
 
 #include "config.h"
 
-/* Section kinds, as a bit mask so one key can serve several roles. */
+/* Section kinds, as a bit mask so that a key could serve several.  Every
+ * [ROLE NAME] section is a stage's, whatever the role is called. */
 enum {
 	DG_SEC_CONTROLLER  = 1 << 0,
 	DG_SEC_FABRIC      = 1 << 1,
 	DG_SEC_SECURITY    = 1 << 2,
-	DG_SEC_ENCODER     = 1 << 3,
-	DG_SEC_TRANSFORMER = 1 << 4,
-	DG_SEC_DECODER     = 1 << 5,
-	DG_SEC_STAGES      = DG_SEC_ENCODER | DG_SEC_TRANSFORMER | DG_SEC_DECODER
+	DG_SEC_PIPELINE    = 1 << 3,
+	DG_SEC_STAGES      = 1 << 4
 };
 
 typedef enum {
 	DG_KT_INT,
 	DG_KT_SIZE,        /* bytes; K/M/G/T suffixes, powers of 1024 */
 	DG_KT_DURATION,    /* milliseconds; ms/s/m/h suffixes */
+	DG_KT_FRACTION,    /* 0.875: stored as millionths in an int64 */
 	DG_KT_BOOL,
 	DG_KT_ENUM,        /* stored as int: index into `choices` */
 	DG_KT_STR,
@@ -33,7 +33,8 @@ typedef enum {
 enum {
 	DG_KF_REQUIRED = 1 << 0,
 	DG_KF_RELOAD   = 1 << 1,
-	/* The default is a format taking the role name ("ref-%s"). */
+	/* The default is a format taking the role name ("ref-%s"), for the
+	 * roles that have a reference stage; any other role must set it. */
 	DG_KF_ROLEDEF  = 1 << 2
 };
 

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "manifest.h"
 #include "xfer.h"
 
@@ -36,9 +37,11 @@ int
 dg_manifest_check(const dg_manifest_msg_t *m, const dg_manifest_want_t *want,
     char *why, size_t whylen)
 {
-	if (m->phase != 1 && m->phase != 2)
-		return s_bad(why, whylen, "phase %lld (1 or 2)",
-		    (long long)m->phase);
+	/* The phase is the hop along the chain: 1 from the first stage to
+	 * the second, and so on. */
+	if (m->phase < 1 || m->phase >= DG_CHAIN_MAX)
+		return s_bad(why, whylen, "phase %lld (1 to %d)",
+		    (long long)m->phase, DG_CHAIN_MAX - 1);
 	if (want->room && m->room != want->room)
 		return s_bad(why, whylen, "room %llu, expected %llu",
 		    (unsigned long long)m->room,

@@ -716,10 +716,10 @@ s_decode_root(s_dec_t *d, const msgpack_object *root, dg_msg_t **msg_p)
 		              "protocol version %" PRId64 " not supported "
 		              "(this side speaks %d)", v->via.i64,
 		              DG_PROTO_VERSION);
-	if (v->via.u64 != DG_PROTO_VERSION)
+	if (v->via.u64 < 1 || v->via.u64 > DG_PROTO_VERSION)
 		return s_fail(d, DG_PROTO_E_VERSION,
 		              "protocol version %" PRIu64 " not supported "
-		              "(this side speaks %d)", v->via.u64,
+		              "(this side speaks 1 to %d)", v->via.u64,
 		              DG_PROTO_VERSION);
 	if (!op)
 		return s_fail(d, DG_PROTO_E_MISSING, "missing key 'op'");
@@ -733,6 +733,13 @@ s_decode_root(s_dec_t *d, const msgpack_object *root, dg_msg_t **msg_p)
 		return s_fail(d, DG_PROTO_E_UNKNOWN_OP, "unknown op '%s'", name);
 	}
 	d->err->op = desc->op;
+	/* An op whose form changed: an older peer's frame would be read
+	 * wrongly, so refuse it by name. */
+	if (v->via.u64 < (uint64_t)desc->since)
+		return s_fail(d, DG_PROTO_E_VERSION,
+		              "'%s' of protocol version %" PRIu64 " is not "
+		              "supported: this side speaks version %d of it",
+		              desc->body.name, v->via.u64, desc->since);
 	if (!seq)
 		return s_fail(d, DG_PROTO_E_MISSING, "missing key 'seq' in '%s'",
 		              desc->body.name);
@@ -1021,7 +1028,8 @@ s_encode(const dg_op_desc_t *desc, uint64_t seq, const void *body,
 	s_put_header(&e, true, 3 + s_count_fields(&desc->body, body));
 	s_put_str(&e, "v", 1);
 	e.objects++;
-	msgpack_pack_int64(&e.pk, DG_PROTO_VERSION);
+	/* The oldest version that reads this op as written. */
+	msgpack_pack_int64(&e.pk, desc->since);
 	s_put_str(&e, "op", 2);
 	s_put_str(&e, desc->body.name, strlen(desc->body.name));
 	s_put_str(&e, "seq", 3);

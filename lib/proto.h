@@ -21,7 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DG_PROTO_VERSION     1
+/* Version 2 changed the ops between daemons (200..399): `assign` names
+ * the whole chain of stages.  Client, admin and event ops are those of
+ * version 1 and are still sent as version 1, so that version-1 clients
+ * keep working; each op says in the catalogue since when it is as it
+ * is, and a frame carries that number. */
+#define DG_PROTO_VERSION     2
 
 /* Limits.  A frame that breaks one is refused before msgpack-c sees it
  * (proto_scan.c), so a hostile peer costs at most a few MB of memory. */
@@ -97,7 +102,8 @@ typedef enum {
 	                                   key, NUL or bad UTF-8 in a string */
 	DG_PROTO_E_TRAILING,            /* "trailing": bytes after the map */
 	DG_PROTO_E_NOT_A_MAP,           /* "not-a-map" */
-	DG_PROTO_E_VERSION,             /* "version": "v" missing or not 1 */
+	DG_PROTO_E_VERSION,             /* "version": "v" missing, newer than
+	                                   ours, or older than the op */
 	DG_PROTO_E_UNKNOWN_OP,          /* "unknown-op" */
 	DG_PROTO_E_MISSING,             /* "missing": a required key */
 	DG_PROTO_E_TYPE,                /* "type" */
@@ -189,16 +195,29 @@ typedef struct {                        /* result */
 	size_t n_timings;
 } dg_result_msg_t;
 
+/* One place of the chain: a role and the instance that serves it (and
+ * in an assign, where that instance takes manifests). */
+typedef struct {                        /* assign, status.ok, rooms.ok */
+	const char *role;
+	const char *name;
+	const char *peer;               /* assign only */
+} dg_stage_row_t;
+
 typedef struct {                        /* status.ok */
 	uint64_t request;
 	const char *state;
 	uint64_t room;                  /* ? */
+	/* Version 1's three places: the first stage, the middle ones
+	 * (joined with ','), the last. */
 	const char *encoder;            /* ? */
 	const char *transformer;        /* ? */
 	const char *decoder;            /* ? */
 	int64_t age_ms;                 /* ? */
 	int64_t retries;                /* ? */
 	const char *error;              /* ? */
+	const char *stage;              /* ? the role it is at now */
+	const dg_stage_row_t *stages;   /* ? the whole chain */
+	size_t n_stages;
 } dg_status_ok_msg_t;
 
 typedef struct {                        /* hello */
@@ -263,12 +282,8 @@ typedef struct {                        /* assign */
 	int64_t steps;
 	int64_t seed;
 	int64_t deadline_ms;
-	const char *encoder;
-	const char *encoder_peer;
-	const char *transformer;
-	const char *transformer_peer;
-	const char *decoder;
-	const char *decoder_peer;
+	const dg_stage_row_t *stages;   /* the chain, first to last */
+	size_t n_stages;
 } dg_assign_msg_t;
 
 typedef struct {                        /* stage.done */
@@ -293,7 +308,7 @@ typedef struct {                        /* room.phase */
 	uint64_t room;
 	uint64_t request;
 	const char *role;
-	const char *state;              /* phase1, denoising, phase2, decoding */
+	const char *state;              /* running, sending */
 } dg_room_phase_msg_t;
 
 typedef struct {                        /* release */
@@ -381,22 +396,27 @@ typedef struct {                        /* queues.ok */
 	const char *name;
 	const dg_queue_row_t *rooms;
 	size_t n_rooms;
+	uint64_t omitted;               /* ? rows past the protocol's limit */
 } dg_queues_ok_msg_t;
 
 typedef struct {                        /* rooms.ok: rooms[] */
 	uint64_t room;
 	uint64_t request;
 	const char *state;
-	const char *encoder;
+	const char *encoder;            /* as in status.ok */
 	const char *transformer;
 	const char *decoder;
 	uint64_t bytes;
 	int64_t age_ms;
+	const char *stage;              /* ? the role it is at now */
+	const dg_stage_row_t *stages;   /* ? the whole chain */
+	size_t n_stages;
 } dg_room_row_t;
 
 typedef struct {                        /* rooms.ok */
 	const dg_room_row_t *rooms;
 	size_t n_rooms;
+	uint64_t omitted;               /* ? rows past the protocol's limit */
 } dg_rooms_ok_msg_t;
 
 typedef struct {                        /* threads.ok: threads[] */
@@ -634,6 +654,7 @@ struct dg_struct_desc {
 typedef struct {
 	dg_op_t op;
 	dg_struct_desc_t body;          /* body.name is the wire name */
+	int since;                      /* protocol version of this form */
 } dg_op_desc_t;
 
 /* Every op, sorted by number. */

@@ -11,6 +11,11 @@
 
 #include <string.h>
 
+#include "config.h"
+
+/* The chain's places in one list: [pipeline] allows DG_CHAIN_MAX. */
+#define DG_CHAIN_ROWS DG_CHAIN_MAX
+
 /* offsetof(T, k) that fails to compile unless T.k has type ctype.  The
  * comparison sits inside sizeof, so it is never evaluated. */
 #define S_AT(k, ctype) \
@@ -39,7 +44,10 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define ROW_DESC(nm, R, f) { nm, sizeof(R), f, N(f) }
-#define OP(id, nm, B, f) { id, { nm, sizeof(B), f, N(f) } }
+#define OP(id, nm, B, f) { id, { nm, sizeof(B), f, N(f) }, 1 }
+/* Ops whose form changed in version 2 (all the daemons' ops: a daemon
+ * of another version is refused at hello rather than misunderstood). */
+#define OP2(id, nm, B, f) { id, { nm, sizeof(B), f, N(f) }, 2 }
 
 /* ---- shared shapes ---- */
 
@@ -93,6 +101,23 @@ static const dg_field_desc_t s_result[] = {
 };
 #undef T
 
+#define T dg_stage_row_t
+static const dg_field_desc_t s_place_fields[] = {
+	STR(role, REQ),
+	STR(name, REQ),
+	STR(peer, OPT),
+};
+static const dg_field_desc_t s_stage_fields[] = {
+	STR(role, REQ),
+	STR(name, REQ),
+	STR(peer, REQ),
+};
+#undef T
+static const dg_struct_desc_t s_place_row =
+	ROW_DESC("place", dg_stage_row_t, s_place_fields);
+static const dg_struct_desc_t s_stage_row =
+	ROW_DESC("stage", dg_stage_row_t, s_stage_fields);
+
 #define T dg_status_ok_msg_t
 static const dg_field_desc_t s_status_ok[] = {
 	UINT(request, REQ),
@@ -104,6 +129,8 @@ static const dg_field_desc_t s_status_ok[] = {
 	INT(age_ms, OPT),
 	INT(retries, OPT),
 	STR(error, OPT),
+	STR(stage, OPT),
+	ROWS(stages, OPT, dg_stage_row_t, s_place_row, DG_CHAIN_ROWS, 0),
 };
 #undef T
 
@@ -181,12 +208,7 @@ static const dg_field_desc_t s_assign[] = {
 	INT(steps, REQ),
 	INT(seed, REQ),
 	INT(deadline_ms, REQ),
-	STR(encoder, REQ),
-	STR(encoder_peer, REQ),
-	STR(transformer, REQ),
-	STR(transformer_peer, REQ),
-	STR(decoder, REQ),
-	STR(decoder_peer, REQ),
+	ROWS(stages, REQ, dg_stage_row_t, s_stage_row, DG_CHAIN_ROWS, 0),
 };
 #undef T
 
@@ -328,6 +350,7 @@ static const dg_struct_desc_t s_queue_row =
 static const dg_field_desc_t s_queues_ok[] = {
 	STR(name, REQ),
 	ROWS(rooms, REQ, dg_queue_row_t, s_queue_row, 0, 0),
+	UINT(omitted, OPT),
 };
 #undef T
 
@@ -341,6 +364,8 @@ static const dg_field_desc_t s_room_fields[] = {
 	STR(decoder, REQ),
 	UINT(bytes, REQ),
 	INT(age_ms, REQ),
+	STR(stage, OPT),
+	ROWS(stages, OPT, dg_stage_row_t, s_place_row, DG_CHAIN_ROWS, 0),
 };
 #undef T
 static const dg_struct_desc_t s_room_row =
@@ -349,6 +374,7 @@ static const dg_struct_desc_t s_room_row =
 #define T dg_rooms_ok_msg_t
 static const dg_field_desc_t s_rooms_ok[] = {
 	ROWS(rooms, REQ, dg_room_row_t, s_room_row, 0, 0),
+	UINT(omitted, OPT),
 };
 #undef T
 
@@ -446,25 +472,25 @@ static const dg_op_desc_t s_ops[] = {
 	OP(DG_OP_STATUS_OK, "status.ok", dg_status_ok_msg_t, s_status_ok),
 	OP(DG_OP_CANCEL, "cancel", dg_request_msg_t, s_request),
 	OP(DG_OP_CANCEL_OK, "cancel.ok", dg_request_msg_t, s_request),
-	OP(DG_OP_HELLO, "hello", dg_hello_msg_t, s_hello),
-	OP(DG_OP_HELLO_OK, "hello.ok", dg_hello_ok_msg_t, s_hello_ok),
-	OP(DG_OP_HEARTBEAT, "heartbeat", dg_heartbeat_msg_t, s_heartbeat),
-	OP(DG_OP_STATS, "stats", dg_stats_msg_t, s_stats),
-	OP(DG_OP_BYE, "bye", dg_bye_msg_t, s_bye),
-	OP(DG_OP_ASSIGN, "assign", dg_assign_msg_t, s_assign),
-	OP(DG_OP_ASSIGN_OK, "assign.ok", dg_room_msg_t, s_room),
-	OP(DG_OP_STAGE_DONE, "stage.done", dg_stage_done_msg_t, s_stage_done),
-	OP(DG_OP_STAGE_FAILED, "stage.failed", dg_stage_failed_msg_t,
+	OP2(DG_OP_HELLO, "hello", dg_hello_msg_t, s_hello),
+	OP2(DG_OP_HELLO_OK, "hello.ok", dg_hello_ok_msg_t, s_hello_ok),
+	OP2(DG_OP_HEARTBEAT, "heartbeat", dg_heartbeat_msg_t, s_heartbeat),
+	OP2(DG_OP_STATS, "stats", dg_stats_msg_t, s_stats),
+	OP2(DG_OP_BYE, "bye", dg_bye_msg_t, s_bye),
+	OP2(DG_OP_ASSIGN, "assign", dg_assign_msg_t, s_assign),
+	OP2(DG_OP_ASSIGN_OK, "assign.ok", dg_room_msg_t, s_room),
+	OP2(DG_OP_STAGE_DONE, "stage.done", dg_stage_done_msg_t, s_stage_done),
+	OP2(DG_OP_STAGE_FAILED, "stage.failed", dg_stage_failed_msg_t,
 	   s_stage_failed),
-	OP(DG_OP_RELEASE, "release", dg_release_msg_t, s_release),
-	OP(DG_OP_RELEASE_OK, "release.ok", dg_room_msg_t, s_room),
-	OP(DG_OP_ROOM_PHASE, "room.phase", dg_room_phase_msg_t, s_room_phase),
-	OP(DG_OP_MANIFEST, "manifest", dg_manifest_msg_t, s_manifest),
-	OP(DG_OP_TRANSFER_DONE, "transfer.done", dg_transfer_done_msg_t,
+	OP2(DG_OP_RELEASE, "release", dg_release_msg_t, s_release),
+	OP2(DG_OP_RELEASE_OK, "release.ok", dg_room_msg_t, s_room),
+	OP2(DG_OP_ROOM_PHASE, "room.phase", dg_room_phase_msg_t, s_room_phase),
+	OP2(DG_OP_MANIFEST, "manifest", dg_manifest_msg_t, s_manifest),
+	OP2(DG_OP_TRANSFER_DONE, "transfer.done", dg_transfer_done_msg_t,
 	   s_transfer_done),
-	OP(DG_OP_TRANSFER_FAILED, "transfer.failed", dg_transfer_failed_msg_t,
+	OP2(DG_OP_TRANSFER_FAILED, "transfer.failed", dg_transfer_failed_msg_t,
 	   s_transfer_failed),
-	{ DG_OP_INSTANCES, { "instances", 0, NULL, 0 } },
+	{ DG_OP_INSTANCES, { "instances", 0, NULL, 0 }, 1 },
 	OP(DG_OP_INSTANCES_OK, "instances.ok", dg_instances_ok_msg_t,
 	   s_instances_ok),
 	OP(DG_OP_QUEUES, "queues", dg_name_msg_t, s_name),

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "stage_host.h"
 #include "log.h"
 #include "stage_builtin.h"
@@ -258,4 +259,17 @@ dg_stage_output_dir(const char *dir, char *why, size_t whysize)
 		dg_log_info("%s: removed %d unfinished files of decoders that "
 		    "are gone", abs, stale);
 	return abs;
+}
+
+void
+dg_stage_steps(int expert, int64_t boundary, int64_t steps, int64_t *begin,
+    int64_t *end)
+{
+	/* The high steps: s with (steps - s) * 1e6 >= boundary * steps,
+	 * counted exactly in integers. */
+	int64_t high = 0;
+	while (high < steps && (steps - high) * 1000000 >= boundary * steps)
+		high++;
+	*begin = expert == DG_EXPERT_LOW ? high : 0;
+	*end = expert == DG_EXPERT_HIGH ? high : steps;
 }

@@ -30,8 +30,10 @@
 #include <stdint.h>
 
 /* 2: dg_stage_env_t gained stage, python_path, memory, config_file,
- * options, option_lines and the pool's address and size. */
-#define DG_STAGE_ABI         2
+ * options, option_lines and the pool's address and size.
+ * 3: dg_request_t gained step_begin and step_end; env->role is the
+ * role's name in the configuration's chain, whatever it is. */
+#define DG_STAGE_ABI         3
 #define DG_STAGE_MAX_TENSORS 8
 #define DG_STAGE_MAX_DIMS    6
 
@@ -42,6 +44,12 @@ typedef struct {
 	const char *prompt;
 	const char *negative_prompt;    /* "" when none */
 	int64_t frames, height, width, steps, seed;
+	/* ABI 3 and later: the denoising steps this stage runs, [begin,
+	 * end) of 0..steps: all of them, unless the section's `expert` says
+	 * this stage is one of two experts split at a `boundary`.  A stage
+	 * that gets begin > 0 continues latents from the stage before it;
+	 * one that gets end < steps hands its latents to the next.  */
+	int64_t step_begin, step_end;
 } dg_request_t;
 
 typedef struct {
@@ -60,7 +68,9 @@ typedef struct {
 /* Where the plugin runs: filled by the daemon from its section. */
 typedef struct {
 	uint32_t abi;                   /* DG_STAGE_ABI of the daemon */
-	const char *role;               /* "encoder", "transformer", "decoder" */
+	const char *role;               /* its role in the chain: "encoder",
+	                                   "transformer", "decoder", or any
+	                                   name [pipeline] stages gives */
 	const char *name;               /* the section's name, e.g. "t0" */
 	int64_t step_ms;                /* added cost per step (ref stages) */
 	const char *output_dir;         /* decoder: where files go */

@@ -20,7 +20,7 @@ s_now_ms(void)
 
 int
 dg_stage_chain_run(const dg_stage_ops_t *const *ops,
-    const dg_stage_env_t *envs, size_t n, const dg_request_t *req,
+    const dg_stage_env_t *envs, size_t n, const dg_request_t *reqs,
     dg_stage_chain_result_t *res, char *why, size_t whysize)
 {
 	void *state[DG_STAGE_CHAIN_MAX] = { NULL };
@@ -45,7 +45,7 @@ dg_stage_chain_run(const dg_stage_ops_t *const *ops,
 	/* A request no stage can serve: the reason alone, as a client
 	 * reads it. */
 	for (size_t s = 0; s < n; s++)
-		if (ops[s]->plan(state[s], req, &in[s], &out[s], why,
+		if (ops[s]->plan(state[s], &reqs[s], &in[s], &out[s], why,
 		    whysize) < 0)
 			goto done;
 	for (size_t s = 1; s < n; s++)
@@ -69,7 +69,7 @@ dg_stage_chain_run(const dg_stage_ops_t *const *ops,
 	for (size_t s = 0; s < n; s++) {
 		dg_stage_item_t item;
 		memset(&item, 0, sizeof item);
-		item.req = req;
+		item.req = &reqs[s];
 		item.in_plan = &in[s];
 		item.out_plan = &out[s];
 		for (size_t k = 0; s > 0 && k < in[s].n; k++)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "stage.h"
 
 /* A built-in by name, or a shared object by path (dlopen, kept open for
@@ -35,10 +36,11 @@ int dg_tensor_plan_match(const dg_tensor_plan_t *out,
 
 /* A chain of stages in this process, no daemons, no pool: each stage's
  * outputs are the next one's inputs (the one-process oracle, `disagg
- * ref`).  envs[i] is what stage i is initialised with; the last stage's
- * file and each stage's time come back in `res`.  0, or -1 with a
- * reason naming the stage (envs[i].name). */
-#define DG_STAGE_CHAIN_MAX 8
+ * ref`).  envs[i] is what stage i is initialised with and reqs[i] the
+ * request as it sees it (they differ only in the steps it runs); the
+ * last stage's file and each stage's time come back in `res`.  0, or -1
+ * with a reason naming the stage (envs[i].name). */
+#define DG_STAGE_CHAIN_MAX DG_CHAIN_MAX
 typedef struct {
 	char output[1024];              /* the file the last stage wrote */
 	uint64_t bytes;
@@ -47,12 +49,20 @@ typedef struct {
 } dg_stage_chain_result_t;
 
 int dg_stage_chain_run(const dg_stage_ops_t *const *ops,
-    const dg_stage_env_t *envs, size_t n, const dg_request_t *req,
+    const dg_stage_env_t *envs, size_t n, const dg_request_t *reqs,
     dg_stage_chain_result_t *res, char *why, size_t whysize);
 
 /* A decoder's output folder: made when missing (mkdir -p), returned
  * absolute (malloc'd), with the temporary files of dead decoders in it
  * removed.  NULL with a reason. */
 char *dg_stage_output_dir(const char *dir, char *why, size_t whysize);
+
+/* The steps [*begin, *end) of 0..steps that a stage with `expert`
+ * (dg_expert_t) runs, split at `boundary` (millionths): the noise level
+ * of step s is (steps - s) / steps, as the reference sampler's linear
+ * schedule has it, and a high expert runs the steps at or above the
+ * boundary, as Wan 2.2's high-noise expert does. */
+void dg_stage_steps(int expert, int64_t boundary, int64_t steps,
+    int64_t *begin, int64_t *end);
 
 #endif

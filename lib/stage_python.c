@@ -419,14 +419,16 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 static PyObject *
 s_request(const dg_request_t *r)
 {
-	return Py_BuildValue("{s:s,s:s,s:L,s:L,s:L,s:L,s:L,s:K,s:K}",
+	return Py_BuildValue("{s:s,s:s,s:L,s:L,s:L,s:L,s:L,s:K,s:K,s:L,s:L}",
 	    "prompt", r->prompt ? r->prompt : "",
 	    "negative_prompt", r->negative_prompt ? r->negative_prompt : "",
 	    "frames", (long long)r->frames, "height", (long long)r->height,
 	    "width", (long long)r->width, "steps", (long long)r->steps,
 	    "seed", (long long)r->seed,
 	    "request", (unsigned long long)r->request,
-	    "room", (unsigned long long)r->room);
+	    "room", (unsigned long long)r->room,
+	    "step_begin", (long long)r->step_begin,
+	    "step_end", (long long)r->step_end);
 }
 
 /* _host.plan's (name, dtype, shape) list into `plan`. */

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,39 @@ dg_stage_ref_check(const dg_request_t *req, char *why, size_t whysize)
 	return 0;
 }
 
+/* The steps a transformer runs (ABI 3; all of them for a request built
+ * by an older host, which leaves both 0). */
+static void
+s_step_range(const dg_request_t *req, int64_t *begin, int64_t *end)
+{
+	*begin = req->step_begin;
+	*end = req->step_end;
+	if (*end <= 0 && *begin <= 0)
+		*end = req->steps;
+	if (*begin < 0)
+		*begin = 0;
+	if (*end > req->steps)
+		*end = req->steps;
+	if (*begin > *end)
+		*begin = *end;
+}
+
+static bool
+s_continues(const dg_request_t *req)
+{
+	int64_t b, e;
+	s_step_range(req, &b, &e);
+	return b > 0;
+}
+
+static bool
+s_hands_on(const dg_request_t *req)
+{
+	int64_t b, e;
+	s_step_range(req, &b, &e);
+	return e < req->steps;
+}
+
 /* Wan's VAE: time 4x (the first frame alone), space 8x. */
 static void
 s_latent_shape(const dg_request_t *req, int64_t shape[4])
@@ -138,6 +172,12 @@ s_plan_role(s_role_t role, const dg_request_t *req, dg_tensor_plan_t *in,
 	if (role == ROLE_ENCODER || role == ROLE_TRANSFORMER)
 		rc |= dg_tensor_plan_add(role == ROLE_ENCODER ? out : in,
 		    "context", "bf16", 2, context);
+	/* One of two experts: the first hands the context on with its
+	 * latents, the second continues from them. */
+	if (role == ROLE_TRANSFORMER && s_continues(req))
+		rc |= dg_tensor_plan_add(in, "latents", "f32", 4, latents);
+	if (role == ROLE_TRANSFORMER && s_hands_on(req))
+		rc |= dg_tensor_plan_add(out, "context", "bf16", 2, context);
 	if (role == ROLE_TRANSFORMER || role == ROLE_DECODER)
 		rc |= dg_tensor_plan_add(role == ROLE_TRANSFORMER ? out : in,
 		    "latents", "f32", 4, latents);
@@ -155,7 +195,12 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 {
 	const char *name = role == ROLE_ENCODER ? "ref-encoder" :
 	    role == ROLE_TRANSFORMER ? "ref-transformer" : "ref-decoder";
-	if (env->role && strcmp(env->role, s_role_names[role]) != 0) {
+	/* A role of the default chain must be this stage's own; a role the
+	 * configuration names (two experts "high" and "low") may run any. */
+	bool known = false;
+	for (int i = 0; env->role && i < 3; i++)
+		known |= strcmp(env->role, s_role_names[i]) == 0;
+	if (known && strcmp(env->role, s_role_names[role]) != 0) {
 		snprintf(why, whysize, "stage %s is for role %s, this daemon's "
 		    "role is %s", name, s_role_names[role], env->role);
 		return -1;
@@ -344,9 +389,14 @@ s_noise(uint32_t r)
  * horizontal neighbours.  Both weights sum to at most one, so values stay
  * within +-2^18 and the products within int32.  A row depends only on
  * itself, so all steps run on one row while it is in L1; the result is
- * the same as step by step over the whole tensor. */
+ * the same as step by step over the whole tensor.
+ *
+ * Only the steps [begin, end) run here; a second expert starts from the
+ * first's latents (`from`, f32).  Q16 to f32 and back is exact within
+ * +-2^18, so two experts give the bytes one transformer gives. */
 static void
-s_transform(const dg_request_t *req, const uint16_t *ctx, void *out)
+s_transform(const dg_request_t *req, const uint16_t *ctx, const float *from,
+    void *out)
 {
 	int32_t sum[DG_REF_CHANNELS][SUMMARY];
 	int32_t a[DG_REF_MAX_STEPS];
@@ -355,18 +405,25 @@ s_transform(const dg_request_t *req, const uint16_t *ctx, void *out)
 	s_latent_shape(req, shape);
 	const int64_t F = shape[1], h = shape[2], w = shape[3];
 	const int64_t steps = req->steps;
+	int64_t begin, end;
 	int32_t *lat = out;
 
+	s_step_range(req, &begin, &end);
 	s_summarize(ctx, sum);
 	for (int64_t s = 0; s < steps; s++)
 		a[s] = (int32_t)(64 + 832 * (s + 1) / steps);   /* <= 7/8 */
 
 	uint64_t key = s_mix((uint64_t)req->seed ^ 0x6a09e667f3bcc908ULL);
 	uint64_t total = (uint64_t)(DG_REF_CHANNELS * F * h * w);
-	for (uint64_t i = 0; i < total; i += 2) {
-		uint64_t r = s_mix(key + (i / 2 + 1) * GOLDEN);
-		lat[i] = s_noise((uint32_t)r);
-		lat[i + 1] = s_noise((uint32_t)(r >> 32));
+	if (begin > 0) {
+		for (uint64_t i = 0; i < total; i++)
+			lat[i] = (int32_t)(from[i] * (float)Q16);
+	} else {
+		for (uint64_t i = 0; i < total; i += 2) {
+			uint64_t r = s_mix(key + (i / 2 + 1) * GOLDEN);
+			lat[i] = s_noise((uint32_t)r);
+			lat[i + 1] = s_noise((uint32_t)(r >> 32));
+		}
 	}
 
 	for (int64_t c = 0; c < DG_REF_CHANNELS; c++)
@@ -379,7 +436,7 @@ s_transform(const dg_request_t *req, const uint16_t *ctx, void *out)
 					tgt[x] = (sum[c][(x + f) & 63] + sy) >> 1;
 				int32_t *v = lat + ((c * F + f) * h + y) * w;
 				memcpy(cur + 1, v, (size_t)w * sizeof *v);
-				for (int64_t s = 0; s < steps; s++) {
+				for (int64_t s = begin; s < end; s++) {
 					cur[0] = cur[1];
 					cur[w + 1] = cur[w];
 					for (int64_t x = 1; x <= w; x++) {
@@ -417,9 +474,15 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 		dg_stage_item_t *it = &items[i];
 		if (s_check_item(self, it) < 0)
 			continue;
-		s_transform(it->req, it->in[0], it->out[0]);
-		if (it->req->steps > steps)
-			steps = it->req->steps;
+		int64_t begin, end;
+		s_step_range(it->req, &begin, &end);
+		bool hand_on = end < it->req->steps;
+		s_transform(it->req, it->in[0], begin > 0 ? it->in[1] : NULL,
+		    it->out[hand_on ? 1 : 0]);
+		if (hand_on)
+			memcpy(it->out[0], it->in[0], it->out_plan->t[0].bytes);
+		if (end - begin > steps)
+			steps = end - begin;
 	}
 	/* The batch runs as long as its longest request, a step at a time,
 	 * and stops early once every item in it has been told to. */
@@ -595,8 +658,9 @@ dg_stage_ref_run(const dg_request_t *req, const char *output_dir,
 			.output_dir = output_dir, .device = -1,
 		};
 	dg_stage_chain_result_t chain;
+	dg_request_t reqs[3] = { *req, *req, *req };
 	memset(res, 0, sizeof *res);
-	if (dg_stage_chain_run(ops, envs, 3, req, &chain, why, whysize) < 0)
+	if (dg_stage_chain_run(ops, envs, 3, reqs, &chain, why, whysize) < 0)
 		return -1;
 	snprintf(res->output, sizeof res->output, "%s", chain.output);
 	res->bytes = chain.bytes;

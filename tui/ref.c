@@ -117,10 +117,8 @@ s_run_file(const char *file, const char *dir, const dg_request_t *req,
     dg_stage_chain_result_t *res, const char **names, size_t *n, char *why,
     size_t whysize)
 {
-	static const dg_role_t order[] = {
-		DG_ROLE_ENCODER, DG_ROLE_TRANSFORMER, DG_ROLE_DECODER
-	};
 	static dg_config_t *cfg;        /* kept: the names point into it */
+	dg_request_t reqs[DG_STAGE_CHAIN_MAX];
 	cfg = dg_config_load(file);
 	if (!cfg) {
 		snprintf(why, whysize, "out of memory");
@@ -135,41 +133,45 @@ s_run_file(const char *file, const char *dir, const dg_request_t *req,
 	}
 	const dg_stage_ops_t *ops[DG_STAGE_CHAIN_MAX];
 	dg_stage_env_t envs[DG_STAGE_CHAIN_MAX];
+	const dg_pipeline_conf_t *chain = dg_config_pipeline(cfg);
 	*n = 0;
-	for (size_t r = 0; r < sizeof order / sizeof order[0]; r++) {
+	for (size_t r = 0; r < chain->nroles; r++) {
 		const dg_stage_conf_t *st = NULL;
 		for (size_t i = 0; !st && i < dg_config_stage_count(cfg); i++)
-			if (dg_config_stage_at(cfg, i)->role == order[r])
+			if (dg_config_stage_at(cfg, i)->index == (int)r)
 				st = dg_config_stage_at(cfg, i);
-		if (!st) {
+		if (!st) {      /* the file's check makes this unreachable */
 			snprintf(why, whysize, "%s: no [%s NAME] section", file,
-			    dg_role_name(order[r]));
+			    chain->roles[r]);
 			return 2;
 		}
 		char reason[256];
 		ops[*n] = dg_stage_find(st->stage, reason, sizeof reason);
 		if (!ops[*n]) {
-			snprintf(why, whysize, "[%s %s]: %s",
-			    dg_role_name(st->role), st->name, reason);
+			snprintf(why, whysize, "[%s %s]: %s", st->role, st->name,
+			    reason);
 			return 1;
 		}
+		reqs[*n] = *req;
+		dg_stage_steps(st->expert, st->boundary, req->steps,
+		    &reqs[*n].step_begin, &reqs[*n].step_end);
 		const int *lines;
 		const char *const *opts = dg_config_stage_options(cfg, st,
 		    &lines);
 		envs[*n] = (dg_stage_env_t){
-			.abi = DG_STAGE_ABI, .role = dg_role_name(st->role),
+			.abi = DG_STAGE_ABI, .role = st->role,
 			.name = st->name, .step_ms = 0,
-			.output_dir = dir && order[r] == DG_ROLE_DECODER ? dir :
+			.output_dir = dir && r + 1 == chain->nroles ? dir :
 			    st->output_dir,
 			.device = -1, .stage = st->stage,
 			.python_path = st->python_path, .memory = "host",
 			.config_file = dg_config_file(cfg), .options = opts,
 			.option_lines = lines,
 		};
-		names[*n] = dg_role_name(st->role);
+		names[*n] = st->role;
 		(*n)++;
 	}
-	return dg_stage_chain_run(ops, envs, *n, req, res, why, whysize) < 0 ?
+	return dg_stage_chain_run(ops, envs, *n, reqs, res, why, whysize) < 0 ?
 	    1 : 0;
 }
 

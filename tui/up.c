@@ -39,7 +39,7 @@
 
 typedef struct {
 	char name[DG_NAME_MAX];
-	char role[16];
+	char role[DG_NAME_MAX];
 	pid_t pid;
 	bool child;             /* forked here: waitpid says how it ended */
 	bool signalled;
@@ -697,7 +697,7 @@ s_endpoints_in_use(const dg_config_t *cfg)
 			    "endpoints of this topology:\n");
 		if (s)
 			fprintf(stderr, "  %s (peer of [%s %s])\n", ep,
-			    dg_role_name(s->role), s->name);
+			    s->role, s->name);
 		else
 			fprintf(stderr, "  %s (%s of [controller])\n", ep,
 			    i == 0 ? "listen" : "publish");
@@ -980,7 +980,7 @@ s_up_report(const dg_config_t *cfg, const s_daemon_t *d, size_t n,
 	    "the built-in one" : "a copy of it");
 	for (size_t i = 0; i < dg_config_stage_count(cfg); i++) {
 		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i);
-		if (s->role != DG_ROLE_DECODER)
+		if ((size_t)s->index + 1 != dg_config_pipeline(cfg)->nroles)
 			continue;
 		char o[PATH_MAX + 16];
 		s_absolute(cwd, s->output_dir, o, sizeof o);
@@ -1129,7 +1129,7 @@ dg_cmd_up(int argc, char *argv[])
 		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i - 1);
 		snprintf(d[i].name, sizeof d[i].name, "%s", s->name);
 		snprintf(d[i].role, sizeof d[i].role, "%s",
-		    dg_role_name(s->role));
+		    s->role);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (snprintf(d[i].log, sizeof d[i].log, "%s/%s.log", run,

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "config.h"
 #include "manifest.h"
 
 static dg_tensor_row_t s_rows[2];
@@ -61,8 +62,8 @@ test_refuses(void **state)
 
 	m = s_good(); m.gen = 0;
 	s_refused(&m, &none, "generation 0");
-	m = s_good(); m.phase = 3;
-	s_refused(&m, &none, "phase 3");
+	m = s_good(); m.phase = DG_CHAIN_MAX;
+	s_refused(&m, &none, "(1 to 7)");
 	m = s_good();
 	s_refused(&m, &(dg_manifest_want_t){ .room = 8 }, "expected 8");
 	s_refused(&m, &(dg_manifest_want_t){ .phase = 2 }, "expected 2");

@@ -248,9 +248,14 @@ static const dg_instance_row_t s_instances[] = {
 static const dg_queue_row_t s_queue_rows[] = {
 	{ 101, 9001, "waiting", 35 }, { 102, 9002, "ready", 5 },
 };
+static const dg_stage_row_t s_places[] = {
+	{ "encoder", "e0", "tcp://10.0.0.1:7710" }, { "high", "h0", NULL },
+	{ "low", "l0", NULL }, { "decoder", "d0", NULL },
+};
 static const dg_room_row_t s_room_rows[] = {
-	{ 201, 9101, "encoding", "e0", "t0", "d0", 4096, 77 },
-	{ 202, 9102, "decoding", "e1", "t1", "d1", 8192, 88 },
+	{ 201, 9101, "encoding", "e0", "h0,l0", "d0", 4096, 77, "encoder",
+	  s_places, 4 },
+	{ 202, 9102, "decoding", "e1", "t1", "d1", 8192, 88, NULL, NULL, 0 },
 };
 static const dg_thread_row_t s_thread_rows[] = {
 	{ "control", "polling", 301, 1500, 2, 4242, "sleeping" },
@@ -325,6 +330,9 @@ s_fill_status_ok(dg_msg_t *m)
 	b->age_ms = 1234;
 	b->retries = 2;
 	b->error = "previous attempt: rail down";
+	b->stage = "high";
+	b->stages = s_places;
+	b->n_stages = N(s_places);
 }
 
 static void
@@ -417,12 +425,14 @@ s_fill_assign(dg_msg_t *m)
 	b->steps = 30;
 	b->seed = INT64_MIN;
 	b->deadline_ms = 60000;
-	b->encoder = "e0";
-	b->encoder_peer = "tcp://10.0.0.1:7710";
-	b->transformer = "t2";
-	b->transformer_peer = "tcp://10.0.0.3:7720";
-	b->decoder = "d0";
-	b->decoder_peer = "ipc:///run/disagg/d0.sock";
+	static const dg_stage_row_t chain[] = {
+		{ "encoder", "e0", "tcp://10.0.0.1:7710" },
+		{ "high", "h2", "tcp://10.0.0.3:7720" },
+		{ "low", "l1", "tcp://10.0.0.4:7720" },
+		{ "decoder", "d0", "ipc:///run/disagg/d0.sock" },
+	};
+	b->stages = chain;
+	b->n_stages = 4;
 }
 
 static void
@@ -544,6 +554,7 @@ s_fill_queues_ok(dg_msg_t *m)
 	m->u.queues_ok.name = "t0";
 	m->u.queues_ok.rooms = s_queue_rows;
 	m->u.queues_ok.n_rooms = N(s_queue_rows);
+	m->u.queues_ok.omitted = 3;
 }
 
 static void
@@ -557,6 +568,7 @@ s_fill_rooms_ok(dg_msg_t *m)
 {
 	m->u.rooms_ok.rooms = s_room_rows;
 	m->u.rooms_ok.n_rooms = N(s_room_rows);
+	m->u.rooms_ok.omitted = 70000;
 }
 
 static void
@@ -904,7 +916,7 @@ static const char *const s_spec[] = {
 	"result: request status output bytes digest error? timings",
 	"status: request",
 	"status.ok: request state room? encoder? transformer? decoder? "
-	"age_ms? retries? error?",
+	"age_ms? retries? error? stage? stages?",
 	"cancel: request",
 	"cancel.ok: request",
 	"hello: role name host pid peer fabric? provider? pool_bytes slots "
@@ -915,8 +927,7 @@ static const char *const s_spec[] = {
 	"stats: name done failed rps p50_us p99_us bytes_in bytes_out",
 	"bye: name reason?",
 	"assign: request room attempt prompt negative_prompt? frames height "
-	"width steps seed deadline_ms encoder encoder_peer transformer "
-	"transformer_peer decoder decoder_peer",
+	"width steps seed deadline_ms stages",
 	"assign.ok: room",
 	"stage.done: room request role ms output? bytes? digest?",
 	"stage.failed: room request role reason retryable",
@@ -929,9 +940,9 @@ static const char *const s_spec[] = {
 	"instances:",
 	"instances.ok: instances publish?",
 	"queues: name",
-	"queues.ok: name rooms",
+	"queues.ok: name rooms omitted?",
 	"rooms: name?",
-	"rooms.ok: rooms",
+	"rooms.ok: rooms omitted?",
 	"threads: name",
 	"threads.ok: name threads",
 	"sockets: name",
@@ -950,7 +961,10 @@ static const char *const s_spec[] = {
 	"sending rooms free_slots rps p50_us p99_us heartbeat_age_ms "
 	"stalled_ms?",
 	"queue: room request queue age_ms",
-	"room: room request state encoder transformer decoder bytes age_ms",
+	"room: room request state encoder transformer decoder bytes age_ms "
+	"stage? stages?",
+	"place: role name peer?",
+	"stage: role name peer",
 	"thread: name state room? cpu_us progress_age_ms tid? kernel?",
 	"socket: type endpoint bind msgs_in msgs_out bytes_in bytes_out",
 	"rail: provider rail peer quarantined quarantine_left_ms?",
@@ -1179,7 +1193,7 @@ test_optional_defaults_and_nil(void **state)
 	dg_msg_destroy(&m);
 
 	/* An explicit value equal to the default was still present. */
-	m = s_decode_ok("{\"v\":1,\"op\":\"transfer.failed\",\"seq\":1,"
+	m = s_decode_ok("{\"v\":2,\"op\":\"transfer.failed\",\"seq\":1,"
 	                "\"room\":1,\"phase\":1,\"gen\":1,\"reason\":\"r\","
 	                "\"stale\":false}");
 	assert_true(dg_msg_has(m, "stale"));
@@ -1221,7 +1235,7 @@ test_lenient_encodings(void **state)
 	dg_msg_t *m;
 	(void)state;
 
-	m = s_decode_ok("{\"v\":x\"cf 00 00 00 00 00 00 00 01\","
+	m = s_decode_ok("{\"v\":x\"cf 00 00 00 00 00 00 00 02\","
 	                "\"op\":\"stats\",\"seq\":x\"d3 00 00 00 00 00 00 00 07\","
 	                "\"name\":\"t0\",\"done\":x\"d0 05\",\"failed\":0,"
 	                "\"rps\":12,\"p50_us\":-1,\"p99_us\":x\"cc ff\","
@@ -1233,20 +1247,20 @@ test_lenient_encodings(void **state)
 	assert_int_equal(m->u.stats.p99_us, 255);
 	dg_msg_destroy(&m);
 
-	m = s_decode_ok("{\"v\":1,\"op\":\"stats\",\"seq\":1,\"name\":\"t0\","
+	m = s_decode_ok("{\"v\":2,\"op\":\"stats\",\"seq\":1,\"name\":\"t0\","
 	                "\"done\":1,\"failed\":0,\"rps\":2.5f,\"p50_us\":1,"
 	                "\"p99_us\":1,\"bytes_in\":0,\"bytes_out\":1}");
 	assert_true(m->u.stats.rps == 2.5);
 	dg_msg_destroy(&m);
 
-	m = s_decode_ok("{\"v\":1,\"op\":\"stats\",\"seq\":1,\"name\":\"t0\","
+	m = s_decode_ok("{\"v\":2,\"op\":\"stats\",\"seq\":1,\"name\":\"t0\","
 	                "\"done\":1,\"failed\":0,\"rps\":-3,\"p50_us\":1,"
 	                "\"p99_us\":1,\"bytes_in\":0,\"bytes_out\":1}");
 	assert_true(m->u.stats.rps == -3.0);
 	dg_msg_destroy(&m);
 
 	/* Strings: empty, multi-byte UTF-8, 4-byte sequences. */
-	m = s_decode_ok("{\"v\":1,\"op\":\"bye\",\"seq\":1,\"name\":\"\","
+	m = s_decode_ok("{\"v\":2,\"op\":\"bye\",\"seq\":1,\"name\":\"\","
 	                "\"reason\":\"\\xc3\\xa9\\xe2\\x82\\xac\\xf0\\x9f\\x98\\x80\"}");
 	assert_string_equal(m->u.bye.name, "");
 	assert_string_equal(m->u.bye.reason, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
@@ -1302,7 +1316,7 @@ test_error_frame(void **state)
                     "\"steps\":50,\"seed\":1"
 #define TENSOR "{\"name\":\"t\",\"dtype\":\"f32\",\"shape\":[1,2]," \
                "\"bytes\":8,\"offset\":0,\"checksum\":0}"
-#define MANIFEST_HEAD "\"v\":1,\"op\":\"manifest\",\"seq\":7,\"room\":1," \
+#define MANIFEST_HEAD "\"v\":2,\"op\":\"manifest\",\"seq\":7,\"room\":1," \
                       "\"phase\":1,\"slot\":0,\"gen\":1,\"fabric\":[b\"a\"]," \
                       "\"key\":1,\"base\":0,\"token\":1,\"chunk\":4096"
 
@@ -1357,9 +1371,16 @@ static const struct {
 	/* envelope */
 	{ "{\"op\":\"status\",\"seq\":7,\"request\":1}", DG_PROTO_E_VERSION,
 	  SEQ7, DG_OP_STATUS, "missing key 'v'" },
-	{ "{\"v\":2,\"op\":\"status\",\"seq\":7,\"request\":1}",
+	{ "{\"v\":3,\"op\":\"status\",\"seq\":7,\"request\":1}",
 	  DG_PROTO_E_VERSION, SEQ7, DG_OP_STATUS,
-	  "protocol version 2 not supported (this side speaks 1)" },
+	  "protocol version 3 not supported (this side speaks 1 to 2)" },
+	/* A version-1 daemon's op: its form changed in version 2. */
+	{ "{\"v\":1,\"op\":\"assign\",\"seq\":7,\"request\":1}",
+	  DG_PROTO_E_VERSION, SEQ7, DG_OP_ASSIGN,
+	  "'assign' of protocol version 1 is not supported: this side "
+	  "speaks version 2 of it" },
+	{ "{\"v\":1,\"op\":\"hello\",\"seq\":7}", DG_PROTO_E_VERSION,
+	  SEQ7, DG_OP_HELLO, NULL },
 	{ "{\"v\":0,\"op\":\"status\",\"seq\":7}", DG_PROTO_E_VERSION, SEQ7,
 	  DG_OP_STATUS, NULL },
 	{ "{\"v\":-1,\"op\":\"status\",\"seq\":7}", DG_PROTO_E_VERSION, SEQ7,
@@ -1440,10 +1461,10 @@ static const struct {
 	  DG_OP_STATUS, "key 'request' in 'status': appears twice" },
 	{ "{" ENV ",\"request\":nil}", DG_PROTO_E_TYPE, SEQ7, DG_OP_STATUS,
 	  NULL },
-	{ "{\"v\":1,\"op\":\"stage.failed\",\"seq\":7,\"room\":1,\"request\":1,"
+	{ "{\"v\":2,\"op\":\"stage.failed\",\"seq\":7,\"room\":1,\"request\":1,"
 	  "\"role\":\"e\",\"reason\":\"r\",\"retryable\":1}", DG_PROTO_E_TYPE,
 	  SEQ7, DG_OP_STAGE_FAILED, NULL },
-	{ "{\"v\":1,\"op\":\"stats\",\"seq\":7,\"name\":\"t0\",\"done\":1,"
+	{ "{\"v\":2,\"op\":\"stats\",\"seq\":7,\"name\":\"t0\",\"done\":1,"
 	  "\"failed\":0,\"rps\":\"fast\",\"p50_us\":1,\"p99_us\":1,"
 	  "\"bytes_in\":0,\"bytes_out\":1}", DG_PROTO_E_TYPE, SEQ7,
 	  DG_OP_STATS, NULL },
@@ -1487,11 +1508,11 @@ static const struct {
 	  DG_PROTO_E_DUPLICATE, SEQ7, DG_OP_MANIFEST, NULL },
 	{ "{" MANIFEST_HEAD ",\"tensors\":[{1:2}]}", DG_PROTO_E_MALFORMED,
 	  SEQ7, DG_OP_MANIFEST, NULL },
-	{ "{\"v\":1,\"op\":\"manifest\",\"seq\":7,\"room\":1,\"phase\":1,"
+	{ "{\"v\":2,\"op\":\"manifest\",\"seq\":7,\"room\":1,\"phase\":1,"
 	  "\"slot\":0,\"gen\":1,\"fabric\":[\"a\"],\"key\":1,\"base\":0,"
 	  "\"token\":1,\"chunk\":4096,"
 	  "\"tensors\":[]}", DG_PROTO_E_TYPE, SEQ7, DG_OP_MANIFEST, NULL },
-	{ "{\"v\":1,\"op\":\"manifest\",\"seq\":7,\"room\":1,\"phase\":1,"
+	{ "{\"v\":2,\"op\":\"manifest\",\"seq\":7,\"room\":1,\"phase\":1,"
 	  "\"slot\":0,\"gen\":1,\"fabric\":b\"a\",\"key\":1,\"base\":0,"
 	  "\"token\":1,\"chunk\":4096,"
 	  "\"tensors\":[]}", DG_PROTO_E_TYPE, SEQ7, DG_OP_MANIFEST, NULL },
@@ -1562,15 +1583,17 @@ typedef struct {
 	msgpack_packer pk;
 } s_big_t;
 
-/* Starts {"v":1,"op":op,"seq":7, ...} with `fields` more entries. */
+/* Starts {"v":V,"op":op,"seq":7, ...} with `fields` more entries, V
+ * the version of the op's form. */
 static void
 s_big_start(s_big_t *b, const char *op, size_t fields)
 {
+	const dg_op_desc_t *d = dg_proto_op_find(op, strlen(op));
 	msgpack_sbuffer_init(&b->sb);
 	msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&b->pk, 3 + fields);
 	msgpack_pack_str_with_body(&b->pk, "v", 1);
-	msgpack_pack_int(&b->pk, 1);
+	msgpack_pack_int(&b->pk, d ? d->since : 1);
 	msgpack_pack_str_with_body(&b->pk, "op", 2);
 	msgpack_pack_str_with_body(&b->pk, op, strlen(op));
 	msgpack_pack_str_with_body(&b->pk, "seq", 3);

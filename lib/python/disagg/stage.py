@@ -60,12 +60,17 @@ class Env:
 
 class Request:
     """The request a room serves: prompt, negative_prompt ("" when
-    none), frames, height, width, steps, seed, request (its id) and room."""
+    none), frames, height, width, steps, seed, request (its id) and room;
+    and step_begin, step_end: the denoising steps this stage runs, all of
+    them (0, steps) unless its section makes it one of two experts."""
 
     __slots__ = ("prompt", "negative_prompt", "frames", "height", "width",
-                 "steps", "seed", "request", "room")
+                 "steps", "seed", "request", "room", "step_begin",
+                 "step_end")
 
     def __init__(self, **kw):
+        kw.setdefault("step_begin", 0)
+        kw.setdefault("step_end", kw.get("steps", 0))
         for k in self.__slots__:
             setattr(self, k, kw[k])
 
