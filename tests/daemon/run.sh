@@ -17,10 +17,16 @@ check "daemon bad option exits 2 with usage" \
 check "daemon without -N exits 2 and lists sections" \
     sh -c "[ $? = 2 ] && grep -q 'controller, e0, t0, d0' '$T_TMP/out'"
 
+# The whole chain is described; only t0 runs.
 cat > "$T_TMP/a.ini" <<EOI
 [controller]
 listen = ipc://$T_TMP/ctl
 publish = ipc://$T_TMP/pub
+
+[encoder e0]
+peer=ipc://$T_TMP/e0
+[decoder d0]
+peer=ipc://$T_TMP/d0
 
 [transformer t0]
 peer = ipc://$T_TMP/t0
@@ -65,7 +71,7 @@ kill -HUP $pid
 check "daemon SIGHUP with a bad file keeps the old configuration" \
     wait_for 10 grep -q 'reload failed; keeping the old configuration' "$T_TMP/log"
 check "daemon SIGHUP error names file and line" \
-    grep -q "a.ini:9: bad value for 'max_batch'" "$T_TMP/log"
+    grep -q "a.ini:14: bad value for 'max_batch'" "$T_TMP/log"
 check "daemon still running after a failed reload" kill -0 $pid
 
 kill -USR1 $pid

@@ -1,0 +1,557 @@
+/*  test_lifecycle.c: the controller's I/O-free core (lib/lifecycle.c),
+ *  driven by events alone: thousands of rooms failing over, a stop with
+ *  thousands live, deadlines across retries, cancel and release in every
+ *  state, and a four-stage chain.  No sockets, no clock: each case runs
+ *  in milliseconds.  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lifecycle.h"
+#include "log.h"
+
+/* What the core sent, one record per message. */
+typedef struct {
+	dg_op_t op;
+	char to[64];                    /* instance name, or "client" */
+	uint64_t request, room, seq;
+	char status[16];                /* result status / error code */
+	char error[256];
+} s_out_t;
+
+typedef struct {
+	s_out_t *out;
+	size_t n, cap;
+	size_t results[DG_REQ_STATE_COUNT];
+} s_rec_t;
+
+static s_out_t *
+s_add(s_rec_t *rec)
+{
+	if (rec->n == rec->cap) {
+		rec->cap = rec->cap ? rec->cap * 2 : 1024;
+		rec->out = realloc(rec->out, rec->cap * sizeof *rec->out);
+		assert_non_null(rec->out);
+	}
+	s_out_t *o = &rec->out[rec->n++];
+	memset(o, 0, sizeof *o);
+	return o;
+}
+
+static void
+s_to_client(void *arg, const dg_route_t *to, const dg_msg_t *m, bool held)
+{
+	s_rec_t *rec = arg;
+	s_out_t *o = s_add(rec);
+
+	(void)to;
+	(void)held;
+	o->op = m->op;
+	o->seq = m->seq;
+	snprintf(o->to, sizeof o->to, "client");
+	if (m->op == DG_OP_RESULT) {
+		o->request = m->u.result.request;
+		snprintf(o->status, sizeof o->status, "%s", m->u.result.status);
+		snprintf(o->error, sizeof o->error, "%s",
+		    m->u.result.error ? m->u.result.error : "");
+		int st = dg_req_state_lookup(m->u.result.status);
+		assert_true(st >= DG_REQ_DONE);
+		rec->results[st]++;
+	} else if (m->op == DG_OP_SUBMIT_OK) {
+		o->request = m->u.submit_ok.request;
+	} else if (m->op == DG_OP_STATUS_OK) {
+		const dg_status_ok_msg_t *st = &m->u.status_ok;
+		o->request = st->request;
+		snprintf(o->status, sizeof o->status, "%s", st->state);
+		snprintf(o->error, sizeof o->error, "%s %s|%s|%s %zu",
+		    st->stage ? st->stage : "-", st->encoder ? st->encoder : "-",
+		    st->transformer ? st->transformer : "-",
+		    st->decoder ? st->decoder : "-", st->n_stages);
+	}
+}
+
+static void
+s_client_error(void *arg, const dg_route_t *to, uint64_t seq,
+    dg_proto_code_t code, const char *text)
+{
+	s_out_t *o = s_add(arg);
+
+	(void)to;
+	o->op = DG_OP_ERROR;
+	o->seq = seq;
+	snprintf(o->status, sizeof o->status, "%s", dg_proto_code_name(code));
+	snprintf(o->error, sizeof o->error, "%s", text);
+}
+
+static void
+s_to_instance(void *arg, const dg_inst_t *in, const dg_msg_t *m)
+{
+	s_out_t *o = s_add(arg);
+
+	o->op = m->op;
+	snprintf(o->to, sizeof o->to, "%s", in->name);
+	if (m->op == DG_OP_ASSIGN) {
+		o->request = m->u.assign.request;
+		o->room = m->u.assign.room;
+		/* Every assign names the whole chain, in order. */
+		assert_true(m->u.assign.n_stages >= 2);
+	} else if (m->op == DG_OP_RELEASE) {
+		o->room = m->u.release.room;
+	}
+}
+
+static void
+s_publish(void *arg, dg_msg_t *m)
+{
+	(void)arg;
+	(void)m;
+}
+
+typedef struct {
+	dg_pipeline_conf_t chain;
+	dg_controller_conf_t conf;
+	s_rec_t rec;
+	dg_lifecycle_t *lc;
+	int64_t now;
+	zframe_t *ids[16];
+	dg_route_t client;
+	uint64_t seq;
+} s_fix_t;
+
+static void
+s_fix_init(s_fix_t *f, const char *const *roles, size_t n)
+{
+	memset(f, 0, sizeof *f);
+	for (size_t i = 0; i < n; i++)
+		snprintf(f->chain.roles[i], DG_NAME_MAX, "%s", roles[i]);
+	f->chain.nroles = n;
+	f->conf = (dg_controller_conf_t){
+		.policy = DG_POLICY_LEAST_LOADED, .max_pending = 1000000,
+		.max_pending_per_client = 1000000, .keep_finished = 100000,
+		.keep_finished_ms = 60000, .max_retries = 2,
+		.request_timeout_ms = 600000, .dead_after_ms = 3000,
+		.heartbeat_ms = 500,
+	};
+	dg_lc_io_t io = { .arg = &f->rec, .to_client = s_to_client,
+	    .client_error = s_client_error, .to_instance = s_to_instance,
+	    .publish = s_publish };
+	f->lc = dg_lifecycle_new(&f->chain, &f->conf, &io);
+	assert_non_null(f->lc);
+	f->now = 1000;
+	f->client.identity = zframe_new("client-1", 8);
+}
+
+static void
+s_fix_fini(s_fix_t *f)
+{
+	dg_lifecycle_destroy(&f->lc);
+	for (size_t i = 0; i < 16; i++)
+		zframe_destroy(&f->ids[i]);
+	zframe_destroy(&f->client.identity);
+	free(f->rec.out);
+}
+
+/* Instance `name` of `role` says hello (pid picks its process). */
+static void
+s_hello(s_fix_t *f, int slot, const char *role, const char *name, int pid)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_HELLO);
+	assert_non_null(m);
+	zframe_destroy(&f->ids[slot]);
+	f->ids[slot] = zframe_new(name, strlen(name));
+	m->u.hello = (dg_hello_msg_t){ .role = role, .name = name,
+	    .host = "h", .pid = pid, .peer = "ipc://@p", .pool_bytes = 1,
+	    .slots = 1, .workers = 1 };
+	dg_route_t from = { .identity = f->ids[slot] };
+	dg_lc_hello(f->lc, f->now, &from, m);
+	dg_msg_destroy(&m);
+}
+
+static void
+s_heartbeat(s_fix_t *f, int slot, const char *name, const char *state)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_HEARTBEAT);
+	assert_non_null(m);
+	m->u.heartbeat = (dg_heartbeat_msg_t){ .name = name, .state = state };
+	dg_route_t from = { .identity = f->ids[slot] };
+	dg_lc_heartbeat(f->lc, f->now, &from, m);
+	dg_msg_destroy(&m);
+}
+
+static void
+s_submit(s_fix_t *f, int64_t deadline_ms)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
+	assert_non_null(m);
+	m->seq = ++f->seq;
+	m->u.submit = (dg_submit_msg_t){ .prompt = "a cat", .frames = 5,
+	    .height = 64, .width = 64, .steps = 4, .seed = 1,
+	    .deadline_ms = deadline_ms };
+	dg_lc_submit(f->lc, f->now, &f->client, m);
+	dg_msg_destroy(&m);
+}
+
+static void
+s_report(s_fix_t *f, dg_op_t op, uint64_t room, uint64_t request,
+    const char *role, const char *what)
+{
+	dg_msg_t *m = dg_msg_new(op);
+	assert_non_null(m);
+	if (op == DG_OP_STAGE_DONE) {
+		m->u.stage_done = (dg_stage_done_msg_t){ .room = room,
+		    .request = request, .role = role, .ms = 7,
+		    .output = what, .bytes = what ? 100 : 0,
+		    .digest = what ? "abc" : NULL };
+		dg_lc_stage_done(f->lc, f->now, m);
+	} else if (op == DG_OP_ROOM_PHASE) {
+		m->u.room_phase = (dg_room_phase_msg_t){ .room = room,
+		    .request = request, .role = role, .state = what };
+		dg_lc_room_phase(f->lc, f->now, m);
+	} else {
+		m->u.stage_failed = (dg_stage_failed_msg_t){ .room = room,
+		    .request = request, .role = role, .reason = what,
+		    .retryable = true };
+		dg_lc_stage_failed(f->lc, f->now, m);
+	}
+	dg_msg_destroy(&m);
+}
+
+/* The room id the last assign of `request` named, or 0. */
+static uint64_t
+s_room_of(const s_fix_t *f, uint64_t request)
+{
+	for (size_t i = f->rec.n; i-- > 0;)
+		if (f->rec.out[i].op == DG_OP_ASSIGN &&
+		    f->rec.out[i].request == request)
+			return f->rec.out[i].room;
+	return 0;
+}
+
+static size_t
+s_count(const s_fix_t *f, dg_op_t op, const char *to)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->rec.n; i++)
+		n += f->rec.out[i].op == op &&
+		    (!to || strcmp(f->rec.out[i].to, to) == 0);
+	return n;
+}
+
+/* status.ok for `request`: its state and the role it is at. */
+static const s_out_t *
+s_status(s_fix_t *f, uint64_t request)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_STATUS);
+	assert_non_null(m);
+	m->u.status.request = request;
+	dg_lc_status(f->lc, f->now, &f->client, m);
+	dg_msg_destroy(&m);
+	return &f->rec.out[f->rec.n - 1];
+}
+
+static const char *const s_three[] = { "encoder", "transformer", "decoder" };
+
+static void
+s_three_up(s_fix_t *f)
+{
+	s_hello(f, 0, "encoder", "e0", 10);
+	s_hello(f, 1, "transformer", "t0", 11);
+	s_hello(f, 2, "decoder", "d0", 12);
+}
+
+/* An instance holding 1,500 rooms dies: every one is placed again on
+ * the one left, none fails, none is forgotten. */
+static void
+test_failover_1500(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	for (int i = 0; i < 1500; i++)
+		s_submit(&f, 0);
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, "t0"), 1500);
+	s_hello(&f, 3, "transformer", "t1", 13);
+	/* t0 falls silent; everyone else keeps reporting. */
+	f.now += 2000;
+	s_heartbeat(&f, 0, "e0", "up");
+	s_heartbeat(&f, 2, "d0", "up");
+	s_heartbeat(&f, 3, "t1", "up");
+	f.now += 1500;
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, "t1"), 1500);
+	dg_lc_counts_t c;
+	dg_lc_counts(f.lc, &c);
+	assert_int_equal(c.rooms, 1500);
+	assert_int_equal(c.active, 1500);
+	assert_int_equal(c.failed, 0);
+	/* The old rooms were released on the instances still alive. */
+	assert_int_equal(s_count(&f, DG_OP_RELEASE, "e0"), 1500);
+	s_fix_fini(&f);
+}
+
+/* 10,000 concurrent rooms on one stage, then all finish. */
+static void
+test_10000_rooms(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	for (int i = 0; i < 10000; i++)
+		s_submit(&f, 0);
+	dg_lc_counts_t c;
+	dg_lc_counts(f.lc, &c);
+	assert_int_equal(c.rooms, 10000);
+	assert_int_equal(c.pending, 0);
+	dg_msg_t *rooms = dg_lc_rooms_reply(f.lc, f.now, "t0", 1);
+	assert_non_null(rooms);
+	assert_int_equal(rooms->u.rooms_ok.n_rooms, 10000);
+	assert_int_equal(rooms->u.rooms_ok.omitted, 0);
+	dg_msg_destroy(&rooms);
+	for (uint64_t id = 1; id <= 10000; id++) {
+		uint64_t room = s_room_of(&f, id);
+		assert_true(room != 0);
+		s_report(&f, DG_OP_STAGE_DONE, room, id, "encoder", NULL);
+		s_report(&f, DG_OP_STAGE_DONE, room, id, "transformer", NULL);
+		s_report(&f, DG_OP_STAGE_DONE, room, id, "decoder", "/o.y4m");
+	}
+	assert_int_equal(f.rec.results[DG_REQ_DONE], 10000);
+	dg_lc_counts(f.lc, &c);
+	assert_int_equal(c.active, 0);
+	assert_int_equal(c.rooms, 0);
+	s_fix_fini(&f);
+}
+
+/* A stop with 5,000 live requests, some placed and some waiting: every
+ * one gets its result. */
+static void
+test_stop_5000(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	for (int i = 0; i < 2000; i++)
+		s_submit(&f, 0);                /* no instances: pending */
+	s_three_up(&f);
+	for (int i = 0; i < 3000; i++)
+		s_submit(&f, 0);
+	dg_lc_counts_t c;
+	dg_lc_counts(f.lc, &c);
+	assert_int_equal(c.active, 5000);
+	dg_lc_stop(f.lc, f.now, "controller stopped");
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], 5000);
+	for (size_t i = 0; i < f.rec.n; i++)
+		if (f.rec.out[i].op == DG_OP_RESULT)
+			assert_string_equal(f.rec.out[i].error,
+			    "controller stopped");
+	dg_lc_counts(f.lc, &c);
+	assert_int_equal(c.active, 0);
+	/* Nothing new after a stop. */
+	s_submit(&f, 0);
+	assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_ERROR);
+	assert_string_equal(f.rec.out[f.rec.n - 1].status, "busy");
+	s_fix_fini(&f);
+}
+
+/* A deadline that passes across retries: the request is placed again
+ * while time is left, and fails at its deadline with the state and the
+ * last failure. */
+static void
+test_deadline_across_retries(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	s_submit(&f, 1000);
+	uint64_t room = s_room_of(&f, 1);
+	s_report(&f, DG_OP_ROOM_PHASE, room, 1, "encoder", "running");
+	f.now += 400;
+	s_report(&f, DG_OP_STAGE_FAILED, room, 1, "encoder", "rail down");
+	uint64_t room2 = s_room_of(&f, 1);
+	assert_true(room2 > room);
+	/* A stale report of the old room changes nothing. */
+	s_report(&f, DG_OP_STAGE_DONE, room, 1, "encoder", NULL);
+	s_report(&f, DG_OP_ROOM_PHASE, room2, 1, "transformer", "running");
+	assert_int_equal(dg_lc_next_wake(f.lc, f.now) <= f.now + 600, true);
+	f.now += 599;
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], 0);
+	f.now += 1;
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], 1);
+	const s_out_t *o = &f.rec.out[f.rec.n - 1];
+	assert_int_equal(o->op, DG_OP_RESULT);
+	assert_string_equal(o->error, "deadline of 1000 ms passed while "
+	    "denoising");
+
+	/* A failure reported after the deadline ends it with both. */
+	s_submit(&f, 500);
+	room = s_room_of(&f, 2);
+	f.now += 600;
+	s_report(&f, DG_OP_STAGE_FAILED, room, 2, "decoder", "disk full");
+	o = &f.rec.out[f.rec.n - 1];
+	assert_int_equal(o->op, DG_OP_RESULT);
+	assert_string_equal(o->error, "deadline of 500 ms passed while "
+	    "assigned (last: decoder: disk full)");
+	/* Retries run out before the deadline. */
+	s_submit(&f, 0);
+	for (int i = 0; i < 3; i++) {
+		room = s_room_of(&f, 3);
+		s_report(&f, DG_OP_STAGE_FAILED, room, 3, "transformer", "oom");
+	}
+	o = &f.rec.out[f.rec.n - 1];
+	assert_int_equal(o->op, DG_OP_RESULT);
+	assert_string_equal(o->error, "transformer: oom (after 3 attempts)");
+	s_fix_fini(&f);
+}
+
+/* Cancel, and an operator's release, in every state a request passes
+ * through; each ends it once, with its room released on the stages. */
+static void
+test_cancel_release_every_state(void **state)
+{
+	static const char *const four[] =
+		{ "encoder", "high", "low", "decoder" };
+	/* How far to take a request before ending it: reports to replay. */
+	static const struct { const char *role, *what; } steps[] = {
+		{ "encoder", "running" }, { "encoder", "sending" },
+		{ "high", "running" }, { "high", "sending" },
+		{ "low", "running" }, { "low", "sending" },
+		{ "decoder", "running" },
+	};
+	static const char *const states[] = { "assigned", "encoding",
+	    "phase1", "denoising", "phase2", "denoising", "phase2",
+	    "decoding" };
+	(void)state;
+
+	for (int release = 0; release < 2; release++) {
+		for (size_t k = 0; k <= 7; k++) {
+			s_fix_t f;
+			s_fix_init(&f, four, 4);
+			s_hello(&f, 0, "encoder", "e0", 10);
+			s_hello(&f, 1, "high", "h0", 11);
+			s_hello(&f, 2, "low", "l0", 12);
+			s_hello(&f, 3, "decoder", "d0", 13);
+			s_submit(&f, 0);
+			uint64_t room = s_room_of(&f, 1);
+			for (size_t i = 0; i < k; i++)
+				s_report(&f, DG_OP_ROOM_PHASE, room, 1,
+				    steps[i].role, steps[i].what);
+			dg_msg_t *rr = dg_lc_rooms_reply(f.lc, f.now, NULL, 1);
+			assert_int_equal(rr->u.rooms_ok.n_rooms, 1);
+			assert_string_equal(rr->u.rooms_ok.rooms[0].state,
+			    states[k]);
+			assert_int_equal(rr->u.rooms_ok.rooms[0].n_stages, 4);
+			assert_string_equal(rr->u.rooms_ok.rooms[0].transformer,
+			    "h0,l0");
+			dg_msg_destroy(&rr);
+			dg_msg_t *m = dg_msg_new(release ? DG_OP_RELEASE :
+			    DG_OP_CANCEL);
+			if (release)
+				m->u.release.room = room;
+			else
+				m->u.cancel.request = 1;
+			if (release)
+				dg_lc_release(f.lc, f.now, &f.client, m);
+			else
+				dg_lc_cancel(f.lc, f.now, &f.client, m, false);
+			dg_msg_destroy(&m);
+			assert_int_equal(f.rec.results[release ?
+			    DG_REQ_FAILED : DG_REQ_CANCELLED], 1);
+			assert_int_equal(s_count(&f, DG_OP_RELEASE, NULL), 4);
+			/* Twice is an error, not a second result. */
+			m = dg_msg_new(DG_OP_CANCEL);
+			m->u.cancel.request = 1;
+			dg_lc_cancel(f.lc, f.now, &f.client, m, false);
+			dg_msg_destroy(&m);
+			assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_ERROR);
+			assert_int_equal(f.rec.results[DG_REQ_FAILED] +
+			    f.rec.results[DG_REQ_CANCELLED], 1);
+			s_fix_fini(&f);
+		}
+	}
+	/* Pending (no instances): cancel ends it; release finds no room. */
+	s_fix_t f;
+	s_fix_init(&f, s_three, 3);
+	s_submit(&f, 0);
+	dg_msg_t *m = dg_msg_new(DG_OP_RELEASE);
+	m->u.release.room = 1;
+	dg_lc_release(f.lc, f.now, &f.client, m);
+	dg_msg_destroy(&m);
+	assert_string_equal(f.rec.out[f.rec.n - 1].status, "not-found");
+	m = dg_msg_new(DG_OP_CANCEL);
+	m->u.cancel.request = 1;
+	dg_lc_cancel(f.lc, f.now, &f.client, m, false);
+	dg_msg_destroy(&m);
+	assert_int_equal(f.rec.results[DG_REQ_CANCELLED], 1);
+	/* Instances arriving later place nothing. */
+	s_three_up(&f);
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, NULL), 0);
+	s_fix_fini(&f);
+}
+
+/* A four-stage chain: done when every place reports, timings by the
+ * configuration's role names; a role outside the chain is refused. */
+static void
+test_four_stage_chain(void **state)
+{
+	static const char *const four[] =
+		{ "encoder", "high", "low", "decoder" };
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, four, 4);
+	s_hello(&f, 0, "encoder", "e0", 10);
+	s_hello(&f, 1, "high", "h0", 11);
+	s_hello(&f, 2, "low", "l0", 12);
+	s_hello(&f, 4, "transformer", "t0", 14);
+	assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_ERROR);
+	s_submit(&f, 0);
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, NULL), 0);
+	s_hello(&f, 3, "decoder", "d0", 13);
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, NULL), 4);
+	uint64_t room = s_room_of(&f, 1);
+	const s_out_t *st = s_status(&f, 1);
+	assert_string_equal(st->status, "assigned");
+	assert_string_equal(st->error, "encoder e0|h0,l0|d0 4");
+	for (size_t i = 0; i < 4; i++) {
+		s_report(&f, DG_OP_STAGE_DONE, room, 1, four[i],
+		    i == 3 ? "/out/1.y4m" : NULL);
+		if (i == 1) {
+			st = s_status(&f, 1);
+			assert_string_equal(st->status, "denoising");
+			assert_string_equal(st->error, "low e0|h0,l0|d0 4");
+		}
+	}
+	assert_int_equal(f.rec.results[DG_REQ_DONE], 1);
+	st = s_status(&f, 1);
+	assert_string_equal(st->status, "done");
+	s_fix_fini(&f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_failover_1500),
+		cmocka_unit_test(test_10000_rooms),
+		cmocka_unit_test(test_stop_5000),
+		cmocka_unit_test(test_deadline_across_retries),
+		cmocka_unit_test(test_cancel_release_every_state),
+		cmocka_unit_test(test_four_stage_chain),
+	};
+	/* Thousands of re-dispatches are logged at info: keep errors. */
+	dg_log_set_level(DG_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
