@@ -163,6 +163,18 @@ s_io_journal_rooms(void *arg, uint64_t upto)
 
 /* ---- admin ops answered here ------------------------------------------- */
 
+/* Listings read in the chain's order, then by name. */
+static const dg_pipeline_conf_t *s_chain;
+
+static int
+s_row_cmp(const void *a, const void *b)
+{
+	const dg_instance_row_t *x = a, *y = b;
+	int i = dg_pipeline_index(s_chain, x->role);
+	int j = dg_pipeline_index(s_chain, y->role);
+	return i != j ? (i > j) - (i < j) : strcmp(x->name, y->name);
+}
+
 static dg_instance_row_t *
 s_instance_rows(s_ctl_t *self, int64_t now, size_t *n)
 {
@@ -171,6 +183,9 @@ s_instance_rows(s_ctl_t *self, int64_t now, size_t *n)
 
 	for (size_t i = 0; rows && i < *n; i++)
 		dg_registry_row(dg_registry_at(self->reg, i), now, &rows[i]);
+	s_chain = dg_config_pipeline(self->d->cfg);
+	if (rows)
+		qsort(rows, *n, sizeof *rows, s_row_cmp);
 	return rows;
 }
 

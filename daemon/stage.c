@@ -1432,6 +1432,7 @@ s_start(dg_daemon_t *d, void **state)
 		.options = opts, .option_lines = opt_lines,
 		.pool_base = dg_pool_base(self->pool),
 		.pool_bytes = dg_pool_size(self->pool),
+		.expert = dg_expert_name(self->conf->expert),
 	};
 	if (self->ops->init(&env, &self->plugin, why, sizeof why) < 0) {
 		dg_log_error("stage '%s' init: %s", self->conf->stage, why);

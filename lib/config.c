@@ -1206,6 +1206,15 @@ dg_config_security(const dg_config_t *self)
 	return &self->security;
 }
 
+const char *
+dg_expert_name(int expert)
+{
+	int index;
+	const dg_key_t *k = s_find_key(DG_SEC_STAGES, "expert", &index);
+	return expert >= DG_EXPERT_ALL && expert <= DG_EXPERT_LOW ?
+	    k->choices[expert] : "all";
+}
+
 const dg_pipeline_conf_t *
 dg_config_pipeline(const dg_config_t *self)
 {

@@ -24,6 +24,8 @@
 /* Which steps of the denoising schedule a stage runs (`expert`): all of
  * them, or one side of `boundary` as Wan 2.2's two DiT experts do. */
 typedef enum { DG_EXPERT_ALL = 0, DG_EXPERT_HIGH, DG_EXPERT_LOW } dg_expert_t;
+/* "all", "high", "low": the key's words, from the key table. */
+const char *dg_expert_name(int expert);
 
 typedef enum {
 	DG_POLICY_ROUND_ROBIN = 0,

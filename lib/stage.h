@@ -31,8 +31,9 @@
 
 /* 2: dg_stage_env_t gained stage, python_path, memory, config_file,
  * options, option_lines and the pool's address and size.
- * 3: dg_request_t gained step_begin and step_end; env->role is the
- * role's name in the configuration's chain, whatever it is. */
+ * 3: dg_request_t gained step_begin and step_end, dg_stage_env_t
+ * expert; env->role is the role's name in the configuration's chain,
+ * whatever it is. */
 #define DG_STAGE_ABI         3
 #define DG_STAGE_MAX_TENSORS 8
 #define DG_STAGE_MAX_DIMS    6
@@ -46,9 +47,8 @@ typedef struct {
 	int64_t frames, height, width, steps, seed;
 	/* ABI 3 and later: the denoising steps this stage runs, [begin,
 	 * end) of 0..steps: all of them, unless the section's `expert` says
-	 * this stage is one of two experts split at a `boundary`.  A stage
-	 * that gets begin > 0 continues latents from the stage before it;
-	 * one that gets end < steps hands its latents to the next.  */
+	 * this stage is one of two experts split at a `boundary` (see
+	 * dg_stage_env_t.expert for what each hands on).  */
 	int64_t step_begin, step_end;
 } dg_request_t;
 
@@ -91,6 +91,12 @@ typedef struct {
 	const int *option_lines;
 	void *pool_base;                /* the registered pool */
 	uint64_t pool_bytes;
+	/* ABI 3 and later: "all", or "high" or "low" for one of two
+	 * experts (the section's `expert`).  A high expert hands its
+	 * latents on with what the low one needs, a low expert continues
+	 * from them, whatever steps the request leaves each of them (a
+	 * 1-step request leaves none to the low expert).  NULL: "all". */
+	const char *expert;
 } dg_stage_env_t;
 
 /* One request of a batch.  Inputs and outputs are host memory inside the

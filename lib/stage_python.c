@@ -328,7 +328,7 @@ out:
 static PyObject *
 s_env_dict(const dg_stage_env_t *env, const char *output_dir)
 {
-	return Py_BuildValue("{s:s,s:s,s:i,s:s,s:L,s:s,s:(KK)}",
+	return Py_BuildValue("{s:s,s:s,s:i,s:s,s:L,s:s,s:(KK),s:s}",
 	    "role", env->role ? env->role : "",
 	    "name", env->name ? env->name : "",
 	    "device", env->device,
@@ -336,7 +336,8 @@ s_env_dict(const dg_stage_env_t *env, const char *output_dir)
 	    "step_ms", (long long)env->step_ms,
 	    "output_dir", output_dir ? output_dir : "",
 	    "pool", (unsigned long long)(uintptr_t)env->pool_base,
-	    (unsigned long long)env->pool_bytes);
+	    (unsigned long long)env->pool_bytes,
+	    "expert", env->expert ? env->expert : "all");
 }
 
 static PyObject *

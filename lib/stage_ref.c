@@ -51,6 +51,7 @@ static const char *const s_role_names[] = {
 
 typedef struct {
 	s_role_t role;
+	dg_expert_t expert;
 	int64_t step_ms;
 	void (*progress)(void);
 	char *output_dir;               /* decoder */
@@ -131,21 +132,6 @@ s_step_range(const dg_request_t *req, int64_t *begin, int64_t *end)
 		*begin = *end;
 }
 
-static bool
-s_continues(const dg_request_t *req)
-{
-	int64_t b, e;
-	s_step_range(req, &b, &e);
-	return b > 0;
-}
-
-static bool
-s_hands_on(const dg_request_t *req)
-{
-	int64_t b, e;
-	s_step_range(req, &b, &e);
-	return e < req->steps;
-}
 
 /* Wan's VAE: time 4x (the first frame alone), space 8x. */
 static void
@@ -158,8 +144,8 @@ s_latent_shape(const dg_request_t *req, int64_t shape[4])
 }
 
 static int
-s_plan_role(s_role_t role, const dg_request_t *req, dg_tensor_plan_t *in,
-    dg_tensor_plan_t *out, char *why, size_t whysize)
+s_plan_role(s_role_t role, dg_expert_t expert, const dg_request_t *req,
+    dg_tensor_plan_t *in, dg_tensor_plan_t *out, char *why, size_t whysize)
 {
 	in->n = 0;
 	out->n = 0;
@@ -174,9 +160,9 @@ s_plan_role(s_role_t role, const dg_request_t *req, dg_tensor_plan_t *in,
 		    "context", "bf16", 2, context);
 	/* One of two experts: the first hands the context on with its
 	 * latents, the second continues from them. */
-	if (role == ROLE_TRANSFORMER && s_continues(req))
+	if (role == ROLE_TRANSFORMER && expert == DG_EXPERT_LOW)
 		rc |= dg_tensor_plan_add(in, "latents", "f32", 4, latents);
-	if (role == ROLE_TRANSFORMER && s_hands_on(req))
+	if (role == ROLE_TRANSFORMER && expert == DG_EXPERT_HIGH)
 		rc |= dg_tensor_plan_add(out, "context", "bf16", 2, context);
 	if (role == ROLE_TRANSFORMER || role == ROLE_DECODER)
 		rc |= dg_tensor_plan_add(role == ROLE_TRANSFORMER ? out : in,
@@ -211,7 +197,10 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 		return -1;
 	}
 	self->role = role;
-	self->step_ms = env->step_ms;
+	self->expert = DG_EXPERT_ALL;
+	if (env->abi >= 3 && env->expert && role == ROLE_TRANSFORMER)
+		self->expert = !strcmp(env->expert, "high") ? DG_EXPERT_HIGH :
+		    !strcmp(env->expert, "low") ? DG_EXPERT_LOW : DG_EXPERT_ALL;
 	self->progress = env->progress;
 	for (int b = 0; b < 256; b++) {
 		/* Exact: an int8 over 64 needs 8 significant bits, bf16 has 8. */
@@ -235,7 +224,8 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
     dg_tensor_plan_t *out, char *why, size_t whysize)
 {
 	const s_ref_t *self = state;
-	return s_plan_role(self->role, req, in, out, why, whysize);
+	return s_plan_role(self->role, self->expert, req, in, out, why,
+	    whysize);
 }
 
 /* What the daemon hands over is what plan said.  Clears the item's
@@ -247,7 +237,7 @@ s_check_item(const s_ref_t *self, dg_stage_item_t *it)
 	it->output_bytes = 0;
 	dg_tensor_plan_t in, out;
 	char why[200];
-	if (s_plan_role(self->role, it->req, &in, &out, it->error,
+	if (s_plan_role(self->role, self->expert, it->req, &in, &out, it->error,
 	    sizeof it->error) < 0)
 		return -1;
 	if (dg_tensor_plan_match(it->in_plan, &in, why, sizeof why) < 0) {
@@ -396,7 +386,7 @@ s_noise(uint32_t r)
  * +-2^18, so two experts give the bytes one transformer gives. */
 static void
 s_transform(const dg_request_t *req, const uint16_t *ctx, const float *from,
-    void *out)
+    int32_t *lat)
 {
 	int32_t sum[DG_REF_CHANNELS][SUMMARY];
 	int32_t a[DG_REF_MAX_STEPS];
@@ -406,7 +396,6 @@ s_transform(const dg_request_t *req, const uint16_t *ctx, const float *from,
 	const int64_t F = shape[1], h = shape[2], w = shape[3];
 	const int64_t steps = req->steps;
 	int64_t begin, end;
-	int32_t *lat = out;
 
 	s_step_range(req, &begin, &end);
 	s_summarize(ctx, sum);
@@ -415,7 +404,7 @@ s_transform(const dg_request_t *req, const uint16_t *ctx, const float *from,
 
 	uint64_t key = s_mix((uint64_t)req->seed ^ 0x6a09e667f3bcc908ULL);
 	uint64_t total = (uint64_t)(DG_REF_CHANNELS * F * h * w);
-	if (begin > 0) {
+	if (from) {
 		for (uint64_t i = 0; i < total; i++)
 			lat[i] = (int32_t)(from[i] * (float)Q16);
 	} else {
@@ -453,7 +442,7 @@ s_transform(const dg_request_t *req, const uint16_t *ctx, const float *from,
 
 	/* Q16 to f32 in place, exactly.  The buffer is the daemon's memory
 	 * (no declared type), so storing floats over the ints is allowed. */
-	float *fl = out;
+	float *fl = (float *)lat;
 	for (uint64_t i = 0; i < total; i++)
 		fl[i] = (float)lat[i] * (1.0f / Q16);
 }
@@ -476,9 +465,9 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 			continue;
 		int64_t begin, end;
 		s_step_range(it->req, &begin, &end);
-		bool hand_on = end < it->req->steps;
-		s_transform(it->req, it->in[0], begin > 0 ? it->in[1] : NULL,
-		    it->out[hand_on ? 1 : 0]);
+		bool hand_on = self->expert == DG_EXPERT_HIGH;
+		s_transform(it->req, it->in[0], self->expert == DG_EXPERT_LOW ?
+		    it->in[1] : NULL, it->out[hand_on ? 1 : 0]);
 		if (hand_on)
 			memcpy(it->out[0], it->in[0], it->out_plan->t[0].bytes);
 		if (end - begin > steps)

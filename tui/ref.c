@@ -167,6 +167,7 @@ s_run_file(const char *file, const char *dir, const dg_request_t *req,
 			.python_path = st->python_path, .memory = "host",
 			.config_file = dg_config_file(cfg), .options = opts,
 			.option_lines = lines,
+			.expert = dg_expert_name(st->expert),
 		};
 		names[*n] = st->role;
 		(*n)++;

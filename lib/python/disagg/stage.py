@@ -48,6 +48,8 @@ class Env:
                    declared in its ``options`` class attribute, with the
                    declared defaults filled in (all strings)
     pool           (address, bytes) of the daemon's registered pool
+    expert         "all", or "high"/"low" for one of two experts: a high
+                   expert hands on what the low one continues from
     """
 
     def __init__(self, **kw):
