@@ -1433,6 +1433,7 @@ s_start(dg_daemon_t *d, void **state)
 		.pool_base = dg_pool_base(self->pool),
 		.pool_bytes = dg_pool_size(self->pool),
 		.expert = dg_expert_name(self->conf->expert),
+		.place = self->index, .places = (int)self->nchain,
 	};
 	if (self->ops->init(&env, &self->plugin, why, sizeof why) < 0) {
 		dg_log_error("stage '%s' init: %s", self->conf->stage, why);

@@ -97,6 +97,9 @@ typedef struct {
 	 * from them, whatever steps the request leaves each of them (a
 	 * 1-step request leaves none to the low expert).  NULL: "all". */
 	const char *expert;
+	/* ABI 3: the stage's place in the chain, 0 .. places - 1: the
+	 * first takes the request alone, the last writes the output. */
+	int place, places;
 } dg_stage_env_t;
 
 /* One request of a batch.  Inputs and outputs are host memory inside the

@@ -1,12 +1,17 @@
 /*  stage_null.c: the "null" stage, the benchmark's: one 64-byte u8 tensor
- *  per hop ("context" from the encoder, "latents" from the transformer),
+ *  per hop ("context" from the first stage, "latents" from the others),
  *  filled with a pattern of the request id so that a transfer that lands
- *  the wrong room's bytes is still visible; the decoder writes no file.
- *  Everything here is on the hot path of `disagg bench pipeline`, so plan
- *  copies prepared specs and run touches 64 bytes.  */
+ *  the wrong room's bytes is still visible; the last stage writes no
+ *  file.  Everything here is on the hot path of `disagg bench pipeline`,
+ *  so plan copies prepared specs and run touches 64 bytes.  With
+ *  step_ms, a batch also holds its worker that long (in slices, looking
+ *  at the items' stop flags), so that a benchmark can keep thousands of
+ *  rooms in one daemon at no other cost.  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "stage_host.h"
 #include "stage_builtin.h"
@@ -18,6 +23,8 @@ typedef enum { ROLE_ENCODER, ROLE_TRANSFORMER, ROLE_DECODER } s_role_t;
 typedef struct {
 	s_role_t role;
 	dg_tensor_plan_t in, out;       /* the same for every request */
+	int64_t step_ms;
+	void (*progress)(void);
 } s_null_t;
 
 static const dg_tensor_spec_t s_context = {
@@ -38,6 +45,12 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 		return -1;
 	}
 	const char *role = env->role ? env->role : "";
+	self->step_ms = env->step_ms;
+	self->progress = env->progress;
+	/* A chain of any roles: the place says what each one does. */
+	if (env->abi >= 3 && env->places >= 2)
+		role = env->place == 0 ? "encoder" :
+		    env->place + 1 == env->places ? "decoder" : "transformer";
 	if (strcmp(role, "encoder") == 0) {
 		self->role = ROLE_ENCODER;
 		self->out.t[self->out.n++] = s_context;
@@ -72,10 +85,29 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
 	return 0;
 }
 
+/* Hold the batch step_ms, or until every item is told to stop. */
+static void
+s_hold(const s_null_t *self, dg_stage_item_t *items, size_t n)
+{
+	struct timespec slice = { 0, 5 * 1000000L };
+	for (int64_t waited = 0; waited < self->step_ms; waited += 5) {
+		size_t stopped = 0;
+		for (size_t i = 0; i < n; i++)
+			stopped += items[i].stop && atomic_load(items[i].stop);
+		if (stopped == n)
+			return;
+		nanosleep(&slice, NULL);
+		if (self->progress)
+			self->progress();
+	}
+}
+
 static int
 s_run(void *state, dg_stage_item_t *items, size_t n)
 {
-	(void)state;
+	const s_null_t *self = state;
+	if (self->step_ms > 0)
+		s_hold(self, items, n);
 	for (size_t i = 0; i < n; i++) {
 		dg_stage_item_t *it = &items[i];
 		uint8_t seed = (uint8_t)it->req->request;

@@ -645,6 +645,7 @@ dg_stage_ref_run(const dg_request_t *req, const char *output_dir,
 			.abi = DG_STAGE_ABI, .role = s_role_names[s],
 			.name = ops[s]->name, .step_ms = 0,
 			.output_dir = output_dir, .device = -1,
+			.place = s, .places = 3,
 		};
 	dg_stage_chain_result_t chain;
 	dg_request_t reqs[3] = { *req, *req, *req };

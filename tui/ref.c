@@ -168,6 +168,7 @@ s_run_file(const char *file, const char *dir, const dg_request_t *req,
 			.config_file = dg_config_file(cfg), .options = opts,
 			.option_lines = lines,
 			.expert = dg_expert_name(st->expert),
+			.place = (int)r, .places = (int)chain->nroles,
 		};
 		names[*n] = st->role;
 		(*n)++;
