@@ -62,7 +62,7 @@ typedef struct {
 	uint32_t abi;                   /* DG_STAGE_ABI of the daemon */
 	const char *role;               /* "encoder", "transformer", "decoder" */
 	const char *name;               /* the section's name, e.g. "t0" */
-	int64_t step_ms;                /* added cost per step (ref stages) */
+	int64_t step_ms;                /* added cost per step (ref, null) */
 	const char *output_dir;         /* decoder: where files go */
 	int device;                     /* CUDA device, or -1 for none */
 	/* Call from run() whenever a step is done: a worker silent for

@@ -3,10 +3,18 @@
  *  filled with a pattern of the request id so that a transfer that lands
  *  the wrong room's bytes is still visible; the decoder writes no file.
  *  Everything here is on the hot path of `disagg bench pipeline`, so plan
- *  copies prepared specs and run touches 64 bytes.  */
+ *  copies prepared specs and run touches 64 bytes.
+ *
+ *  `step_ms` (0 by default) adds time as the reference stages do: once
+ *  per batch for the encoder and the decoder, once per step of the
+ *  batch's longest request for the transformer.  `disagg bench rooms`
+ *  uses it to keep rooms in a transformer for as long as it needs.  */
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "stage_host.h"
 #include "stage_builtin.h"
@@ -18,6 +26,8 @@ typedef enum { ROLE_ENCODER, ROLE_TRANSFORMER, ROLE_DECODER } s_role_t;
 typedef struct {
 	s_role_t role;
 	dg_tensor_plan_t in, out;       /* the same for every request */
+	int64_t step_ms;
+	void (*progress)(void);
 } s_null_t;
 
 static const dg_tensor_spec_t s_context = {
@@ -55,6 +65,8 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 		free(self);
 		return -1;
 	}
+	self->step_ms = env->step_ms;
+	self->progress = env->progress;
 	*state = self;
 	return 0;
 }
@@ -72,10 +84,49 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
 	return 0;
 }
 
+/* Simulated time: sleep, not spin, so that it costs no CPU. */
+static void
+s_cost(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* step_ms per step, a step at a time so that progress is reported (a
+ * silent worker marks the daemon unhealthy) and a batch whose rooms
+ * were all released stops early. */
+static void
+s_take_time(const s_null_t *self, dg_stage_item_t *items, size_t n)
+{
+	int64_t steps = 1;
+	if (self->role == ROLE_TRANSFORMER)
+		for (size_t i = 0; i < n; i++)
+			if (items[i].req->steps > steps)
+				steps = items[i].req->steps;
+	for (int64_t k = 0; k < steps; k++) {
+		size_t stopped = 0;
+		for (size_t i = 0; i < n; i++)
+			if (items[i].stop && atomic_load(items[i].stop))
+				stopped++;
+		if (stopped == n) {
+			for (size_t i = 0; i < n; i++)
+				snprintf(items[i].error, sizeof items[i].error,
+				    "stopped after %lld of %lld steps: the "
+				    "room was released", (long long)k,
+				    (long long)steps);
+			return;
+		}
+		s_cost(self->step_ms);
+		if (self->progress)
+			self->progress();
+	}
+}
+
 static int
 s_run(void *state, dg_stage_item_t *items, size_t n)
 {
-	(void)state;
+	const s_null_t *self = state;
 	for (size_t i = 0; i < n; i++) {
 		dg_stage_item_t *it = &items[i];
 		uint8_t seed = (uint8_t)it->req->request;
@@ -89,6 +140,8 @@ s_run(void *state, dg_stage_item_t *items, size_t n)
 		it->digest[0] = '\0';
 		it->error[0] = '\0';
 	}
+	if (self->step_ms > 0)
+		s_take_time(self, items, n);
 	return 0;
 }
 
