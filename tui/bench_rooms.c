@@ -48,10 +48,19 @@
 #define S_POLL_MS       100     /* between two looks at the controller */
 #define S_CALL_MS       5000    /* one admin request */
 #define S_HEARTBEAT_MS  200
-#define S_DEAD_MS       2000
+/* Generous: a daemon loading thousands of rooms on a busy machine has
+ * gone 2 s without a heartbeat, and a t0 declared dead drops them. */
+#define S_DEAD_MS       10000
 #define S_IPC_MAX       107     /* sun_path is 108 bytes with its NUL */
 
 enum { F_MOVED = 1, F_ENDED = 2 };
+
+typedef struct {
+	bool found;
+	char state[16];
+	int64_t rooms, incoming, waiting, ready, running, sending;
+	int64_t silent_ms;              /* since its last heartbeat */
+} s_inst_t;
 
 typedef struct {
 	long rooms;
@@ -65,15 +74,14 @@ typedef struct {
 	uint64_t seq_lo, seq_hi;        /* the submits' seqs */
 	long accepted, refused, ended, done, failed, moved;
 	long ended_early;               /* results before the kill */
+	s_inst_t last;                  /* t0, as the controller last said */
+	int64_t silent_max;             /* t0's longest silence seen */
+	char not_up[16];                /* a state other than up seen, or "" */
 	bool killed;
+	int64_t killed_at, moved_at, ended_at;  /* zclock_mono; 0: not yet */
 	char first_error[256];
 } s_bench_t;
 
-typedef struct {
-	bool found;
-	char state[16];
-	int64_t rooms, incoming, waiting, ready, running, sending;
-} s_inst_t;
 
 static volatile sig_atomic_t s_stop;
 
@@ -342,6 +350,7 @@ s_take(s_bench_t *b, dg_msg_t *m)
 			return;
 		b->flags[i - 1] |= F_ENDED;
 		b->ended++;
+		b->ended_at = zclock_mono();
 		if (!b->killed)
 			b->ended_early++;
 		if (m->u.result.status && strcmp(m->u.result.status, "done") == 0) {
@@ -351,6 +360,7 @@ s_take(s_bench_t *b, dg_msg_t *m)
 			if (b->killed && !(b->flags[i - 1] & F_MOVED)) {
 				b->flags[i - 1] |= F_MOVED;
 				b->moved++;
+				b->moved_at = b->ended_at;
 			}
 		} else {
 			b->failed++;
@@ -424,6 +434,7 @@ s_instance(s_bench_t *b, const char *name, s_inst_t *out)
 		out->ready = x->ready;
 		out->running = x->running;
 		out->sending = x->sending;
+		out->silent_ms = x->heartbeat_age_ms;
 	}
 	dg_msg_destroy(&r);
 	return 0;
@@ -517,6 +528,7 @@ s_scan_t1(s_bench_t *b)
 		if (k > 0 && !(b->flags[k - 1] & F_MOVED)) {
 			b->flags[k - 1] |= F_MOVED;
 			b->moved++;
+			b->moved_at = zclock_mono();
 		}
 	}
 	dg_msg_destroy(&r);
@@ -525,11 +537,28 @@ s_scan_t1(s_bench_t *b)
 
 /* ---- the phases -------------------------------------------------------- */
 
+/* What the controller says of t0 now: kept, with the longest silence
+ * between its heartbeats and any state other than up. */
+static void
+s_look(s_bench_t *b)
+{
+	s_inst_t in;
+
+	if (s_instance(b, "t0", &in) < 0 || !in.found)
+		return;
+	b->last = in;
+	if (in.silent_ms > b->silent_max)
+		b->silent_max = in.silent_ms;
+	if (strcmp(in.state, "up") != 0 && !*b->not_up)
+		snprintf(b->not_up, sizeof b->not_up, "%s", in.state);
+}
+
 /* Submit every request, a window at a time; 0 when all were accepted. */
 static int
 s_submit(s_bench_t *b, int64_t deadline)
 {
 	long sent = 0;
+	int64_t look = 0;
 
 	while (!s_stop && b->accepted + b->refused < b->rooms) {
 		while (sent < b->rooms && sent - b->accepted - b->refused <
@@ -557,21 +586,27 @@ s_submit(s_bench_t *b, int64_t deadline)
 			    sent - b->accepted - b->refused);
 			return -1;
 		}
-		s_pump(b, t + S_POLL_MS < deadline ? t + S_POLL_MS : deadline);
+		if (t >= look) {
+			s_look(b);
+			look = t + S_POLL_MS;
+		}
+		s_pump(b, t + 10 < deadline ? t + 10 : deadline);
 		if (b->refused)
 			return -1;
 	}
 	return b->accepted == b->rooms ? 0 : -1;
 }
 
-/* Until t0 holds every room with its input here; 0 when it does. */
+/* Until t0 holds every room with its input here; 0 when it does.  A t0
+ * declared dead meanwhile has dropped its rooms: no use waiting. */
 static int
-s_wait_held(s_bench_t *b, int64_t deadline, s_inst_t *in)
+s_wait_held(s_bench_t *b, int64_t deadline)
 {
-	while (!s_stop && !b->ended_early) {
+	while (!s_stop && !b->ended_early && strcmp(b->not_up, "dead") != 0) {
 		int64_t t = zclock_mono();
-		if (s_instance(b, "t0", in) == 0 && in->found &&
-		    in->rooms == b->rooms && in->ready + in->running == b->rooms)
+		s_look(b);
+		if (b->last.rooms == b->rooms &&
+		    b->last.ready + b->last.running == b->rooms)
 			return 0;
 		if (t >= deadline)
 			break;
@@ -591,7 +626,6 @@ typedef struct {
 	int64_t p50[2], p99[2];                 /* microseconds */
 	bool probed[2];
 	int64_t held_ms;                        /* -1: never all held */
-	s_inst_t held;
 	s_failover_t fo;
 } s_figures_t;
 
@@ -608,6 +642,7 @@ s_failover(s_bench_t *b, s_failover_t *fo)
 
 	*fo = (s_failover_t){ -1, -1, -1, 0 };
 	b->killed = true;
+	b->killed_at = t0;
 	if (kill(b->t0_pid, SIGKILL) < 0) {
 		s_error(b, "cannot kill t0: %s", strerror(errno));
 		return;
@@ -726,8 +761,10 @@ s_measure(s_bench_t *b, s_figures_t *f)
 	int64_t t = zclock_mono(), deadline = t + 60000 + 10 * b->rooms;
 	if (s_submit(b, deadline) < 0)
 		return "not every request was accepted";
-	if (s_wait_held(b, deadline, &f->held) < 0)
+	if (s_wait_held(b, deadline) < 0)
 		return b->ended_early ? "requests ended while t0 held them" :
+		    strcmp(b->not_up, "dead") == 0 ? "t0 was declared dead "
+		    "while the rooms came in" :
 		    "t0 did not come to hold every room in time";
 	f->held_ms = zclock_mono() - t;
 	f->threads[1] = s_threads(b->t0_pid);
@@ -779,11 +816,23 @@ s_report(const s_bench_t *b, const s_figures_t *f)
 		    "controller %.2f KiB\n", b->rooms,
 		    (double)(f->rss[1] - f->rss[0]) / (double)b->rooms,
 		    (double)(f->crss[1] - f->crss[0]) / (double)b->rooms);
+	const s_inst_t *l = &b->last;
 	if (f->held_ms >= 0)
 		printf("  held: %lld of %ld, %.1f s after the first submit "
-		    "(t0 running %lld, ready %lld)\n",
-		    (long long)f->held.rooms, b->rooms, f->held_ms / 1000.0,
-		    (long long)f->held.running, (long long)f->held.ready);
+		    "(t0 running %lld, ready %lld)\n", (long long)l->rooms,
+		    b->rooms, f->held_ms / 1000.0, (long long)l->running,
+		    (long long)l->ready);
+	else if (l->found)
+		printf("  not all held: t0 last had %lld rooms (incoming %lld, "
+		    "waiting %lld, ready %lld, running %lld)\n",
+		    (long long)l->rooms, (long long)l->incoming,
+		    (long long)l->waiting, (long long)l->ready,
+		    (long long)l->running);
+	if (l->found)
+		printf("  t0's longest silence seen while they came in: %.1f s "
+		    "(heartbeat %d ms, dead after %d ms)%s%s\n",
+		    b->silent_max / 1000.0, S_HEARTBEAT_MS, S_DEAD_MS,
+		    *b->not_up ? "; it was " : "", *b->not_up ? b->not_up : "");
 	if (!b->killed)
 		return;
 	printf("  failover, from the SIGKILL of t0 (followed for %.1f s, a "
@@ -797,11 +846,17 @@ s_report(const s_bench_t *b, const s_figures_t *f)
 	    b->rooms);
 	if (fo->moved_ms >= 0)
 		printf(", all by %.2f s\n", fo->moved_ms / 1000.0);
+	else if (b->moved)
+		printf(", the last by %.2f s; %ld never left t0\n",
+		    (b->moved_at - b->killed_at) / 1000.0, b->rooms - b->moved);
 	else
-		printf(" (%ld never left t0)\n", b->rooms - b->moved);
+		printf("\n");
 	printf("    %-22s %ld of %ld", "ended", b->ended, b->rooms);
 	if (fo->ended_ms >= 0)
 		printf(", all by %.2f s", fo->ended_ms / 1000.0);
+	else if (b->ended && b->ended_at > b->killed_at)
+		printf(", the last by %.2f s", (b->ended_at - b->killed_at) /
+		    1000.0);
 	printf(" (%ld done, %ld failed)\n", b->done, b->failed);
 }
 
@@ -895,6 +950,10 @@ dg_bench_rooms(int argc, char *argv[])
 		printf("  first error: %s\n", b.first_error);
 	fflush(stdout);
 
+	/* A t0 still holding its batches would sleep through its drain:
+	 * they take a day. */
+	if (!b.killed && b.t0_pid > 0 && kill(b.t0_pid, SIGKILL) == 0)
+		waitpid(b.t0_pid, NULL, 0);
 	if (s_up_down(&b, false, NULL) != DG_EXIT_OK && !failed)
 		failed = "the pipeline did not stop cleanly";
 	if (failed) {
