@@ -162,7 +162,7 @@ const dg_key_t dg_config_keys[] = {
 	  "bound of each of the incoming, waiting, ready, running and sending queues" },
 	{ DG_SEC_STAGES, "step_ms", DG_KT_DURATION, "0",
 	  0, 1 * HOUR, DG_KF_RELOAD, R(step_ms), 0, NULL,
-	  "added cost per step of the reference stages" },
+	  "added cost per step of the reference and null stages" },
 	{ DG_SEC_STAGES, "output_dir", DG_KT_PATH, "out",
 	  0, 0, 0, R(output_dir), RS(output_dir), NULL,
 	  "folder the last stage of the chain writes REQUEST.y4m into" },

@@ -72,7 +72,7 @@ typedef struct {
 	                                   "transformer", "decoder", or any
 	                                   name [pipeline] stages gives */
 	const char *name;               /* the section's name, e.g. "t0" */
-	int64_t step_ms;                /* added cost per step (ref stages) */
+	int64_t step_ms;                /* added cost per step (ref, null) */
 	const char *output_dir;         /* decoder: where files go */
 	int device;                     /* CUDA device, or -1 for none */
 	/* Call from run() whenever a step is done: a worker silent for

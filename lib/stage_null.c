@@ -3,10 +3,13 @@
  *  filled with a pattern of the request id so that a transfer that lands
  *  the wrong room's bytes is still visible; the last stage writes no
  *  file.  Everything here is on the hot path of `disagg bench pipeline`,
- *  so plan copies prepared specs and run touches 64 bytes.  With
- *  step_ms, a batch also holds its worker that long (in slices, looking
- *  at the items' stop flags), so that a benchmark can keep thousands of
- *  rooms in one daemon at no other cost.  */
+ *  so plan copies prepared specs and run touches 64 bytes.
+ *
+ *  `step_ms` (0 by default) adds time as the reference stages do: once
+ *  per batch for the first and the last stage, once per step of the
+ *  batch's longest request for the others.  `disagg bench rooms` uses it
+ *  to keep rooms in a transformer for as long as it needs.  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -68,6 +71,8 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 		free(self);
 		return -1;
 	}
+	self->step_ms = env->step_ms;
+	self->progress = env->progress;
 	*state = self;
 	return 0;
 }
@@ -85,18 +90,40 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
 	return 0;
 }
 
-/* Hold the batch step_ms, or until every item is told to stop. */
+/* Simulated time: sleep, not spin, so that it costs no CPU. */
 static void
-s_hold(const s_null_t *self, dg_stage_item_t *items, size_t n)
+s_cost(int64_t ms)
 {
-	struct timespec slice = { 0, 5 * 1000000L };
-	for (int64_t waited = 0; waited < self->step_ms; waited += 5) {
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* step_ms per step, a step at a time so that progress is reported (a
+ * silent worker marks the daemon unhealthy) and a batch whose rooms
+ * were all released stops early. */
+static void
+s_take_time(const s_null_t *self, dg_stage_item_t *items, size_t n)
+{
+	int64_t steps = 1;
+	if (self->role == ROLE_TRANSFORMER)
+		for (size_t i = 0; i < n; i++)
+			if (items[i].req->steps > steps)
+				steps = items[i].req->steps;
+	for (int64_t k = 0; k < steps; k++) {
 		size_t stopped = 0;
 		for (size_t i = 0; i < n; i++)
-			stopped += items[i].stop && atomic_load(items[i].stop);
-		if (stopped == n)
+			if (items[i].stop && atomic_load(items[i].stop))
+				stopped++;
+		if (stopped == n) {
+			for (size_t i = 0; i < n; i++)
+				snprintf(items[i].error, sizeof items[i].error,
+				    "stopped after %lld of %lld steps: the "
+				    "room was released", (long long)k,
+				    (long long)steps);
 			return;
-		nanosleep(&slice, NULL);
+		}
+		s_cost(self->step_ms);
 		if (self->progress)
 			self->progress();
 	}
@@ -106,8 +133,6 @@ static int
 s_run(void *state, dg_stage_item_t *items, size_t n)
 {
 	const s_null_t *self = state;
-	if (self->step_ms > 0)
-		s_hold(self, items, n);
 	for (size_t i = 0; i < n; i++) {
 		dg_stage_item_t *it = &items[i];
 		uint8_t seed = (uint8_t)it->req->request;
@@ -121,6 +146,8 @@ s_run(void *state, dg_stage_item_t *items, size_t n)
 		it->digest[0] = '\0';
 		it->error[0] = '\0';
 	}
+	if (self->step_ms > 0)
+		s_take_time(self, items, n);
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include "bench.h"
 #include "bench_pipeline.h"
+#include "bench_rooms.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -510,6 +511,7 @@ s_usage(FILE *out)
 	fprintf(out,
 	    "usage: disagg bench pipeline [--requests N] [--window N] "
 	    "[--json] [-c endpoint]\n"
+	    "       disagg bench rooms [--rooms N] [-d dir]\n"
 	    "       disagg bench xfer [--provider P] [--sizes LIST] "
 	    "[--iters N]\n"
 	    "                         [--chunk SIZE] [--inflight N] "
@@ -779,6 +781,7 @@ static const struct {
 } s_benches[] = {
 	{ "xfer", s_bench_xfer },
 	{ "pipeline", dg_bench_pipeline },
+	{ "rooms", dg_bench_rooms },
 };
 
 int

@@ -65,8 +65,9 @@ static const s_command_t s_commands[] = {
 	  "[security] curve = on", dg_cmd_keygen },
 	{ "console", "console [opts]", "the operator console (ncurses); -b "
 	  "for text snapshots", dg_cmd_console },
-	{ "bench", "bench xfer|pipeline", "measure the transfer engine against "
-	  "bare libfabric, or a running pipeline", dg_bench_main },
+	{ "bench", "bench xfer|pipeline|rooms", "measure the transfer engine "
+	  "against bare libfabric, a running pipeline, or rooms held and "
+	  "failed over", dg_bench_main },
 };
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 

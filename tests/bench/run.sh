@@ -2,8 +2,9 @@
 # run.sh: `disagg bench xfer` smoke test: one small size, a few
 # transfers, on each provider the project supports on one host; the
 # table prints, --json parses, and bad usage or a missing provider give
-# the documented exit codes.  Numbers are not judged: the machine may be
-# busy.  A few seconds in all.
+# the documented exit codes.  Then `disagg bench rooms` with 300 rooms:
+# it completes and prints its figures.  Numbers are not judged: the
+# machine may be busy.  Some ten seconds in all.
 . tests/lib.sh
 scratch
 D=${DISAGG:-tui/disagg}
@@ -66,5 +67,35 @@ check "bench xfer: a missing provider exits 1 with its name" \
     exits 1 bench xfer --provider no-such-provider --sizes 4K --iters 1
 check "bench xfer: the message names the provider" \
     grep -q "no-such-provider" "$T_TMP/err"
+
+check "bench rooms: --rooms 0 is a usage error" \
+    exits 2 bench rooms --rooms 0
+
+# bench rooms, small: its own pipeline in a run folder under our scratch
+# (kept by -d, removed with the scratch), every figure printed, all 300
+# rooms failed over (300 is below any batch limit of the failover).
+"$D" bench rooms --rooms 300 -d "$T_TMP/rooms" > "$T_TMP/rooms.out" 2>&1
+rc=$?
+[ $rc = 0 ] || sed 's/^/# /' "$T_TMP/rooms.out"
+check "bench rooms --rooms 300 completes" test $rc = 0
+# figure LABEL: the table's row LABEL has a number in both columns.
+figure() {
+	grep -q "^  $1 *[0-9][0-9.]* *[0-9][0-9.]*\$" "$T_TMP/rooms.out"
+}
+for row in "t0 threads" "t0 RSS, MiB" "controller RSS, MiB" \
+    "\`threads t0\` RTT p50, ms" "\`threads t0\` RTT p99, ms"; do
+	check "bench rooms prints $row" figure "$row"
+done
+check "bench rooms prints the memory per room" \
+    grep -q "per room .*: t0 [0-9.]* KiB" "$T_TMP/rooms.out"
+check "bench rooms holds all 300 rooms" \
+    grep -q "held: 300 of 300" "$T_TMP/rooms.out"
+check "bench rooms prints the failover" \
+    grep -q "re-dispatched to t1 *300 of 300, all by [0-9.]* s" \
+    "$T_TMP/rooms.out"
+check "bench rooms prints its closing line" \
+    grep -q "^disagg bench rooms: ok: 300 rooms" "$T_TMP/rooms.out"
+check "bench rooms leaves no daemon running" \
+    sh -c '! ps -eo args | grep -q "^[^ ]*disaggd .*$1"' _ "$T_TMP/rooms"
 
 summary bench
