@@ -588,6 +588,13 @@ s_stop(void **state)
 		s_release_held(self);
 		dg_wire_uncork();
 	}
+	/* The results just sent must leave before the process does:
+	 * ZeroMQ drops what is queued on a socket closed without linger
+	 * (czmq's default), and thousands may be queued for a client that
+	 * reads them slowly.  Bounded: a client that reads nothing delays
+	 * the exit by at most this. */
+	if (self->router)
+		zsock_set_linger(self->router, 10000);
 	dg_relays_destroy(&self->relays);
 	dg_lifecycle_destroy(&self->lc);
 	zlistx_destroy(&self->held);

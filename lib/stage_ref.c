@@ -201,6 +201,7 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 	if (env->abi >= 3 && env->expert && role == ROLE_TRANSFORMER)
 		self->expert = !strcmp(env->expert, "high") ? DG_EXPERT_HIGH :
 		    !strcmp(env->expert, "low") ? DG_EXPERT_LOW : DG_EXPERT_ALL;
+	self->step_ms = env->step_ms;
 	self->progress = env->progress;
 	for (int b = 0; b < 256; b++) {
 		/* Exact: an int8 over 64 needs 8 significant bits, bf16 has 8. */
