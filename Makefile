@@ -148,13 +148,18 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIBOBJ)
 	$(Q)$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DG_LIBS)
 
 # The transfer engine's two-process test, linked with the engine built
-# with its fault-injection hook (test builds only).
-$(B)/tests/fault/xfer.o: lib/xfer.c $(B)/FLAGS
+# with its fault-injection hook (test builds only).  Every file that
+# holds the hook is built again with it and linked ahead of the library,
+# which then never pulls in its plain copy of those files: each defines
+# the same symbols, and a member is pulled only for one still undefined.
+FAULT_SRC := $(shell grep -l DG_FAULT_INJECTION lib/*.c)
+FAULT_OBJ := $(FAULT_SRC:lib/%.c=$(B)/tests/fault/%.o)
+$(B)/tests/fault/%.o: lib/%.c $(B)/FLAGS
 	@mkdir -p $(dir $@)
 	$(QUIET) CC $< [fault injection]
 	$(Q)$(CC) $(DG_CFLAGS) -DDG_FAULT_INJECTION -c -o $@ $<
 
-$(B)/tests/xfer_test: $(B)/tests/xfer/xfer_test.o $(B)/tests/fault/xfer.o lib/libdisagg.a
+$(B)/tests/xfer_test: $(B)/tests/xfer/xfer_test.o $(FAULT_OBJ) lib/libdisagg.a
 	$(QUIET) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DG_LIBS)
 

@@ -145,8 +145,8 @@ int dg_xfer_cancel(dg_xfer_t *self, uint64_t id);
 void dg_xfer_stats(dg_xfer_t *self, dg_xfer_stats_t *out);
 
 /* True once the progress thread has been stuck inside the provider for a
- * second (see xfer.c): transfers still end at their deadlines, but no
- * new one can progress; the daemon should report itself unhealthy. */
+ * second (see xfer_watchdog.c): transfers still end at their deadlines,
+ * but no new one can progress; the daemon should report itself unhealthy. */
 bool dg_xfer_wedged(const dg_xfer_t *self);
 /* Health of every (peer, rail) this engine has talked to; returns the
  * number written (at most max). */

@@ -1,0 +1,222 @@
+/*  xfer_impl.h: the transfer engine's insides, shared by xfer.c and the
+ *  xfer_*.c files and by nothing else: the engine, its per-transfer
+ *  records, and the functions the files call in one another.  */
+#ifndef DG_XFER_IMPL_H
+#define DG_XFER_IMPL_H
+
+#include <pthread.h>
+#include <rdma/fabric.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "threads.h"
+#include "xfer.h"
+
+/* A token names a receive: index in the table (low 16 bits) and that
+ * entry's generation (next 16), so a late chunk for a recycled entry is
+ * told apart.  It travels in the high 32 bits of the CQ data; the chunk
+ * index in the low 32. */
+#define RECV_SLOTS    (1u << 16)
+
+typedef struct s_peer {
+	uint8_t addr[DG_XFER_MAX_RAILS][DG_XFER_ADDR_MAX];
+	size_t addrlen[DG_XFER_MAX_RAILS];
+	int nrails;
+	fi_addr_t fa[DG_XFER_MAX_RAILS];
+	int64_t quarantine_until[DG_XFER_MAX_RAILS];
+	uint64_t errors[DG_XFER_MAX_RAILS];
+	char name[DG_XFER_MAX_RAILS][64];
+	int next_rail;
+	int refs;               /* open sends */
+	int orphans;            /* ops of ended sends the provider holds */
+	bool failed;            /* remove from the AV once unused */
+	struct s_peer *next;
+} s_peer_t;
+
+struct s_send;
+
+typedef struct s_op {
+	struct fi_context2 ctx; /* first: libfabric hands its address back */
+	struct s_send *tx;      /* NULL once orphaned */
+	uint32_t chunk;
+	int rail;
+	bool idle;              /* on the send's free list */
+	struct s_op *next;      /* free list or orphan list */
+	struct s_peer *peer;    /* whom it writes to */
+	int64_t orphaned_at;    /* ms, once orphaned */
+} s_op_t;
+
+typedef struct s_send {
+	uint64_t id, room;
+	int phase;
+	s_peer_t *peer;
+	uint64_t key, base, token, chunk_size;
+	size_t ntensors;
+	uint64_t *src, *dst, *len;
+	uint32_t *first;        /* first chunk of tensor i; first[n] = total */
+	uint32_t nchunks, next_chunk, ndone;
+	uint8_t *done;          /* per chunk: 1 once completed */
+	uint8_t *retries;
+	uint32_t *requeue;      /* chunks to post again */
+	uint32_t nrequeue;
+	s_op_t **ops;           /* every op this send allocated */
+	int nops, inflight, maxinflight;
+	s_op_t *free_ops;
+	int attempts, max_attempts, chunk_retries;
+	int64_t started, deadline;
+	uint64_t bytes_total, bytes_done;
+	char error[200];
+	bool cancelled;
+	struct s_send *next, **pprev;   /* on self->sends */
+} s_send_t;
+
+typedef struct {
+	bool active;
+	uint16_t gen;
+	uint64_t id, room;
+	int phase;
+	dg_extent_t ext;
+	uint32_t nchunks, nrecv;
+	uint8_t *map;           /* bit per chunk */
+	size_t ntensors;
+	uint64_t *len;
+	uint32_t *first;
+	uint64_t bytes_total, bytes;
+	int64_t started, deadline;
+} s_recv_t;
+
+typedef struct s_event {
+	dg_xfer_event_t ev;
+	struct s_event *next;
+} s_event_t;
+
+/* An open send, as the watchdog sees it. */
+typedef struct s_pend {
+	uint64_t id, room;
+	int phase;
+	int64_t started, deadline;
+	struct s_pend *next;
+} s_pend_t;
+
+typedef struct s_cmd {
+	enum { CMD_SEND, CMD_CANCEL } type;
+	s_send_t *tx;
+	uint64_t id;
+	struct s_cmd *next;
+} s_cmd_t;
+
+struct _dg_xfer_t {
+	dg_fabric_conf_t conf;
+	dg_pool_t *pool;
+	char provider[64];
+	struct fi_info *info;
+	struct fid_fabric *fabric;
+	struct fid_domain *domain;
+	struct fid_cq *cq;
+	struct fid_av *av;
+	struct fid_ep *ep[DG_XFER_MAX_RAILS];
+	struct fid_mr *mr;
+	void *desc;
+	uint64_t key, base;
+	int nrails;
+	uint8_t addr[DG_XFER_MAX_RAILS][DG_XFER_ADDR_MAX];
+	size_t addrlen[DG_XFER_MAX_RAILS];
+	dg_bin_t addr_bins[DG_XFER_MAX_RAILS];
+	char addr_name[DG_XFER_MAX_RAILS][64];  /* printable, for sockets */
+	dg_thread_t *progress_thread;   /* its registry slot, for the
+	                                   watchdog to mark it blocked */
+	int cq_fd;              /* -1 without a wait object */
+	bool is_shm;
+
+	pthread_t thread, watchdog;
+	bool started, watching;
+	atomic_bool stop;
+	int stop_fd;                    /* wakes the watchdog to stop */
+	_Atomic int64_t last_loop;      /* progress thread's last round */
+	atomic_bool napping;            /* progress thread in its idle wait */
+	bool ev_signalled;              /* ev_fd written, not yet drained */
+	atomic_bool wedged;
+	pthread_mutex_t pend_lock;
+	s_pend_t *pend;
+	atomic_uint_fast64_t next_id;
+
+	pthread_mutex_t cmd_lock;
+	s_cmd_t *cmds, **cmds_tail;
+	int cmd_fd;
+
+	pthread_mutex_t ev_lock;
+	s_event_t *events, **events_tail;
+	int ev_fd;
+
+	pthread_mutex_t rx_lock;
+	s_recv_t *recvs;
+	uint32_t *rx_free;
+	uint32_t rx_nfree;
+	uint32_t rx_hi;         /* every active receive has index < rx_hi */
+
+	/* Owned by the progress thread. */
+	s_send_t *sends;
+	s_peer_t *peers;
+	s_op_t *orphans;
+	int64_t next_check;
+
+	pthread_mutex_t st_lock;
+	dg_xfer_stats_t stats;
+	dg_xfer_rail_t *health;         /* snapshot for other threads */
+	size_t nhealth;
+	int64_t next_health;
+
+	atomic_int fault[DG_XFER_MAX_RAILS];
+};
+
+#define STAT_ADD(self, field, n)                        \
+	do {                                            \
+		pthread_mutex_lock(&(self)->st_lock);   \
+		(self)->stats.field += (n);             \
+		pthread_mutex_unlock(&(self)->st_lock); \
+	} while (0)
+
+/* xfer.c: the clock, and the queues between the threads. */
+int64_t dg_xfer_now_ms(void);
+void dg_xfer_kick(int fd);
+void dg_xfer_drain_fd(int fd);
+void dg_xfer_emit(dg_xfer_t *self, const dg_xfer_event_t *ev);
+
+/* xfer_setup.c.  On failure what was opened stays open, for
+ * dg_xfer_fabric_close(), which also takes a half-open fabric. */
+int dg_xfer_fabric_open(dg_xfer_t *self, const char *node, char *why,
+    size_t whysize);
+void dg_xfer_fabric_close(dg_xfer_t *self);
+
+/* xfer_progress.c.  Sends are the progress thread's (and
+ * dg_xfer_destroy()'s once that thread has stopped); receives are
+ * whichever thread holds rx_lock. */
+void *dg_xfer_progress_loop(void *arg);
+int dg_xfer_take_commands(dg_xfer_t *self);
+void dg_xfer_send_free(s_send_t *tx);
+void dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx,
+    dg_xfer_status_t status);
+/* Called with rx_lock held. */
+void dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index,
+    dg_xfer_status_t status, const char *reason);
+
+/* xfer_rails.c: the progress thread's alone. */
+s_peer_t *dg_xfer_peer_get(dg_xfer_t *self, const dg_bin_t *addrs, size_t n,
+    char *why, size_t whysize);
+void dg_xfer_peer_release(dg_xfer_t *self, s_peer_t *peer);
+void dg_xfer_peer_unref(dg_xfer_t *self, s_peer_t *peer);
+int dg_xfer_pick_rail(dg_xfer_t *self, s_peer_t *p, int64_t now);
+bool dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c,
+    int rail, const char *what);
+void dg_xfer_publish_health(dg_xfer_t *self, int64_t now);
+
+/* xfer_watchdog.c */
+void *dg_xfer_watchdog_loop(void *arg);
+bool dg_xfer_claim(dg_xfer_t *self, uint64_t id);
+/* The progress thread's own checks, every few ms. */
+void dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now);
+void dg_xfer_check_orphans(dg_xfer_t *self, int64_t now);
+
+#endif

@@ -1,0 +1,569 @@
+/*  xfer_progress.c: the progress thread, which owns every fabric call
+ *  once the engine runs: it takes the caller's commands, posts each
+ *  send's chunks, reads the CQ and carries every transfer to its one
+ *  event.
+ *
+ *  Ops still owned by the provider when their transfer ends (failure,
+ *  cancel, deadline) are orphaned, not freed: libfabric hands their
+ *  context back later, or never for a dead peer, and they are freed then
+ *  or when the engine closes.  */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <pthread.h>
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "threads.h"
+#include "xfer.h"
+#include "xfer_impl.h"
+
+#define CQ_BATCH      64
+
+/* ---- chunk arithmetic, shared by both sides ---------------------------- */
+
+/* Tensor and byte range of chunk `c`. */
+static size_t
+s_chunk_at(size_t n, const uint32_t *first, const uint64_t *len,
+    uint64_t chunk, uint32_t c, uint64_t *off, uint64_t *clen)
+{
+	size_t lo = 0, hi = n;
+
+	/* Last tensor whose first chunk is <= c (zero-length tensors own
+	 * no chunk, so skip ties forward). */
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+		if (first[mid] <= c)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	while (lo + 1 < n && first[lo + 1] <= c)
+		lo++;
+	*off = (uint64_t)(c - first[lo]) * chunk;
+	*clen = len[lo] - *off < chunk ? len[lo] - *off : chunk;
+	return lo;
+}
+
+/* ---- sends (progress thread) ------------------------------------------- */
+
+void
+dg_xfer_send_free(s_send_t *tx)
+{
+	for (int i = 0; i < tx->nops; i++)
+		free(tx->ops[i]);
+	free(tx->ops);
+	free(tx->src);
+	free(tx->dst);
+	free(tx->len);
+	free(tx->first);
+	free(tx->done);
+	free(tx->retries);
+	free(tx->requeue);
+	free(tx);
+}
+
+void
+dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
+{
+	bool mine = dg_xfer_claim(self, tx->id);
+	dg_xfer_event_t ev = {
+		.dir = DG_XFER_SEND, .status = status, .id = tx->id,
+		.room = tx->room, .phase = tx->phase, .bytes = tx->bytes_done,
+		.bytes_left = tx->bytes_total - tx->bytes_done,
+		.attempts = tx->attempts, .ms = dg_xfer_now_ms() - tx->started,
+	};
+	if (status != DG_XFER_DONE)
+		snprintf(ev.reason, sizeof ev.reason, "%s", tx->error);
+
+	/* Ops the provider still holds become orphans; the rest go. */
+	for (int i = 0; i < tx->nops; i++) {
+		s_op_t *op = tx->ops[i];
+		if (op->idle) {
+			free(op);
+		} else {
+			op->tx = NULL;
+			op->orphaned_at = dg_xfer_now_ms();
+			op->next = self->orphans;
+			self->orphans = op;
+			if (op->peer)
+				op->peer->orphans++;
+		}
+		tx->ops[i] = NULL;
+	}
+	tx->nops = 0;
+	if (tx->pprev) {
+		*tx->pprev = tx->next;
+		if (tx->next)
+			tx->next->pprev = tx->pprev;
+		tx->pprev = NULL;
+	}
+	if (tx->peer) {
+		if (status != DG_XFER_DONE && !tx->cancelled)
+			tx->peer->failed = true;
+		dg_xfer_peer_unref(self, tx->peer);
+	}
+	if (mine) {
+		pthread_mutex_lock(&self->st_lock);
+		if (status == DG_XFER_DONE)
+			self->stats.sends_done++;
+		else
+			self->stats.sends_failed++;
+		self->stats.sends_active--;
+		pthread_mutex_unlock(&self->st_lock);
+		dg_xfer_emit(self, &ev);
+	}
+	dg_xfer_send_free(tx);
+}
+
+static s_op_t *
+s_op_get(s_send_t *tx)
+{
+	s_op_t *op = tx->free_ops;
+
+	if (op) {
+		tx->free_ops = op->next;
+		op->idle = false;
+		return op;
+	}
+	if (tx->nops == tx->maxinflight)
+		return NULL;
+	op = calloc(1, sizeof *op);
+	if (!op)
+		return NULL;
+	op->tx = tx;
+	tx->ops[tx->nops++] = op;
+	return op;
+}
+
+static void
+s_op_put(s_send_t *tx, s_op_t *op)
+{
+	op->idle = true;
+	op->next = tx->free_ops;
+	tx->free_ops = op;
+}
+
+/* Post what the send may have in flight.  Returns the number posted, or
+ * -1 when the send ended. */
+static int
+s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
+{
+	int posted = 0;
+	char *base = dg_pool_base(self->pool);
+
+	while (tx->inflight < tx->maxinflight) {
+		uint32_t c;
+		bool again = tx->nrequeue > 0;
+		if (again)
+			c = tx->requeue[tx->nrequeue - 1];
+		else if (tx->next_chunk < tx->nchunks)
+			c = tx->next_chunk;
+		else
+			break;
+		if (tx->done[c]) {
+			/* Retried, but an earlier write of it completed. */
+			tx->nrequeue--;
+			continue;
+		}
+		s_op_t *op = s_op_get(tx);
+		if (!op)
+			break;
+		uint64_t off, clen;
+		size_t t = s_chunk_at(tx->ntensors, tx->first, tx->len,
+		    tx->chunk_size, c, &off, &clen);
+		int rail = dg_xfer_pick_rail(self, tx->peer, now);
+		int lrail = rail % self->nrails;
+		op->chunk = c;
+		op->rail = rail;
+		op->peer = tx->peer;
+		uint64_t data = (tx->token << 32) | c;
+		ssize_t rc = fi_writedata(self->ep[lrail],
+		    base + tx->src[t] + off, clen, self->desc, data,
+		    tx->peer->fa[rail], tx->base + tx->dst[t] + off, tx->key,
+		    &op->ctx);
+		if (rc == -FI_EAGAIN) {
+			s_op_put(tx, op);
+			STAT_ADD(self, eagain, 1);
+			*eagain = true;
+			break;
+		}
+		if (again)
+			tx->nrequeue--;
+		else
+			tx->next_chunk++;
+		if (rc) {
+			s_op_put(tx, op);
+			char what[160];
+			snprintf(what, sizeof what, "fi_writedata: %s",
+			    fi_strerror((int)-rc));
+			if (!dg_xfer_chunk_failed(self, tx, c, rail, what))
+				return -1;
+			continue;
+		}
+		tx->inflight++;
+		posted++;
+		STAT_ADD(self, chunks_posted, 1);
+	}
+	return posted;
+}
+
+static void
+s_send_completed(dg_xfer_t *self, s_op_t *op, const char *error)
+{
+	s_send_t *tx = op->tx;
+
+	if (!tx) {
+		/* An orphan: its transfer already ended. */
+		for (s_op_t **pp = &self->orphans; *pp; pp = &(*pp)->next) {
+			if (*pp == op) {
+				*pp = op->next;
+				break;
+			}
+		}
+		s_peer_t *peer = op->peer;
+		free(op);
+		if (peer) {
+			peer->orphans--;
+			dg_xfer_peer_release(self, peer);
+		}
+		return;
+	}
+	tx->inflight--;
+	uint32_t c = op->chunk;
+	int rail = op->rail;
+	s_op_put(tx, op);
+#ifdef DG_FAULT_INJECTION
+	if (!error && atomic_load(&self->fault[rail % DG_XFER_MAX_RAILS]) > 0 &&
+	    atomic_fetch_sub(&self->fault[rail % DG_XFER_MAX_RAILS], 1) > 0)
+		error = "injected transport fault";
+#endif
+	if (error) {
+		if (!tx->done[c])
+			(void)dg_xfer_chunk_failed(self, tx, c, rail, error);
+		return;
+	}
+	if (!tx->done[c]) {
+		uint64_t off, clen;
+		(void)s_chunk_at(tx->ntensors, tx->first, tx->len,
+		    tx->chunk_size, c, &off, &clen);
+		tx->done[c] = 1;
+		tx->ndone++;
+		tx->bytes_done += clen;
+		STAT_ADD(self, bytes_sent, clen);
+	}
+	if (tx->ndone == tx->nchunks && tx->inflight == 0)
+		dg_xfer_send_finish(self, tx, DG_XFER_DONE);
+}
+
+/* ---- receives ---------------------------------------------------------- */
+
+static void
+s_recv_release(dg_xfer_t *self, uint32_t index)
+{
+	s_recv_t *rx = &self->recvs[index];
+
+	free(rx->map);
+	free(rx->len);
+	free(rx->first);
+	rx->map = NULL;
+	rx->len = NULL;
+	rx->first = NULL;
+	rx->active = false;
+	rx->gen++;
+	self->rx_free[self->rx_nfree++] = index;
+}
+
+/* Called with rx_lock held. */
+void
+dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index, dg_xfer_status_t status,
+    const char *reason)
+{
+	s_recv_t *rx = &self->recvs[index];
+	dg_xfer_event_t ev = {
+		.dir = DG_XFER_RECV, .status = status, .id = rx->id,
+		.room = rx->room, .phase = rx->phase, .bytes = rx->bytes,
+		.bytes_left = rx->bytes_total - rx->bytes,
+		.ms = dg_xfer_now_ms() - rx->started,
+	};
+	if (reason)
+		snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+	if (status == DG_XFER_DONE) {
+		int rc = dg_pool_transition(self->pool, &rx->ext,
+		    DG_SLOT_FILLING, DG_SLOT_READY);
+		if (rc == DG_SLOT_STALE) {
+			ev.status = DG_XFER_STALE;
+			snprintf(ev.reason, sizeof ev.reason, "extent slot %u "
+			    "generation %llu was recycled", rx->ext.slot,
+			    (unsigned long long)rx->ext.gen);
+		} else if (rc != DG_SLOT_OK) {
+			ev.status = DG_XFER_FAILED;
+			snprintf(ev.reason, sizeof ev.reason, "extent not "
+			    "FILLING: %s", dg_slot_rc_name(rc));
+		}
+	}
+	pthread_mutex_lock(&self->st_lock);
+	if (ev.status == DG_XFER_DONE)
+		self->stats.recvs_done++;
+	else if (ev.status == DG_XFER_STALE)
+		self->stats.recvs_stale++;
+	else
+		self->stats.recvs_failed++;
+	self->stats.bytes_received += rx->bytes;
+	self->stats.recvs_active--;
+	pthread_mutex_unlock(&self->st_lock);
+	s_recv_release(self, index);
+	dg_xfer_emit(self, &ev);
+}
+
+/* Remote CQ data arrived: chunk `c` of the receive named by `token`. */
+static void
+s_recv_chunk(dg_xfer_t *self, uint64_t data)
+{
+	uint32_t token = (uint32_t)(data >> 32);
+	uint32_t c = (uint32_t)data;
+	uint32_t index = token & 0xffff;
+	uint16_t gen = (uint16_t)(token >> 16);
+
+	pthread_mutex_lock(&self->rx_lock);
+	s_recv_t *rx = &self->recvs[index];
+	if (!rx->active || rx->gen != gen || c >= rx->nchunks) {
+		pthread_mutex_unlock(&self->rx_lock);
+		dg_log_debug("xfer: late or unknown chunk %u for token %#x "
+		    "dropped", c, token);
+		return;
+	}
+	if (!(rx->map[c / 8] & (1u << (c % 8)))) {
+		uint64_t off, clen;
+		rx->map[c / 8] |= (uint8_t)(1u << (c % 8));
+		rx->nrecv++;
+		(void)s_chunk_at(rx->ntensors, rx->first, rx->len,
+		    self->conf.chunk, c, &off, &clen);
+		rx->bytes += clen;
+	}
+	if (rx->nrecv == rx->nchunks)
+		dg_xfer_recv_finish(self, index, DG_XFER_DONE, NULL);
+	pthread_mutex_unlock(&self->rx_lock);
+}
+
+/* ---- the progress thread ---------------------------------------------- */
+
+int
+dg_xfer_take_commands(dg_xfer_t *self)
+{
+	pthread_mutex_lock(&self->cmd_lock);
+	s_cmd_t *cmd = self->cmds;
+	self->cmds = NULL;
+	self->cmds_tail = &self->cmds;
+	pthread_mutex_unlock(&self->cmd_lock);
+	if (!cmd)
+		return 0;
+	dg_xfer_drain_fd(self->cmd_fd);
+	int n = 0;
+	while (cmd) {
+		s_cmd_t *next = cmd->next;
+		if (cmd->type == CMD_SEND) {
+			s_send_t *tx = cmd->tx;
+			s_peer_t *tmp = tx->peer;
+			dg_bin_t bins[DG_XFER_MAX_RAILS];
+			for (int r = 0; r < tmp->nrails; r++) {
+				bins[r].data = tmp->addr[r];
+				bins[r].size = tmp->addrlen[r];
+			}
+			tx->peer = dg_xfer_peer_get(self, bins,
+			    (size_t)tmp->nrails, tx->error, sizeof tx->error);
+			free(tmp);
+			tx->next = self->sends;
+			if (tx->next)
+				tx->next->pprev = &tx->next;
+			tx->pprev = &self->sends;
+			self->sends = tx;
+			if (!tx->peer)
+				dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
+			else if (tx->peer->refs++, tx->nchunks == 0)
+				dg_xfer_send_finish(self, tx, DG_XFER_DONE);
+		} else {
+			for (s_send_t *tx = self->sends; tx; tx = tx->next) {
+				if (tx->id != cmd->id)
+					continue;
+				tx->cancelled = true;
+				snprintf(tx->error, sizeof tx->error,
+				    "cancelled");
+				dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
+				break;
+			}
+		}
+		free(cmd);
+		cmd = next;
+		n++;
+	}
+	return n;
+}
+
+static int
+s_poll_cq(dg_xfer_t *self)
+{
+	struct fi_cq_data_entry ent[CQ_BATCH];
+	int total = 0;
+
+	for (int round = 0; round < 16; round++) {
+		ssize_t n = fi_cq_read(self->cq, ent, CQ_BATCH);
+		if (n == -FI_EAGAIN)
+			break;
+		if (n == -FI_EAVAIL) {
+			struct fi_cq_err_entry err = { 0 };
+			char buf[160];
+			if (fi_cq_readerr(self->cq, &err, 0) < 0)
+				break;
+			const char *text = fi_cq_strerror(self->cq,
+			    err.prov_errno, err.err_data, buf, sizeof buf);
+			char what[200];
+			snprintf(what, sizeof what, "%s (%s)",
+			    fi_strerror(err.err), text ? text : "?");
+			total++;
+			if (err.flags & FI_REMOTE_CQ_DATA || !err.op_context) {
+				/* rxm may give no context for RMA errors
+				 * (libfabric#5738): the deadline ends it. */
+				dg_log_warn("xfer: completion error without "
+				    "a transfer: %s", what);
+				continue;
+			}
+			s_send_completed(self, err.op_context, what);
+			continue;
+		}
+		if (n < 0) {
+			dg_log_error("xfer: fi_cq_read: %s",
+			    fi_strerror((int)-n));
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (ent[i].flags & FI_REMOTE_CQ_DATA)
+				s_recv_chunk(self, ent[i].data);
+			else if (ent[i].op_context)
+				s_send_completed(self, ent[i].op_context, NULL);
+		}
+		total += (int)n;
+		if (n < CQ_BATCH)
+			break;
+	}
+	return total;
+}
+
+static int
+s_post_all(dg_xfer_t *self)
+{
+	int posted = 0;
+	bool eagain = false;
+	s_send_t *next;
+	int64_t now = dg_xfer_now_ms();
+
+	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
+	 * full may be one dead peer's, and the others must not wait on it. */
+	for (s_send_t *tx = self->sends; tx; tx = next) {
+		next = tx->next;
+		/* Most open sends have every chunk posted: skip them cheaply. */
+		if (tx->nrequeue == 0 && tx->next_chunk >= tx->nchunks)
+			continue;
+		eagain = false;
+		int n = s_send_post(self, tx, now, &eagain);
+		if (n > 0)
+			posted += n;
+	}
+	return posted;
+}
+
+/* Nothing happened this round: wait a little, for longer the longer
+ * nothing happens, but wake at once for a new command or receive.  With
+ * a CQ wait fd we also wake when the provider has something.  While a
+ * transfer is open the wait stays short: with manual progress (rxm over
+ * tcp) our writes move only while we call into the provider, and a CQ
+ * fd says nothing about a socket that could take more; shm has no fd,
+ * and its target does the copy inside fi_cq_read. */
+#define IDLE_MAX_US     1000
+#define IDLE_OPEN_US    50
+
+static void
+s_idle(dg_xfer_t *self, int idle)
+{
+	struct pollfd fds[2] = {
+		{ .fd = self->cmd_fd, .events = POLLIN },
+		{ .fd = self->cq_fd, .events = POLLIN },
+	};
+	int nfds = 1;
+
+	if (idle < 64)
+		return;
+	long cap = IDLE_MAX_US;
+	if (self->sends) {
+		cap = IDLE_OPEN_US;
+	} else {
+		pthread_mutex_lock(&self->st_lock);
+		if (self->stats.recvs_active > 0)
+			cap = IDLE_OPEN_US;
+		pthread_mutex_unlock(&self->st_lock);
+	}
+	if (self->cq_fd >= 0) {
+		struct fid *fids[1] = { &self->cq->fid };
+		if (fi_trywait(self->fabric, fids, 1) != FI_SUCCESS)
+			return;
+		nfds = 2;
+	}
+	long us = 20L * (idle - 63);
+	if (us > cap)
+		us = cap;
+	struct timespec ts = { 0, us * 1000 };
+	atomic_store(&self->napping, true);
+	/* A command queued just before `napping` was seen set found no one
+	 * to wake: look once more. */
+	pthread_mutex_lock(&self->cmd_lock);
+	bool queued = self->cmds != NULL;
+	pthread_mutex_unlock(&self->cmd_lock);
+	if (!queued && ppoll(fds, (nfds_t)nfds, &ts, NULL) > 0 &&
+	    (fds[0].revents & POLLIN)) {
+		/* A kick that raced with the look above (the writer saw
+		 * `napping` after we had found its command) leaves the fd
+		 * readable with nothing queued: left so, every later wait
+		 * would return at once and this thread would spin. */
+		dg_xfer_drain_fd(self->cmd_fd);
+	}
+	atomic_store(&self->napping, false);
+}
+
+void *
+dg_xfer_progress_loop(void *arg)
+{
+	dg_xfer_t *self = arg;
+	int idle = 0;
+
+	self->progress_thread = dg_thread_register("progress");
+	while (!atomic_load(&self->stop)) {
+		atomic_store(&self->last_loop, dg_xfer_now_ms());
+		int work = dg_xfer_take_commands(self);
+		work += s_poll_cq(self);
+		work += s_post_all(self);
+		int64_t now = dg_xfer_now_ms();
+		if (now >= self->next_check) {
+			dg_xfer_check_deadlines(self, now);
+			dg_xfer_check_orphans(self, now);
+			self->next_check = now + 5;
+		}
+		if (now >= self->next_health) {
+			dg_xfer_publish_health(self, now);
+			self->next_health = now + 100;
+		}
+		idle = work ? 0 : idle + 1;
+		/* Busy while transfers are open; idle once it naps.  Two
+		 * relaxed stores and a vDSO clock read per turn. */
+		dg_thread_set(work || self->sends ? DG_THREAD_BUSY :
+		    DG_THREAD_IDLE, 0);
+		s_idle(self, idle);
+	}
+	dg_thread_unregister();
+	return NULL;
+}

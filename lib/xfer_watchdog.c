@@ -1,0 +1,193 @@
+/*  xfer_watchdog.c: transfers that outlive their deadlines, and a
+ *  progress thread that stops moving.
+ *
+ *  A watchdog thread enforces deadlines even when the progress thread
+ *  cannot: libfabric 1.17's shm provider takes spinlocks that live in
+ *  the peers' shared memory, and a peer killed while holding one leaves
+ *  our fi_cq_read() spinning for ever.  The watchdog fails every open
+ *  receive at its deadline and every send shortly after its own, marks
+ *  the engine wedged, and the daemon reports itself unhealthy.  Each
+ *  transfer is claimed exactly once, by whichever thread ends it first,
+ *  so there is still exactly one event per transfer.  */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "threads.h"
+#include "xfer.h"
+#include "xfer_impl.h"
+
+/* Take the send off the watchdog's list; false when the watchdog already
+ * ended it (and sent its event). */
+bool
+dg_xfer_claim(dg_xfer_t *self, uint64_t id)
+{
+	bool mine = false;
+
+	pthread_mutex_lock(&self->pend_lock);
+	for (s_pend_t **pp = &self->pend; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			s_pend_t *p = *pp;
+			*pp = p->next;
+			free(p);
+			mine = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&self->pend_lock);
+	return mine;
+}
+
+/* Sends end at their deadlines on the progress thread, which can still
+ * free them; the watchdog's own check only backs this one up. */
+void
+dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now)
+{
+	s_send_t *next;
+
+	for (s_send_t *tx = self->sends; tx; tx = next) {
+		next = tx->next;
+		if (now < tx->deadline)
+			continue;
+		if (!*tx->error)
+			snprintf(tx->error, sizeof tx->error, "peer %s",
+			    tx->peer->name[0]);
+		size_t n = strlen(tx->error);
+		snprintf(tx->error + n, sizeof tx->error - n, ": timed out "
+		    "after %lld ms with %llu of %llu bytes left",
+		    (long long)(now - tx->started),
+		    (unsigned long long)(tx->bytes_total - tx->bytes_done),
+		    (unsigned long long)tx->bytes_total);
+		dg_log_warn("xfer: room=%llu send failed: %s",
+		    (unsigned long long)tx->room, tx->error);
+		dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
+	}
+}
+
+/* libfabric 1.17's shm provider completes a sender's operations in the
+ * order it posted them: a write to a peer that stopped making progress
+ * (frozen, or no longer reading its queue) never completes, and every
+ * later completion, to healthy peers too, waits behind it for ever.  An
+ * op of an ended send still held past ORPHAN_WEDGE_MS means exactly
+ * that: call the engine wedged, so that the daemon restarts in place as
+ * it does for a peer that died holding a lock. */
+#define ORPHAN_WEDGE_MS 3000
+
+void
+dg_xfer_check_orphans(dg_xfer_t *self, int64_t now)
+{
+	if (!self->orphans || atomic_load(&self->wedged) ||
+	    strcmp(self->provider, "shm") != 0)
+		return;
+	int64_t oldest = now;
+	for (s_op_t *op = self->orphans; op; op = op->next)
+		if (op->orphaned_at < oldest)
+			oldest = op->orphaned_at;
+	if (now - oldest < ORPHAN_WEDGE_MS)
+		return;
+	atomic_store(&self->wedged, true);
+	dg_log_error("xfer: a write to a peer that stopped making progress "
+	    "has been outstanding for %lld ms, and the shm provider completes "
+	    "every later write behind it; restart this daemon",
+	    (long long)(now - oldest));
+}
+
+/* Receives end at their deadline here, whatever the progress thread is
+ * doing. */
+static void
+s_check_recv_deadlines(dg_xfer_t *self, int64_t now)
+{
+	pthread_mutex_lock(&self->rx_lock);
+	for (uint32_t i = 0; i < self->rx_hi; i++) {
+		s_recv_t *rx = &self->recvs[i];
+		if (!rx->active || now < rx->deadline)
+			continue;
+		char reason[200];
+		snprintf(reason, sizeof reason, "timed out after %lld ms with "
+		    "%llu of %llu bytes left (%u of %u chunks arrived)",
+		    (long long)(now - rx->started),
+		    (unsigned long long)(rx->bytes_total - rx->bytes),
+		    (unsigned long long)rx->bytes_total, rx->nrecv,
+		    rx->nchunks);
+		dg_log_warn("xfer: room=%llu phase=%d receive failed: %s",
+		    (unsigned long long)rx->room, rx->phase, reason);
+		dg_xfer_recv_finish(self, i, DG_XFER_FAILED, reason);
+	}
+	pthread_mutex_unlock(&self->rx_lock);
+}
+
+/* Sends the progress thread did not end by their deadline (plus a grace
+ * to let it): end them here. */
+#define WATCHDOG_GRACE_MS 500
+#define WEDGED_MS         1000
+
+static void
+s_check_send_deadlines(dg_xfer_t *self, int64_t now, int64_t stuck)
+{
+	for (;;) {
+		s_pend_t *late = NULL;
+		pthread_mutex_lock(&self->pend_lock);
+		for (s_pend_t **pp = &self->pend; *pp; pp = &(*pp)->next) {
+			if (now >= (*pp)->deadline + WATCHDOG_GRACE_MS) {
+				late = *pp;
+				*pp = late->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&self->pend_lock);
+		if (!late)
+			return;
+		dg_xfer_event_t ev = {
+			.dir = DG_XFER_SEND, .status = DG_XFER_FAILED,
+			.id = late->id, .room = late->room,
+			.phase = late->phase, .ms = now - late->started,
+		};
+		snprintf(ev.reason, sizeof ev.reason, "timed out after %lld "
+		    "ms; the progress thread has been stuck in the fabric "
+		    "provider for %lld ms", (long long)(now - late->started),
+		    (long long)stuck);
+		dg_log_warn("xfer: room=%llu send failed: %s",
+		    (unsigned long long)late->room, ev.reason);
+		pthread_mutex_lock(&self->st_lock);
+		self->stats.sends_failed++;
+		self->stats.sends_active--;
+		pthread_mutex_unlock(&self->st_lock);
+		dg_xfer_emit(self, &ev);
+		free(late);
+	}
+}
+
+void *
+dg_xfer_watchdog_loop(void *arg)
+{
+	dg_xfer_t *self = arg;
+	struct pollfd p = { .fd = self->stop_fd, .events = POLLIN };
+
+	dg_thread_register("watchdog");
+	while (!atomic_load(&self->stop)) {
+		dg_thread_set(DG_THREAD_IDLE, 0);
+		(void)poll(&p, 1, 5); /* tick; the stop fd wakes it early */
+		dg_thread_set(DG_THREAD_BUSY, 0);
+		int64_t now = dg_xfer_now_ms();
+		s_check_recv_deadlines(self, now);
+		int64_t stuck = now - atomic_load(&self->last_loop);
+		if (stuck > WEDGED_MS && !atomic_load(&self->wedged)) {
+			atomic_store(&self->wedged, true);
+			dg_thread_mark(self->progress_thread,
+			    DG_THREAD_BLOCKED);
+			dg_log_error("xfer: the progress thread has been stuck "
+			    "in the %s provider for %lld ms (a peer that died "
+			    "holding a shared lock?); failing transfers at "
+			    "their deadlines: restart this daemon",
+			    self->provider, (long long)stuck);
+		}
+		s_check_send_deadlines(self, now, stuck);
+	}
+	dg_thread_unregister();
+	return NULL;
+}
