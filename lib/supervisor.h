@@ -27,8 +27,8 @@ typedef enum {
 	DG_CHILD_EXITED
 } dg_child_state_t;
 
-/* A child as the list shows it; valid until the next call that adds or
- * removes children. */
+/* A child as the list shows it, kept up to date in place; valid until
+ * prune drops it or destroy. */
 typedef struct {
 	const char *name;
 	const char *log;        /* RUN/NAME.log */
