@@ -1,16 +1,14 @@
 /*  up.c: `disagg up` and `disagg down`, see up.h.
  *
- *  up forks one `disaggd -d -f FILE -N NAME` per section, each in a
- *  session of its own (a later Ctrl-C in the terminal must not reach
- *  it) with stdout and stderr in RUN/NAME.log, and rewrites RUN/pids
- *  after every start, so that down can stop even a half-started
- *  pipeline.  Readiness is what the controller's instance list says,
- *  polled against a deadline; a daemon that exits meanwhile ends the
- *  wait at once.  A lock on RUN/lock keeps two ups (or an up and a
- *  down) from racing on the same run folder.  */
+ *  up starts one `disaggd -d -f FILE -N NAME` per section through a
+ *  supervisor (supervisor.h: its own session, RUN/NAME.log) and rewrites
+ *  RUN/pids after every start, so that down can stop even a
+ *  half-started pipeline.  Readiness is what the controller's instance
+ *  list says, polled against a deadline; a daemon that exits meanwhile
+ *  ends the wait at once.  The lock on RUN/lock keeps two ups (or an up
+ *  and a down) from racing on the same run folder.  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -20,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,23 +26,22 @@
 #include "client.h"
 #include "config.h"
 #include "run.h"
+#include "supervisor.h"
 #include "up.h"
 
 #define S_START_TIMEOUT_MS 20000
 #define S_POLL_MS          50   /* between two instance queries */
 #define S_TAIL_LINES       15
 #define S_IPC_MAX          107  /* sun_path is 108 bytes with its NUL */
+/* What a pid in RUN/pids must still run to count as ours. */
+#define S_DAEMON           "disaggd"
 
+/* A daemon as up shows it: section i is the supervisor's child i once
+ * started. */
 typedef struct {
-	char name[DG_NAME_MAX];
-	char role[DG_NAME_MAX];
-	pid_t pid;
-	bool child;             /* forked here: waitpid says how it ended */
-	bool signalled;
-	bool gone;
-	int status;             /* its wait status, when child and gone */
+	const char *name;
+	const char *role;
 	bool registered;
-	char log[PATH_MAX];
 } s_daemon_t;
 
 static volatile sig_atomic_t s_interrupted;
@@ -58,196 +53,48 @@ s_on_signal(int sig)
 }
 
 static bool
-s_is_controller(const s_daemon_t *d)
+s_is_controller(const char *name)
 {
-	return strcmp(d->name, "controller") == 0;
+	return strcmp(name, "controller") == 0;
 }
 
 /* ---- the run folder ---------------------------------------------------- */
 
-/* `path` and its missing parents; the last one gets `mode`. */
-static int
-s_mkdirs(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-
-	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* The run folder as an absolute path in `abs` (PATH_MAX bytes), made
- * 0700 when missing.  Another user's folder is refused: in /tmp anyone
- * could have made /tmp/disagg-UID first.  0 ok, 1 absent (when not
- * `create`), -1 refused.  DISAGG_RUN is set to it, so that run.h and the
- * client agree on it whatever -d or the environment said. */
-static int
-s_run_open(const char *cmd, bool create, char *abs)
+/* The run folder, locked while up or down works; NULL, said why, when
+ * refused, or when it does not exist (*absent, only when not
+ * `create`).  DISAGG_RUN is set to it, so that run.h and the client
+ * agree on it whatever -d or the environment said. */
+static dg_supervisor_t *
+s_open(const char *cmd, bool create, bool *absent)
 {
 	const char *dir = dg_run_dir();
-	struct stat st;
+	char why[PATH_MAX + 128];
+	dg_supervisor_t *sup = dg_supervisor_new(dir, create, why, sizeof why);
 
-	if (create && s_mkdirs(dir, 0700) < 0) {
-		fprintf(stderr, "disagg %s: cannot create the run folder %s: "
-		    "%s\n", cmd, dir, strerror(errno));
-		return -1;
-	}
-	if (stat(dir, &st) < 0) {
-		if (!create && errno == ENOENT)
-			return 1;
-		fprintf(stderr, "disagg %s: run folder %s: %s\n", cmd, dir,
-		    strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "disagg %s: %s is not a folder; set DISAGG_RUN "
-		    "or -d to another one\n", cmd, dir);
-		return -1;
-	}
-	if (st.st_uid != geteuid()) {
-		fprintf(stderr, "disagg %s: the run folder %s belongs to another "
-		    "user; set DISAGG_RUN or -d to a folder of yours\n", cmd, dir);
-		return -1;
-	}
-	if (!realpath(dir, abs)) {
-		fprintf(stderr, "disagg %s: run folder %s: %s\n", cmd, dir,
-		    strerror(errno));
-		return -1;
-	}
-	/* Room for the file names under it, and ipc endpoints. */
-	if (strlen(abs) > PATH_MAX - 256) {
-		fprintf(stderr, "disagg %s: the run folder's path is too long: "
-		    "%s\n", cmd, abs);
-		return -1;
-	}
-	setenv("DISAGG_RUN", abs, 1);
-	return 0;
-}
-
-/* The lock held while up or down works; its fd, or -1. */
-static int
-s_lock(const char *cmd, const char *run)
-{
-	char path[PATH_MAX + 16];
-
-	snprintf(path, sizeof path, "%s/lock", run);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "disagg %s: %s: %s\n", cmd, path,
-		    strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "disagg %s: another 'disagg up' or 'disagg down' "
-		    "is at work in %s; try again when it is done\n", cmd, run);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Whether `pid` is a running disaggd.  A zombie (exited, not yet
- * reaped) has an empty command line and counts as gone; so does a pid
- * the kernel has since given to another program. */
-static bool
-s_alive(pid_t pid)
-{
-	char path[64], cmd[512];
-
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
-		return false;
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return access("/proc/self", F_OK) != 0; /* no /proc: trust kill */
-	size_t n = fread(cmd, 1, sizeof cmd - 1, f);
-	fclose(f);
-	if (n == 0)
-		return false;
-	cmd[n] = '\0';          /* argv[0] ends at the first NUL */
-	const char *base = strrchr(cmd, '/');
-	return strstr(base ? base + 1 : cmd, "disaggd") != NULL;
-}
-
-/* RUN/pids as daemons (name and pid only); NULL with *n 0 when there is
- * no such file. */
-static s_daemon_t *
-s_pids_read(const char *run, size_t *n)
-{
-	char path[PATH_MAX + 16], line[256];
-	s_daemon_t *d = NULL;
-	size_t cap = 0;
-
-	*n = 0;
-	snprintf(path, sizeof path, "%s/pids", run);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	while (fgets(line, sizeof line, f)) {
-		char name[DG_NAME_MAX];
-		int pid;
-		if (sscanf(line, "%63s %d", name, &pid) != 2 || pid <= 0)
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			s_daemon_t *more = realloc(d, cap * sizeof *d);
-			if (!more)
-				break;
-			d = more;
+	*absent = false;
+	if (!sup) {
+		if (!create && errno == ENOENT) {
+			*absent = true;
+			return NULL;
 		}
-		s_daemon_t *x = &d[(*n)++];
-		memset(x, 0, sizeof *x);
-		snprintf(x->name, sizeof x->name, "%s", name);
-		x->pid = pid;
-		snprintf(x->log, sizeof x->log, "%s/%s.log", run, name);
+		fprintf(stderr, "disagg %s: %s%s\n", cmd, why, errno == EEXIST ?
+		    "; set DISAGG_RUN or -d to another one" : errno == EPERM ?
+		    "; set DISAGG_RUN or -d to a folder of yours" : "");
+		return NULL;
 	}
-	fclose(f);
-	if (!d) {
-		/* An empty file still says "up was here". */
-		d = calloc(1, sizeof *d);
+	const char *run = dg_supervisor_dir(sup);
+	setenv("DISAGG_RUN", run, 1);
+	if (dg_supervisor_lock(sup) < 0) {
+		if (errno == EWOULDBLOCK)
+			fprintf(stderr, "disagg %s: another 'disagg up' or 'disagg "
+			    "down' is at work in %s; try again when it is done\n",
+			    cmd, run);
+		else
+			fprintf(stderr, "disagg %s: %s/lock: %s\n", cmd, run,
+			    strerror(errno));
+		dg_supervisor_destroy(&sup);
 	}
-	return d;
-}
-
-static int
-s_pids_write(const char *run, const s_daemon_t *d, size_t n)
-{
-	char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
-
-	snprintf(path, sizeof path, "%s/pids", run);
-	snprintf(tmp, sizeof tmp, "%s/pids.tmp", run);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (d[i].pid > 0)
-			fprintf(f, "%s %d\n", d[i].name, (int)d[i].pid);
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-s_pids_remove(const char *run)
-{
-	char path[PATH_MAX + 16];
-
-	snprintf(path, sizeof path, "%s/pids", run);
-	unlink(path);
+	return sup;
 }
 
 /* The last `lines` lines of a log, indented, on stderr. */
@@ -332,95 +179,18 @@ s_find_disaggd(char *out)
 	return -1;
 }
 
-/* Fork and exec `disaggd -d -f file -N name`, output to its log. */
-static int
-s_spawn(s_daemon_t *d, const char *disaggd, const char *file)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE,
-	    SIGUSR1, SIGUSR2, SIGCHLD };
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigset_t none;
-	char fail[PATH_MAX + 64];
-
-	int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "disagg up: %s: %s\n", d->log, strerror(errno));
-		return -1;
-	}
-	/* Everything the child needs is made before fork: between fork and
-	 * exec only async-signal-safe calls. */
-	sigemptyset(&none);
-	int flen = snprintf(fail, sizeof fail, "disagg up: cannot run %s\n",
-	    disaggd);
-	pid_t pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, "disagg up: fork: %s\n", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (pid == 0) {
-		/* Dispositions this process changed or inherited as "ignore"
-		 * (sh runs '&' jobs with SIGINT ignored) would stick across
-		 * exec; disaggd wants its signals. */
-		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-			sigaction(sigs[i], &dfl, NULL);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		setsid();
-		int nul = open("/dev/null", O_RDONLY);
-		if (nul > 0) {
-			dup2(nul, 0);
-			close(nul);
-		}
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close_range(3, ~0U, 0);
-		execl(disaggd, disaggd, "-d", "-f", file, "-N", d->name,
-		    (char *)NULL);
-		ssize_t w = write(2, fail, (size_t)flen);
-		(void)w;
-		_exit(127);
-	}
-	close(fd);
-	d->pid = pid;
-	d->child = true;
-	d->gone = false;
-	d->signalled = false;
-	return 0;
-}
-
-static bool
-s_gone(s_daemon_t *d)
-{
-	if (d->gone || d->pid <= 0)
-		return true;
-	if (d->child) {
-		int st;
-		pid_t r = waitpid(d->pid, &st, WNOHANG);
-		if (r == d->pid) {
-			d->gone = true;
-			d->status = st;
-		} else if (r < 0 && errno == ECHILD) {
-			d->child = false;
-			d->gone = !s_alive(d->pid);
-		}
-	} else {
-		d->gone = !s_alive(d->pid);
-	}
-	return d->gone;
-}
-
 /* How a child ended, for messages. */
 static const char *
-s_how(const s_daemon_t *d, char *buf, size_t size)
+s_how(const dg_child_t *c, char *buf, size_t size)
 {
-	if (!d->child)
+	if (!c->reaped)
 		snprintf(buf, size, "exited");
-	else if (WIFEXITED(d->status))
+	else if (WIFEXITED(c->status))
 		snprintf(buf, size, "exited with status %d",
-		    WEXITSTATUS(d->status));
-	else if (WIFSIGNALED(d->status))
+		    WEXITSTATUS(c->status));
+	else if (WIFSIGNALED(c->status))
 		snprintf(buf, size, "was killed by signal %d (%s)",
-		    WTERMSIG(d->status), strsignal(WTERMSIG(d->status)));
+		    WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
 	else
 		snprintf(buf, size, "ended");
 	return buf;
@@ -430,39 +200,37 @@ s_how(const s_daemon_t *d, char *buf, size_t size)
  * up to timeout_ms for them to exit; SIGKILL the rest.  With `say`, one
  * line per daemon.  Returns how many did not stop cleanly. */
 static int
-s_stop(s_daemon_t *d, size_t n, bool controller, int64_t timeout_ms,
-    bool say)
+s_stop(dg_supervisor_t *sup, bool controller, int64_t timeout_ms, bool say)
 {
 	int bad = 0;
-	size_t todo = 0;
+	size_t n = dg_supervisor_size(sup), todo = 0;
 	int64_t t0 = zclock_mono();
 
 	for (size_t i = 0; i < n; i++) {
-		s_daemon_t *x = &d[i];
-		if (s_is_controller(x) != controller || x->pid <= 0)
+		const dg_child_t *x = dg_supervisor_child(sup, i);
+		if (s_is_controller(x->name) != controller)
 			continue;
-		if (s_gone(x)) {
+		if (dg_supervisor_exited(sup, i)) {
 			if (say)
 				printf("  %-11s pid %-7d was not running (see %s)\n",
 				    x->name, (int)x->pid, x->log);
 			continue;
 		}
-		if (kill(x->pid, SIGTERM) < 0) {
+		if (dg_supervisor_stop(sup, i) < 0) {
 			fprintf(stderr, "disagg: cannot signal %s (pid %d): %s\n",
 			    x->name, (int)x->pid, strerror(errno));
 			bad++;
 			continue;
 		}
-		x->signalled = true;
 		todo++;
 	}
 	while (todo > 0) {
 		todo = 0;
 		for (size_t i = 0; i < n; i++) {
-			s_daemon_t *x = &d[i];
-			if (!x->signalled || x->gone)
+			const dg_child_t *x = dg_supervisor_child(sup, i);
+			if (x->state != DG_CHILD_STOPPING)
 				continue;
-			if (s_gone(x)) {
+			if (dg_supervisor_exited(sup, i)) {
 				if (say)
 					printf("  %-11s pid %-7d stopped (%.1f s)\n",
 					    x->name, (int)x->pid,
@@ -476,18 +244,18 @@ s_stop(s_daemon_t *d, size_t n, bool controller, int64_t timeout_ms,
 		zclock_sleep(20);       /* poll interval; bounded above */
 	}
 	for (size_t i = 0; i < n; i++) {
-		s_daemon_t *x = &d[i];
-		if (!x->signalled || x->gone)
+		const dg_child_t *x = dg_supervisor_child(sup, i);
+		if (x->state != DG_CHILD_STOPPING)
 			continue;
 		bad++;
-		kill(x->pid, SIGKILL);
+		dg_supervisor_kill(sup, i);
 		printf("  %-11s pid %-7d did not stop within %.0f s: killed "
 		    "with SIGKILL (see %s)\n", x->name, (int)x->pid,
 		    (double)timeout_ms / 1000.0, x->log);
 		/* SIGKILL cannot be refused; this bound only guards against a
 		 * process stuck in the kernel. */
 		int64_t end = zclock_mono() + 2000;
-		while (!s_gone(x) && zclock_mono() < end)
+		while (!dg_supervisor_exited(sup, i) && zclock_mono() < end)
 			zclock_sleep(10);
 	}
 	return bad;
@@ -722,7 +490,7 @@ s_poll(dg_client_t *cl, s_daemon_t *d, size_t n, int timeout_ms)
 	if (reply->op == DG_OP_INSTANCES_OK) {
 		const dg_instances_ok_msg_t *ok = &reply->u.instances_ok;
 		for (size_t i = 0; i < n; i++) {
-			if (s_is_controller(&d[i]))
+			if (s_is_controller(d[i].name))
 				continue;
 			d[i].registered = false;
 			for (size_t j = 0; j < ok->n_instances; j++) {
@@ -748,21 +516,30 @@ s_poll(dg_client_t *cl, s_daemon_t *d, size_t n, int timeout_ms)
 
 enum { S_READY, S_EXITED, S_TIMEOUT, S_SIGNAL };
 
+/* Whether a started daemon has exited; *which says which. */
+static bool
+s_any_exited(dg_supervisor_t *sup, size_t *which)
+{
+	for (size_t i = 0; i < dg_supervisor_size(sup); i++) {
+		if (dg_supervisor_exited(sup, i)) {
+			*which = i;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Until the controller answers and `want` stages are up, a daemon
  * exits (*which says which), the deadline passes, or a signal. */
 static int
-s_wait(dg_client_t *cl, s_daemon_t *d, size_t n, int want,
-    int64_t deadline, size_t *which)
+s_wait(dg_client_t *cl, dg_supervisor_t *sup, s_daemon_t *d, size_t n,
+    int want, int64_t deadline, size_t *which)
 {
 	for (;;) {
 		if (s_interrupted)
 			return S_SIGNAL;
-		for (size_t i = 0; i < n; i++) {
-			if (d[i].pid > 0 && s_gone(&d[i])) {
-				*which = i;
-				return S_EXITED;
-			}
-		}
+		if (s_any_exited(sup, which))
+			return S_EXITED;
 		int64_t t = zclock_mono(), left = deadline - t;
 		if (left <= 0)
 			return S_TIMEOUT;
@@ -770,13 +547,7 @@ s_wait(dg_client_t *cl, s_daemon_t *d, size_t n, int want,
 		if (up >= want) {
 			/* Ours must still be there: what answered could be
 			 * someone else's on the same endpoint. */
-			for (size_t i = 0; i < n; i++) {
-				if (d[i].pid > 0 && s_gone(&d[i])) {
-					*which = i;
-					return S_EXITED;
-				}
-			}
-			return S_READY;
+			return s_any_exited(sup, which) ? S_EXITED : S_READY;
 		}
 		int64_t pause = S_POLL_MS - (zclock_mono() - t);
 		if (pause > 0)
@@ -824,13 +595,14 @@ s_parse_timeout(const char *text, int64_t *ms)
 }
 
 static int
-s_up_fail(const char *run, s_daemon_t *d, size_t n)
+s_up_fail(dg_supervisor_t *sup)
 {
 	printf("disagg up: stopping the daemons already started\n");
-	s_stop(d, n, false, 5000, true);
-	s_stop(d, n, true, 5000, true);
-	s_pids_remove(run);
-	fprintf(stderr, "disagg up: failed; the logs are in %s\n", run);
+	s_stop(sup, false, 5000, true);
+	s_stop(sup, true, 5000, true);
+	dg_supervisor_remove_pids(sup);
+	fprintf(stderr, "disagg up: failed; the logs are in %s\n",
+	    dg_supervisor_dir(sup));
 	return DG_EXIT_FAIL;
 }
 
@@ -849,20 +621,23 @@ s_config_errors(const dg_config_t *cfg)
  * must be brought down first, or two pipelines would fight over the
  * same endpoints. */
 static bool
-s_still_running(const char *run, const char *dir)
+s_still_running(dg_supervisor_t *sup, const char *dir)
 {
-	size_t nold = 0, nalive = 0;
-	s_daemon_t *old = s_pids_read(run, &nold);
+	size_t nalive = 0;
 
-	for (size_t i = 0; i < nold; i++) {
-		if (!s_alive(old[i].pid))
+	dg_supervisor_load_pids(sup, S_DAEMON);
+	for (size_t i = 0; i < dg_supervisor_size(sup); i++) {
+		const dg_child_t *old = dg_supervisor_child(sup, i);
+		if (old->state == DG_CHILD_EXITED)
 			continue;
 		if (nalive++ == 0)
 			fprintf(stderr, "disagg up: a pipeline started by an "
-			    "earlier 'disagg up' is still running from %s:\n", run);
-		fprintf(stderr, "  %-11s pid %d\n", old[i].name, (int)old[i].pid);
+			    "earlier 'disagg up' is still running from %s:\n",
+			    dg_supervisor_dir(sup));
+		fprintf(stderr, "  %-11s pid %d\n", old->name, (int)old->pid);
 	}
-	free(old);
+	/* The new pids replace these in RUN/pids. */
+	dg_supervisor_prune(sup);
 	if (nalive > 0)
 		fprintf(stderr, "disagg up: run 'disagg down%s%s' first\n",
 		    dir ? " -d " : "", dir ? dir : "");
@@ -889,59 +664,75 @@ s_catch_signals(void)
 	}
 }
 
+/* Start the daemon of section `name` and add it to RUN/pids; 0, or -1
+ * (said why when the start failed). */
+static int
+s_start(dg_supervisor_t *sup, const char *disaggd, const char *cfgpath,
+    const char *name)
+{
+	char why[PATH_MAX + 128];
+
+	if (dg_supervisor_spawn_section(sup, disaggd, cfgpath, name, why,
+	    sizeof why) < 0) {
+		fprintf(stderr, "disagg up: %s\n", why);
+		return -1;
+	}
+	return dg_supervisor_save_pids(sup);
+}
+
 /* Start the controller, wait until it answers, start the stages, wait
  * until they are registered.  On any failure, say why, stop what was
  * started and return DG_EXIT_FAIL. */
 static int
-s_up_start(const char *run, const char *disaggd, const char *cfgpath,
+s_up_start(dg_supervisor_t *sup, const char *disaggd, const char *cfgpath,
     const char *endpoint, int64_t timeout_ms, s_daemon_t *d, size_t n)
 {
 	int64_t deadline = zclock_mono() + timeout_ms;
 	size_t which = 0;
 	int st = S_READY;
 	char how[64];
+	const dg_child_t *c;
 
-	if (s_spawn(&d[0], disaggd, cfgpath) < 0 ||
-	    s_pids_write(run, d, 1) < 0)
-		return s_up_fail(run, d, n);
-	printf("  started controller   pid %-7d log %s\n", (int)d[0].pid,
-	    d[0].log);
+	if (s_start(sup, disaggd, cfgpath, d[0].name) < 0)
+		return s_up_fail(sup);
+	c = dg_supervisor_child(sup, 0);
+	printf("  started controller   pid %-7d log %s\n", (int)c->pid, c->log);
 	fflush(stdout);
 	dg_client_t *cl = dg_client_new(endpoint);
 	if (!cl) {
 		fprintf(stderr, "disagg up: cannot connect to %s\n", endpoint);
-		return s_up_fail(run, d, n);
+		return s_up_fail(sup);
 	}
 	/* The stages register with the controller as they start, so it
 	 * must be listening first. */
-	st = s_wait(cl, d, 1, 0, deadline, &which);
+	st = s_wait(cl, sup, d, 1, 0, deadline, &which);
 	if (st == S_TIMEOUT) {
 		fprintf(stderr, "disagg up: the controller did not answer on "
 		    "%s within %g s\n", endpoint, (double)timeout_ms / 1000.0);
-		s_tail(d[0].log, S_TAIL_LINES);
+		s_tail(c->log, S_TAIL_LINES);
 	}
 	for (size_t i = 1; i < n && st == S_READY; i++) {
-		if (s_spawn(&d[i], disaggd, cfgpath) < 0 ||
-		    s_pids_write(run, d, i + 1) < 0) {
+		if (s_start(sup, disaggd, cfgpath, d[i].name) < 0) {
 			dg_client_destroy(&cl);
-			return s_up_fail(run, d, n);
+			return s_up_fail(sup);
 		}
+		c = dg_supervisor_child(sup, i);
 		printf("  started %-12s pid %-7d log %s\n", d[i].name,
-		    (int)d[i].pid, d[i].log);
+		    (int)c->pid, c->log);
 	}
 	if (st == S_READY && n > 1) {
 		printf("  waiting for the %zu stage%s to register with the "
 		    "controller (at most %.0f s)\n", n - 1, n == 2 ? "" : "s",
 		    (double)(deadline - zclock_mono()) / 1000.0);
 		fflush(stdout);
-		st = s_wait(cl, d, n, (int)(n - 1), deadline, &which);
+		st = s_wait(cl, sup, d, n, (int)(n - 1), deadline, &which);
 	}
 	dg_client_destroy(&cl);
 	switch (st) {
 	case S_READY:
 		return DG_EXIT_OK;
 	case S_TIMEOUT:
-		if (n == 1 || !d[1].pid)
+		if (dg_supervisor_size(sup) < 2)
 			break;          /* the controller's, said above */
 		fprintf(stderr, "disagg up: not registered within %g s:",
 		    (double)timeout_ms / 1000.0);
@@ -951,28 +742,31 @@ s_up_start(const char *run, const char *disaggd, const char *cfgpath,
 		fprintf(stderr, "\n");
 		for (size_t i = 1; i < n; i++)
 			if (!d[i].registered)
-				s_tail(d[i].log, 8);
+				s_tail(dg_supervisor_child(sup, i)->log, 8);
 		break;
 	case S_EXITED:
+		c = dg_supervisor_child(sup, which);
 		fprintf(stderr, "disagg up: %s (%s, pid %d) %s during start-up\n",
-		    d[which].name, d[which].role, (int)d[which].pid,
-		    s_how(&d[which], how, sizeof how));
-		s_tail(d[which].log, S_TAIL_LINES);
+		    d[which].name, d[which].role, (int)c->pid,
+		    s_how(c, how, sizeof how));
+		s_tail(c->log, S_TAIL_LINES);
 		break;
 	case S_SIGNAL:
 		fprintf(stderr, "disagg up: interrupted (%s)\n",
 		    strsignal(s_interrupted));
 		break;
 	}
-	return s_up_fail(run, d, n);
+	return s_up_fail(sup);
 }
 
 /* Where everything is, and what to try next. */
 static void
-s_up_report(const dg_config_t *cfg, const s_daemon_t *d, size_t n,
-    const char *run, const char *endpoint, bool builtin, bool dir,
-    const char *cwd, int64_t ms)
+s_up_report(const dg_config_t *cfg, const dg_supervisor_t *sup,
+    const s_daemon_t *d, size_t n, const char *endpoint, bool builtin,
+    bool dir, const char *cwd, int64_t ms)
 {
+	const char *run = dg_supervisor_dir(sup);
+
 	printf("\nThe pipeline is up: %zu stage%s registered in %.1f s.\n\n",
 	    n - 1, n == 2 ? "" : "s", (double)ms / 1000.0);
 	printf("  controller  %s\n", endpoint);
@@ -989,9 +783,11 @@ s_up_report(const dg_config_t *cfg, const s_daemon_t *d, size_t n,
 	}
 	printf("  run folder  %s (pids, logs)\n\n", run);
 	printf("  %-11s %-12s %-8s %s\n", "NAME", "ROLE", "PID", "LOG");
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		const dg_child_t *c = dg_supervisor_child(sup, i);
 		printf("  %-11s %-12s %-8d %s\n", d[i].name, d[i].role,
-		    (int)d[i].pid, d[i].log);
+		    (int)c->pid, c->log);
+	}
 	printf("\nNext:\n");
 	if (dir)
 		printf("  export DISAGG_RUN=%s  so that the commands below find "
@@ -1041,7 +837,7 @@ dg_cmd_up(int argc, char *argv[])
 		return DG_EXIT_USAGE;
 	}
 
-	char cwd[PATH_MAX], run[PATH_MAX], cfgpath[PATH_MAX];
+	char cwd[PATH_MAX], cfgpath[PATH_MAX];
 	if (!getcwd(cwd, sizeof cwd)) {
 		fprintf(stderr, "disagg up: getcwd: %s\n", strerror(errno));
 		return DG_EXIT_FAIL;
@@ -1069,10 +865,13 @@ dg_cmd_up(int argc, char *argv[])
 
 	if (dir)
 		setenv("DISAGG_RUN", dir, 1);
-	int rc = DG_EXIT_FAIL, lock = -1;
-	if (s_run_open("up", true, run) != 0 ||
-	    (lock = s_lock("up", run)) < 0 || s_still_running(run, dir))
+	int rc = DG_EXIT_FAIL;
+	bool absent;
+	dg_supervisor_t *sup = s_open("up", true, &absent);
+	if (!sup || s_still_running(sup, dir))
 		goto out;
+	dg_supervisor_set_who(sup, "disagg up");
+	const char *run = dg_supervisor_dir(sup);
 	if (!file) {
 		char ep[PATH_MAX + 32], outdir[PATH_MAX + 16];
 		snprintf(ep, sizeof ep, "%s/controller.sock", run);
@@ -1096,7 +895,7 @@ dg_cmd_up(int argc, char *argv[])
 		}
 		if (snprintf(cfgpath, sizeof cfgpath, "%s/up.ini", run) >=
 		    (int)sizeof cfgpath)
-			goto out;       /* s_run_open keeps run shorter */
+			goto out;       /* dg_run_open keeps run shorter */
 	}
 	if (s_endpoints_in_use(cfg) > 0) {
 		fprintf(stderr, "disagg up: another pipeline or program holds "
@@ -1123,18 +922,13 @@ dg_cmd_up(int argc, char *argv[])
 	s_daemon_t *d = calloc(n, sizeof *d);
 	if (!d)
 		goto out;
-	snprintf(d[0].name, sizeof d[0].name, "controller");
-	snprintf(d[0].role, sizeof d[0].role, "controller");
+	d[0].name = "controller";
+	d[0].role = "controller";
 	for (size_t i = 1; i < n; i++) {
 		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i - 1);
-		snprintf(d[i].name, sizeof d[i].name, "%s", s->name);
-		snprintf(d[i].role, sizeof d[i].role, "%s",
-		    s->role);
+		d[i].name = s->name;
+		d[i].role = s->role;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (snprintf(d[i].log, sizeof d[i].log, "%s/%s.log", run,
-		    d[i].name) >= (int)sizeof d[i].log)
-			d[i].log[0] = '\0';    /* s_run_open keeps run shorter */
 
 	char endpoint[DG_ENDPOINT_MAX];
 	s_reach(dg_config_controller(cfg)->listen, endpoint, sizeof endpoint);
@@ -1143,16 +937,15 @@ dg_cmd_up(int argc, char *argv[])
 	    file ? "the" : "the built-in one-host", file ? " of " : "",
 	    file ? cfgpath : "", run);
 	int64_t t0 = zclock_mono();
-	rc = s_up_start(run, disaggd, cfgpath, endpoint, timeout_ms, d, n);
+	rc = s_up_start(sup, disaggd, cfgpath, endpoint, timeout_ms, d, n);
 	if (rc == DG_EXIT_OK)
-		s_up_report(cfg, d, n, run, endpoint, !file, dir != NULL, cwd,
+		s_up_report(cfg, sup, d, n, endpoint, !file, dir != NULL, cwd,
 		    zclock_mono() - t0);
 	free(d);
 out:
 	dg_config_destroy(&cfg);
 	free(text);
-	if (lock >= 0)
-		close(lock);
+	dg_supervisor_destroy(&sup);
 	return rc;
 }
 
@@ -1214,21 +1007,19 @@ dg_cmd_down(int argc, char *argv[])
 	}
 	if (dir)
 		setenv("DISAGG_RUN", dir, 1);
-	char run[PATH_MAX];
-	int r = s_run_open("down", false, run);
-	if (r == 1) {
+	bool absent;
+	dg_supervisor_t *sup = s_open("down", false, &absent);
+	if (absent) {
 		printf("disagg down: nothing to stop (no run folder %s)\n",
 		    dg_run_dir());
 		return DG_EXIT_OK;
 	}
-	int lock = r == 0 ? s_lock("down", run) : -1;
-	if (lock < 0)
+	if (!sup)
 		return DG_EXIT_FAIL;
-	size_t n = 0;
-	s_daemon_t *d = s_pids_read(run, &n);
-	if (!d) {
+	const char *run = dg_supervisor_dir(sup);
+	if (dg_supervisor_load_pids(sup, S_DAEMON) < 0) {
 		printf("disagg down: nothing to stop (no %s/pids)\n", run);
-		close(lock);
+		dg_supervisor_destroy(&sup);
 		return DG_EXIT_OK;
 	}
 
@@ -1250,27 +1041,22 @@ dg_cmd_down(int argc, char *argv[])
 	if (timeout_ms <= 0)
 		timeout_ms = drain + 5000;
 
-	size_t alive = 0;
-	for (size_t i = 0; i < n; i++)
-		alive += s_alive(d[i].pid);
+	size_t alive = dg_supervisor_reap(sup);
 	int bad = 0;
 	if (alive == 0) {
 		printf("disagg down: nothing was running from %s\n", run);
 	} else {
 		printf("disagg down: stopping the pipeline started from %s "
 		    "(stages first, then the controller)\n", run);
-		bad += s_stop(d, n, false, timeout_ms, true);
-		bad += s_stop(d, n, true, timeout_ms, true);
+		bad += s_stop(sup, false, timeout_ms, true);
+		bad += s_stop(sup, true, timeout_ms, true);
 	}
-	s_pids_remove(run);
-	free(d);
-	close(lock);
-	if (bad > 0) {
+	dg_supervisor_remove_pids(sup);
+	if (bad > 0)
 		fprintf(stderr, "disagg down: %d daemon%s did not stop cleanly; "
 		    "the logs are in %s\n", bad, bad == 1 ? "" : "s", run);
-		return DG_EXIT_FAIL;
-	}
-	if (alive > 0)
+	else if (alive > 0)
 		printf("disagg down: all stopped; the logs stay in %s\n", run);
-	return DG_EXIT_OK;
+	dg_supervisor_destroy(&sup);
+	return bad > 0 ? DG_EXIT_FAIL : DG_EXIT_OK;
 }
