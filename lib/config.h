@@ -1,4 +1,4 @@
-/*  config.h: the INI topology file (DESIGN §8).
+/*  config.h: the INI topology file (ARCHITECTURE.md, "Configuration").
  *
  *  One file describes the whole topology: [controller], [fabric],
  *  [security] and one [<role> <name>] section per stage daemon.  A single

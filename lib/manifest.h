@@ -1,5 +1,5 @@
 /*  manifest.h: the checks a stage makes on a manifest before it writes
- *  into the memory the manifest names (DESIGN §4, §7).
+ *  into the memory the manifest names (ARCHITECTURE.md, "A request's path").
  *
  *  A manifest arrives from the network and says where, in the
  *  receiver's registered pool, each tensor goes.  Before a sender acts

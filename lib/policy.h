@@ -1,4 +1,4 @@
-/*  policy.h: choosing a stage instance for a request (DESIGN §6).
+/*  policy.h: choosing a stage instance for a request (ARCHITECTURE.md, "The instance registry").
  *
  *    round-robin    the next eligible instance after the last one chosen
  *                   (LightX2V's);

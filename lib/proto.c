@@ -1,4 +1,4 @@
-/*  proto.c: encode and decode control-plane frames (DESIGN §3).
+/*  proto.c: encode and decode control-plane frames (ARCHITECTURE.md, "The wire protocol").
  *
  *  Both directions are generic walkers over the descriptor table of
  *  proto_catalog.c; nothing here knows a particular op.  Decoding runs in

@@ -1,4 +1,4 @@
-/*  proto.h: the control-plane wire protocol (DESIGN §3).
+/*  proto.h: the control-plane wire protocol (ARCHITECTURE.md, "The wire protocol").
  *
  *  After ZeroMQ's routing frames, one frame holds one msgpack map:
  *

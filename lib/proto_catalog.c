@@ -6,7 +6,7 @@
  *  and the member cannot drift apart, and they make the compiler check the
  *  member's C type against the field type ("comparison of distinct pointer
  *  types" under -Werror).  Keys and order for the client ops are fixed by
- *  DESIGN §3; the encoder writes fields in table order.  */
+ *  ARCHITECTURE.md, "The wire protocol"; the encoder writes fields in table order.  */
 #include "proto.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/*  stage.h: the stage plugin ABI (DESIGN §5).
+/*  stage.h: the stage plugin ABI (ARCHITECTURE.md, "Stages").
  *
  *  A stage is the work one daemon does on a request: the encoder turns a
  *  prompt into a text context, the transformer denoises latents, the

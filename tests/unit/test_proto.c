@@ -907,7 +907,7 @@ test_catalog_shape(void **state)
 }
 
 /* The wire names, written out independently of the catalogue: renaming
- * a key (which DESIGN §3 fixes for client ops) must fail here. */
+ * a key (which ARCHITECTURE.md, "The wire protocol" fixes for client ops) must fail here. */
 static const char *const s_spec[] = {
 	"error: code message",
 	"submit: prompt negative_prompt? frames height width steps seed "
