@@ -117,10 +117,11 @@ dg_rows_queues(void)
 
 /* ---- rooms -------------------------------------------------------------- */
 
-/* The columns a room has whatever its stages are.  Each other string of
- * the wire's room row names the instance one stage ran on; those
- * columns are made from the wire catalogue (s_rooms_make), so that no
- * role is written here. */
+/* The columns a room has whatever its stages are.  Each other required
+ * string of the wire's room row names the instance one stage ran on;
+ * those columns are made from the wire catalogue (s_rooms_make), so
+ * that no role is written here.  Optional fields are newer than the
+ * table and stay out of it until a column here says how to show them. */
 #define T dg_room_row_t
 static const dg_col_t s_room_fixed[] = {
 	{ "ROOM", "room", UINT(room), RIGHT, .text = LOOK(10),
@@ -169,8 +170,8 @@ s_wire_room(void)
 }
 
 /* The wire's room row, in its order: a field the fixed columns name
- * takes that column, a string they do not is a stage.  One block holds
- * the columns and the stages' titles after them. */
+ * takes that column, a required string they do not is a stage.  One
+ * block holds the columns and the stages' titles after them. */
 static void
 s_rooms_make(void)
 {
@@ -187,7 +188,8 @@ s_rooms_make(void)
 		const dg_col_t *known = dg_rows_col(&fixed, f->key);
 		if (known) {
 			cols[n++] = *known;
-		} else if (f->type == DG_FT_STR) {
+		} else if (f->type == DG_FT_STR &&
+		    (f->flags & DG_FIELD_REQUIRED)) {
 			cols[n++] = s_stage_col(f, titles);
 			titles += strlen(f->key) + 1;
 		}

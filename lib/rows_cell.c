@@ -110,40 +110,42 @@ dg_cell_bytes(const dg_col_t *col, const void *row, char *buf, size_t size,
 	return buf;
 }
 
+/* The value in `unit`s, printf'd by `fmt`; it sorts by the value. */
+static const char *
+s_scaled(const dg_col_t *col, const void *row, char *buf, size_t size,
+    double *sort, const char *fmt, double unit)
+{
+	*sort = dg_col_num(col, row);
+	snprintf(buf, size, fmt, *sort / unit);
+	return buf;
+}
+
 const char *
 dg_cell_us_as_ms(const dg_col_t *col, const void *row, char *buf,
     size_t size, double *sort)
 {
-	*sort = dg_col_num(col, row);
-	snprintf(buf, size, "%.1f", *sort / 1000.0);
-	return buf;
+	return s_scaled(col, row, buf, size, sort, "%.1f", 1000.0);
 }
 
 const char *
 dg_cell_cpu(const dg_col_t *col, const void *row, char *buf, size_t size,
     double *sort)
 {
-	*sort = dg_col_num(col, row);
-	snprintf(buf, size, "%.2fs", *sort / 1e6);
-	return buf;
+	return s_scaled(col, row, buf, size, sort, "%.2fs", 1e6);
 }
 
 const char *
 dg_cell_cpu_cli(const dg_col_t *col, const void *row, char *buf,
     size_t size, double *sort)
 {
-	*sort = dg_col_num(col, row);
-	snprintf(buf, size, "%.3fs", *sort / 1e6);
-	return buf;
+	return s_scaled(col, row, buf, size, sort, "%.3fs", 1e6);
 }
 
 const char *
 dg_cell_tenth(const dg_col_t *col, const void *row, char *buf, size_t size,
     double *sort)
 {
-	*sort = dg_col_num(col, row);
-	snprintf(buf, size, "%.1f", *sort);
-	return buf;
+	return s_scaled(col, row, buf, size, sort, "%.1f", 1.0);
 }
 
 /* A mode is text to the console's sort, as it always was. */

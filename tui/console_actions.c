@@ -46,18 +46,12 @@ static void s_end(dg_console_t *con) { s_move(con, 1000000); }
 
 /* ---- views ------------------------------------------------------------- */
 
-static void s_view1(dg_console_t *con)
-{ dg_console_show(con, DG_VIEW_OVERVIEW); }
-static void s_view2(dg_console_t *con)
-{ dg_console_show(con, DG_VIEW_QUEUES); }
-static void s_view3(dg_console_t *con)
-{ dg_console_show(con, DG_VIEW_ROOMS); }
-static void s_view4(dg_console_t *con)
-{ dg_console_show(con, DG_VIEW_THREADS); }
-static void s_view5(dg_console_t *con)
-{ dg_console_show(con, DG_VIEW_SOCKETS); }
-static void s_view6(dg_console_t *con)
-{ dg_console_show(con, DG_VIEW_EVENTS); }
+static void s_view1(dg_console_t *c) { dg_console_show(c, DG_VIEW_OVERVIEW); }
+static void s_view2(dg_console_t *c) { dg_console_show(c, DG_VIEW_QUEUES); }
+static void s_view3(dg_console_t *c) { dg_console_show(c, DG_VIEW_ROOMS); }
+static void s_view4(dg_console_t *c) { dg_console_show(c, DG_VIEW_THREADS); }
+static void s_view5(dg_console_t *c) { dg_console_show(c, DG_VIEW_SOCKETS); }
+static void s_view6(dg_console_t *c) { dg_console_show(c, DG_VIEW_EVENTS); }
 
 static void
 s_next_view(dg_console_t *con)
