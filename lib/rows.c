@@ -34,11 +34,7 @@ dg_col_pad(const dg_col_t *col, dg_surface_t surface)
 const char *
 dg_col_str(const dg_col_t *col, const void *row)
 {
-	if (col->type == DG_COL_STR)
-		return S_FIELD(row, col, char *);
-	if (col->type == DG_COL_CHARS)
-		return (const char *)row + col->offset;
-	return NULL;
+	return col->type == DG_COL_STR ? S_FIELD(row, col, char *) : NULL;
 }
 
 double
@@ -83,8 +79,6 @@ s_plain(const dg_col_t *col, const void *row, char *buf, size_t size,
 	case DG_COL_STR:
 		/* Only an optional field is ever absent. */
 		return s ? s : "-";
-	case DG_COL_CHARS:
-		return s;
 	case DG_COL_INT:
 		snprintf(buf, size, "%" PRId64, S_FIELD(row, col, int64_t));
 		return buf;
@@ -161,7 +155,6 @@ s_json_value(FILE *out, const dg_col_t *col, const void *row)
 {
 	switch (col->type) {
 	case DG_COL_STR:
-	case DG_COL_CHARS:
 		dg_json_str(out, dg_col_str(col, row));
 		break;
 	case DG_COL_INT:

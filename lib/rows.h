@@ -23,7 +23,6 @@
 typedef enum {
 	DG_COL_NONE,            /* no field: the cell function makes it */
 	DG_COL_STR,             /* const char * */
-	DG_COL_CHARS,           /* char[] inside the row */
 	DG_COL_INT,             /* int64_t */
 	DG_COL_UINT,            /* uint64_t */
 	DG_COL_FLOAT,           /* double */
@@ -91,8 +90,8 @@ const char *dg_col_title(const dg_col_t *col, dg_surface_t surface);
 /* The cell of `row` under `col` on `surface` (see dg_cell_fn). */
 const char *dg_col_cell(const dg_col_t *col, dg_surface_t surface,
     const void *row, char *buf, size_t size, double *sort);
-/* The field as a string (STR, CHARS; else NULL) or a number (0 when it
- * is not one). */
+/* The field as a string (STR; else NULL) or a number (0 when it is not
+ * one). */
 const char *dg_col_str(const dg_col_t *col, const void *row);
 double dg_col_num(const dg_col_t *col, const void *row);
 /* The field of an INT, UINT or BOOL column; 0 or false for others. */

@@ -182,10 +182,8 @@ s_follow(dg_console_t *con)
 	dg_panel_t *p = dg_console_panel(con);
 	const dg_prow_t *row = dg_panel_refresh(p, con);
 
-	if (p->cls->follow) {
-		p->cls->follow(p, con, row);
+	if (p->cls->follow && p->cls->follow(p, con, row))
 		return;
-	}
 	if (!row || !row->room) {
 		dg_console_status(con, true, "nothing to follow here: select a "
 		    "room");

@@ -47,8 +47,9 @@ typedef struct {
 	/* The body from screen row y, h rows; NULL: the table alone. */
 	void (*draw)(dg_panel_t *p, dg_console_t *con, int y, int h,
 	    int64_t now);
-	/* Enter on `row` (NULL: none); NULL: follow the row's room. */
-	void (*follow)(dg_panel_t *p, dg_console_t *con, const dg_prow_t *row);
+	/* Enter on `row` (NULL: none); false (or NULL) leaves it to the
+	 * default, following the row's room (htop's IGNORED). */
+	bool (*follow)(dg_panel_t *p, dg_console_t *con, const dg_prow_t *row);
 	/* What choosing `row` also means here; NULL: nothing. */
 	void (*selected)(dg_panel_t *p, dg_console_t *con,
 	    const dg_prow_t *row);

@@ -36,16 +36,14 @@ s_overview_selected(dg_panel_t *p, dg_console_t *con, const dg_prow_t *row)
 }
 
 /* Enter on an instance opens its queues. */
-static void
+static bool
 s_overview_follow(dg_panel_t *p, dg_console_t *con, const dg_prow_t *row)
 {
 	(void)p;
-	if (!row || !row->name || !row->name[0]) {
-		dg_console_status(con, true, "nothing to follow here: select a "
-		    "room");
-		return;
-	}
+	if (!row || !row->name || !row->name[0])
+		return false;
 	dg_console_show(con, DG_VIEW_QUEUES);
+	return true;
 }
 
 static const dg_panel_class_t s_overview = {
