@@ -6,22 +6,6 @@
 
 #include "cli.h"
 
-void
-dg_json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
 bool
 dg_cli_u64(const char *s, uint64_t *out)
 {
@@ -146,4 +130,16 @@ dg_cli_call(const dg_cli_t *c, dg_client_t *cl, dg_msg_t **msg_p, int *rc_p)
 	if (*rc_p != DG_EXIT_OK)
 		dg_msg_destroy(&reply);
 	return reply;
+}
+
+void
+dg_cli_rows(const dg_cli_t *c, const char *key, const dg_rows_t *rows,
+    const void *first, size_t n)
+{
+	if (c->json) {
+		printf("\"%s\":", key);
+		dg_rows_json(stdout, rows, first, n);
+	} else {
+		dg_rows_text(stdout, rows, first, n);
+	}
 }

@@ -1,6 +1,6 @@
 /*  cli.h: what the CLI's controller commands share: the common options
  *  (-c endpoint, -f file, --json, --timeout MS), connecting, turning a
- *  reply into an exit code, JSON strings and strict number parsing.
+ *  reply into an exit code and strict number parsing.
  *
  *  Exit codes (client.h): 0 ok, 1 the system refused or failed (an error
  *  reply), 2 usage (including a malformed endpoint), 3 controller not
@@ -14,6 +14,8 @@
 #include <stdio.h>
 
 #include "client.h"
+#include "json.h"
+#include "rows.h"
 
 typedef struct {
 	const char *endpoint;           /* -c */
@@ -56,7 +58,10 @@ dg_msg_t *dg_cli_call(const dg_cli_t *c, dg_client_t *cl, dg_msg_t **msg_p,
 /* The exit code for a reply (NULL: the timeout), printing the error. */
 int dg_cli_check(const dg_msg_t *reply, const dg_cli_t *c);
 
-void dg_json_str(FILE *out, const char *s);
+/* A reply's rows: a table, or with --json `"key":[...]` (the caller
+ * prints what is around it). */
+void dg_cli_rows(const dg_cli_t *c, const char *key, const dg_rows_t *rows,
+    const void *first, size_t n);
 
 /* Whole decimal numbers only ("12x", "", "-1" for unsigned: false). */
 bool dg_cli_u64(const char *s, uint64_t *out);

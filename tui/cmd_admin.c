@@ -34,15 +34,15 @@ s_ask(int argc, char *argv[], dg_cli_t *c, dg_op_t op, int min_args,
 	return reply;
 }
 
+/* {"name":NAME, then the rows: the shape of the per-daemon replies. */
 static void
-s_age(char *buf, size_t size, int64_t ms)
+s_named(const dg_cli_t *c, const char *name)
 {
-	if (ms < 0)
-		snprintf(buf, size, "-");
-	else if (ms < 10000)
-		snprintf(buf, size, "%lldms", (long long)ms);
-	else
-		snprintf(buf, size, "%llds", (long long)(ms / 1000));
+	if (c->json) {
+		printf("{\"name\":");
+		dg_json_str(stdout, name);
+		printf(",");
+	}
 }
 
 /* ---- queues ------------------------------------------------------------ */
@@ -58,31 +58,9 @@ dg_cmd_queues(int argc, char *argv[])
 	if (!r)
 		return rc;
 	const dg_queues_ok_msg_t *q = &r->u.queues_ok;
-	if (c.json) {
-		printf("{\"name\":");
-		dg_json_str(stdout, q->name);
-		printf(",\"rooms\":[");
-	} else {
-		printf("%-10s %20s %20s %10s\n", "QUEUE", "ROOM", "REQUEST",
-		    "AGE");
-	}
-	for (size_t i = 0; i < q->n_rooms; i++) {
-		const dg_queue_row_t *x = &q->rooms[i];
-		if (c.json) {
-			printf("%s{\"queue\":", i ? "," : "");
-			dg_json_str(stdout, x->queue);
-			printf(",\"room\":%llu,\"request\":%llu,\"age_ms\":%lld}",
-			    (unsigned long long)x->room,
-			    (unsigned long long)x->request, (long long)x->age_ms);
-		} else {
-			char age[32];
-			s_age(age, sizeof age, x->age_ms);
-			printf("%-10s %20llu %20llu %10s\n", x->queue,
-			    (unsigned long long)x->room,
-			    (unsigned long long)x->request, age);
-		}
-	}
-	printf(c.json ? "]}\n" : "");
+	s_named(&c, q->name);
+	dg_cli_rows(&c, "rooms", dg_rows_queues(), q->rooms, q->n_rooms);
+	printf(c.json ? "}\n" : "");
 	dg_msg_destroy(&r);
 	return DG_EXIT_OK;
 }
@@ -96,42 +74,19 @@ dg_cmd_rooms(int argc, char *argv[])
 	int rc;
 	dg_msg_t *r = s_ask(argc, argv, &c, DG_OP_ROOMS, 0,
 	    "disagg rooms [--json] [-c endpoint] [NAME]", &rc);
+	const dg_rows_t *rows = dg_rows_rooms();
 
 	if (!r)
 		return rc;
-	const dg_rooms_ok_msg_t *o = &r->u.rooms_ok;
-	if (c.json)
-		printf("{\"rooms\":[");
-	else
-		printf("%10s %10s %-10s %-10s %-12s %-10s %10s %8s\n", "ROOM",
-		    "REQUEST", "STATE", "ENCODER", "TRANSFORMER", "DECODER",
-		    "BYTES", "AGE");
-	for (size_t i = 0; i < o->n_rooms; i++) {
-		const dg_room_row_t *x = &o->rooms[i];
-		if (c.json) {
-			printf("%s{\"room\":%llu,\"request\":%llu,\"state\":",
-			    i ? "," : "", (unsigned long long)x->room,
-			    (unsigned long long)x->request);
-			dg_json_str(stdout, x->state);
-			printf(",\"encoder\":");
-			dg_json_str(stdout, x->encoder);
-			printf(",\"transformer\":");
-			dg_json_str(stdout, x->transformer);
-			printf(",\"decoder\":");
-			dg_json_str(stdout, x->decoder);
-			printf(",\"bytes\":%llu,\"age_ms\":%lld}",
-			    (unsigned long long)x->bytes, (long long)x->age_ms);
-		} else {
-			char age[32];
-			s_age(age, sizeof age, x->age_ms);
-			printf("%10llu %10llu %-10s %-10s %-12s %-10s %10llu "
-			    "%8s\n", (unsigned long long)x->room,
-			    (unsigned long long)x->request, x->state,
-			    x->encoder, x->transformer, x->decoder,
-			    (unsigned long long)x->bytes, age);
-		}
+	if (!rows) {
+		fprintf(stderr, "disagg: out of memory\n");
+		dg_msg_destroy(&r);
+		return DG_EXIT_FAIL;
 	}
-	printf(c.json ? "]}\n" : "");
+	const dg_rooms_ok_msg_t *o = &r->u.rooms_ok;
+	printf(c.json ? "{" : "");
+	dg_cli_rows(&c, "rooms", rows, o->rooms, o->n_rooms);
+	printf(c.json ? "}\n" : "");
 	dg_msg_destroy(&r);
 	return DG_EXIT_OK;
 }
@@ -149,44 +104,10 @@ dg_cmd_threads(int argc, char *argv[])
 	if (!r)
 		return rc;
 	const dg_threads_ok_msg_t *t = &r->u.threads_ok;
-	if (c.json) {
-		printf("{\"name\":");
-		dg_json_str(stdout, t->name);
-		printf(",\"threads\":[");
-	} else {
-		printf("%8s %-16s %-9s %-10s %10s %12s %9s\n", "TID", "NAME",
-		    "STATE", "KERNEL", "ROOM", "CPU", "PROGRESS");
-	}
-	for (size_t i = 0; i < t->n_threads; i++) {
-		const dg_thread_row_t *x = &t->threads[i];
-		if (c.json) {
-			printf("%s{\"tid\":%lld,\"name\":", i ? "," : "",
-			    (long long)x->tid);
-			dg_json_str(stdout, x->name);
-			printf(",\"state\":");
-			dg_json_str(stdout, x->state);
-			printf(",\"kernel\":");
-			dg_json_str(stdout, x->kernel);
-			printf(",\"room\":%llu,\"cpu_us\":%llu,"
-			    "\"progress_age_ms\":%lld}",
-			    (unsigned long long)x->room,
-			    (unsigned long long)x->cpu_us,
-			    (long long)x->progress_age_ms);
-		} else {
-			char age[32], room[24];
-			s_age(age, sizeof age, x->progress_age_ms);
-			if (x->room)
-				snprintf(room, sizeof room, "%llu",
-				    (unsigned long long)x->room);
-			else
-				snprintf(room, sizeof room, "-");
-			printf("%8lld %-16s %-9s %-10s %10s %11.3fs %9s\n",
-			    (long long)x->tid, x->name, x->state,
-			    x->kernel ? x->kernel : "-", room,
-			    (double)x->cpu_us / 1e6, age);
-		}
-	}
-	printf(c.json ? "]}\n" : "");
+	s_named(&c, t->name);
+	dg_cli_rows(&c, "threads", dg_rows_threads(), t->threads,
+	    t->n_threads);
+	printf(c.json ? "}\n" : "");
 	dg_msg_destroy(&r);
 	return DG_EXIT_OK;
 }
@@ -204,65 +125,15 @@ dg_cmd_sockets(int argc, char *argv[])
 	if (!r)
 		return rc;
 	const dg_sockets_ok_msg_t *s = &r->u.sockets_ok;
-	if (c.json) {
-		printf("{\"name\":");
-		dg_json_str(stdout, s->name);
-		printf(",\"sockets\":[");
-	} else {
-		printf("%-7s %-7s %-40s %9s %9s %11s %11s\n", "TYPE", "MODE",
-		    "ENDPOINT", "MSGS-IN", "MSGS-OUT", "BYTES-IN", "BYTES-OUT");
+	s_named(&c, s->name);
+	dg_cli_rows(&c, "sockets", dg_rows_sockets(), s->sockets,
+	    s->n_sockets);
+	/* The rails are a second table, when there are any. */
+	if (c.json || s->n_rails) {
+		printf(c.json ? "," : "\n");
+		dg_cli_rows(&c, "rails", dg_rows_rails(), s->rails, s->n_rails);
 	}
-	for (size_t i = 0; i < s->n_sockets; i++) {
-		const dg_socket_row_t *x = &s->sockets[i];
-		if (c.json) {
-			printf("%s{\"type\":", i ? "," : "");
-			dg_json_str(stdout, x->type);
-			printf(",\"endpoint\":");
-			dg_json_str(stdout, x->endpoint);
-			printf(",\"bind\":%s,\"msgs_in\":%llu,\"msgs_out\":%llu,"
-			    "\"bytes_in\":%llu,\"bytes_out\":%llu}",
-			    x->bind ? "true" : "false",
-			    (unsigned long long)x->msgs_in,
-			    (unsigned long long)x->msgs_out,
-			    (unsigned long long)x->bytes_in,
-			    (unsigned long long)x->bytes_out);
-		} else {
-			printf("%-7s %-7s %-40s %9llu %9llu %11llu %11llu\n",
-			    x->type, x->bind ? "bind" : "connect", x->endpoint,
-			    (unsigned long long)x->msgs_in,
-			    (unsigned long long)x->msgs_out,
-			    (unsigned long long)x->bytes_in,
-			    (unsigned long long)x->bytes_out);
-		}
-	}
-	if (c.json)
-		printf("],\"rails\":[");
-	else if (s->n_rails)
-		printf("\n%-16s %4s %-44s %-12s\n", "PROVIDER", "RAIL", "PEER",
-		    "QUARANTINE");
-	for (size_t i = 0; i < s->n_rails; i++) {
-		const dg_rail_row_t *x = &s->rails[i];
-		if (c.json) {
-			printf("%s{\"provider\":", i ? "," : "");
-			dg_json_str(stdout, x->provider);
-			printf(",\"rail\":%lld,\"peer\":", (long long)x->rail);
-			dg_json_str(stdout, x->peer);
-			printf(",\"quarantined\":%s,\"quarantine_left_ms\":%lld}",
-			    x->quarantined ? "true" : "false",
-			    (long long)x->quarantine_left_ms);
-		} else {
-			char q[32];
-			if (x->quarantined)
-				snprintf(q, sizeof q, "%llds left",
-				    (long long)(x->quarantine_left_ms + 999) /
-				    1000);
-			else
-				snprintf(q, sizeof q, "-");
-			printf("%-16s %4lld %-44s %-12s\n", x->provider,
-			    (long long)x->rail, x->peer, q);
-		}
-	}
-	printf(c.json ? "]}\n" : "");
+	printf(c.json ? "}\n" : "");
 	dg_msg_destroy(&r);
 	return DG_EXIT_OK;
 }

@@ -371,49 +371,10 @@ dg_cmd_instances(int argc, char *argv[])
 	int rc = dg_cli_check(reply, &c);
 	if (rc == DG_EXIT_OK) {
 		const dg_instances_ok_msg_t *ok = &reply->u.instances_ok;
-		if (c.json)
-			printf("{\"instances\":[");
-		else
-			printf("%-12s %-10s %-10s %8s %8s %6s %8s %8s %7s %6s\n",
-			    "ROLE", "NAME", "STATE", "INCOMING", "WAITING",
-			    "READY", "RUNNING", "SENDING", "ROOMS", "HB");
-		for (size_t i = 0; i < ok->n_instances; i++) {
-			const dg_instance_row_t *r = &ok->instances[i];
-			if (c.json) {
-				printf("%s{\"role\":", i ? "," : "");
-				dg_json_str(stdout, r->role);
-				printf(",\"name\":");
-				dg_json_str(stdout, r->name);
-				printf(",\"host\":");
-				dg_json_str(stdout, r->host);
-				printf(",\"state\":");
-				dg_json_str(stdout, r->state);
-				printf(",\"peer\":");
-				dg_json_str(stdout, r->peer);
-				printf(",\"incoming\":%lld,\"waiting\":%lld,"
-				    "\"ready\":%lld,\"running\":%lld,"
-				    "\"sending\":%lld,\"rooms\":%lld,"
-				    "\"free_slots\":%llu,\"rps\":%.2f,"
-				    "\"p50_us\":%lld,\"p99_us\":%lld,"
-				    "\"heartbeat_age_ms\":%lld}",
-				    (long long)r->incoming, (long long)r->waiting,
-				    (long long)r->ready, (long long)r->running,
-				    (long long)r->sending, (long long)r->rooms,
-				    (unsigned long long)r->free_slots, r->rps,
-				    (long long)r->p50_us, (long long)r->p99_us,
-				    (long long)r->heartbeat_age_ms);
-			} else {
-				printf("%-12s %-10s %-10s %8lld %8lld %6lld "
-				    "%8lld %8lld %7lld %5llds\n", r->role,
-				    r->name, r->state, (long long)r->incoming,
-				    (long long)r->waiting, (long long)r->ready,
-				    (long long)r->running, (long long)r->sending,
-				    (long long)r->rooms,
-				    (long long)(r->heartbeat_age_ms / 1000));
-			}
-		}
-		if (c.json)
-			printf("]}\n");
+		printf(c.json ? "{" : "");
+		dg_cli_rows(&c, "instances", dg_rows_instances(), ok->instances,
+		    ok->n_instances);
+		printf(c.json ? "}\n" : "");
 	}
 	dg_msg_destroy(&reply);
 	dg_client_destroy(&cl);

@@ -27,7 +27,6 @@
 #include "run.h"
 #include "wire.h"
 
-#define S_CALL_MS    1000       /* a poll without its reply by then is lost */
 #define S_ACTION_MS  3000       /* an action's reply */
 #define S_MISSES     2          /* lost polls in a row before reconnecting */
 #define S_REDRAW_MS  100        /* at most ten frames a second */
@@ -146,7 +145,8 @@ bool
 dg_console_connected(const dg_console_t *con, int64_t now)
 {
 	return con->ever_heard && con->misses == 0 &&
-	    now - con->last_heard < dg_console_interval_ms(con) + 2 * S_CALL_MS;
+	    now - con->last_heard <
+	    dg_console_interval_ms(con) + 2 * DG_CALL_MS;
 }
 
 void
@@ -185,8 +185,9 @@ dg_console_request(dg_console_t *con, dg_msg_t *m, dg_pend_kind_t kind,
 	return true;
 }
 
-static bool
-s_outstanding(const dg_console_t *con, dg_pend_kind_t kind, dg_view_t view)
+bool
+dg_console_outstanding(const dg_console_t *con, dg_pend_kind_t kind,
+    dg_view_t view)
 {
 	for (int i = 0; i < DG_PENDING_MAX; i++)
 		if (con->pending[i].seq && con->pending[i].kind == kind &&
@@ -223,70 +224,55 @@ dg_console_instance(dg_console_t *con)
 void
 dg_console_poll(dg_console_t *con)
 {
-	static const dg_op_t ops[DG_VIEW_COUNT] = {
-		[DG_VIEW_QUEUES] = DG_OP_QUEUES,
-		[DG_VIEW_ROOMS] = DG_OP_ROOMS,
-		[DG_VIEW_THREADS] = DG_OP_THREADS,
-		[DG_VIEW_SOCKETS] = DG_OP_SOCKETS,
-	};
 	dg_view_t v = con->view;
+	dg_panel_t *p = con->panel[v];
+	const dg_panel_class_t *cls = p->cls;
 
-	if (!s_outstanding(con, DG_PEND_INSTANCES, 0))
+	if (!dg_console_outstanding(con, DG_PEND_INSTANCES, 0))
 		dg_console_request(con, dg_msg_new(DG_OP_INSTANCES),
-		    DG_PEND_INSTANCES, 0, S_CALL_MS, NULL);
-	if (ops[v] && !s_outstanding(con, DG_PEND_VIEW, v)) {
-		const char *name = v == DG_VIEW_ROOMS ? NULL :
-		    dg_console_instance(con);
-		dg_msg_t *m = dg_msg_new(ops[v]);
-		if (m && (name || v == DG_VIEW_ROOMS)) {
+		    DG_PEND_INSTANCES, 0, DG_CALL_MS, NULL);
+	if (cls->op && !dg_console_outstanding(con, DG_PEND_VIEW, v)) {
+		const char *name = cls->per_daemon ? dg_console_instance(con) :
+		    NULL;
+		dg_msg_t *m = dg_msg_new(cls->op);
+		if (m && (name || !cls->per_daemon)) {
 			/* queues, threads, sockets and rooms share a body */
 			m->u.queues.name = name;
-			dg_console_request(con, m, DG_PEND_VIEW, v, S_CALL_MS,
+			dg_console_request(con, m, DG_PEND_VIEW, v, DG_CALL_MS,
 			    name);
 		} else {
 			dg_msg_destroy(&m);
 		}
 	}
-	if (con->follow_request && v == DG_VIEW_ROOMS &&
-	    !s_outstanding(con, DG_PEND_STATUS, 0)) {
-		dg_msg_t *m = dg_msg_new(DG_OP_STATUS);
-		if (m)
-			m->u.status.request = con->follow_request;
-		dg_console_request(con, m, DG_PEND_STATUS, 0, S_CALL_MS, NULL);
-	}
+	if (cls->poll)
+		cls->poll(p, con);
 }
 
 void
-dg_console_events_add(dg_console_t *con, const dg_event_msg_t *e)
+dg_console_show(dg_console_t *con, dg_view_t view)
 {
-	dg_event_row_t *r = &con->events[con->nevents % DG_EVENTS_MAX];
-
-	memset(r, 0, sizeof *r);
-	r->seq = con->nevents++;
-	r->ts_ms = e->ts_ms;
-	snprintf(r->kind, sizeof r->kind, "%s", e->kind ? e->kind : "?");
-	snprintf(r->name, sizeof r->name, "%s", e->name ? e->name : "");
-	r->request = e->request;
-	r->room = e->room;
-	snprintf(r->message, sizeof r->message, "%s",
-	    e->message ? e->message : "");
+	con->view = view;
 	if (!con->paused)
-		con->dirty = true;
+		dg_console_poll(con);
 }
 
+/* The instance list: the overview's rows, and what every view needs. */
 static void
-s_replace(dg_msg_t **slot, dg_msg_t **m)
+s_instances(dg_console_t *con, dg_msg_t **m, int64_t now)
 {
-	dg_msg_destroy(slot);
-	*slot = *m;
+	dg_msg_destroy(&con->instances);
+	con->instances = *m;
 	*m = NULL;
+	con->panel[DG_VIEW_OVERVIEW]->at = now;
 }
 
 static void
 s_apply_pub(dg_console_t *con, dg_msg_t *m, int64_t now)
 {
 	if (m->op == DG_OP_EVENT) {
-		dg_console_events_add(con, &m->u.event);
+		dg_events_add(con->panel[DG_VIEW_EVENTS], &m->u.event);
+		if (!con->paused)
+			con->dirty = true;
 	} else if (m->op == DG_OP_SNAPSHOT) {
 		con->have_counters = true;
 		con->pending_n = m->u.snapshot.pending;
@@ -294,8 +280,7 @@ s_apply_pub(dg_console_t *con, dg_msg_t *m, int64_t now)
 		con->done_n = m->u.snapshot.done;
 		con->failed_n = m->u.snapshot.failed;
 		if (!con->paused) {
-			s_replace(&con->instances, &m);
-			con->instances_at = now;
+			s_instances(con, &m, now);
 			con->dirty = true;
 		}
 	}
@@ -337,21 +322,16 @@ dg_console_apply(dg_console_t *con, dg_msg_t *m, bool from_pub)
 			con->sub = dg_auth_sub_new(con->publish, err,
 			    sizeof err);
 		}
-		if (!con->paused) {
-			s_replace(&con->instances, &m);
-			con->instances_at = now;
-		}
+		if (!con->paused)
+			s_instances(con, &m, now);
 		break;
 	case DG_PEND_VIEW:
-		if (!con->paused) {
-			s_replace(&con->view_reply[p->view], &m);
-			con->view_at[p->view] = now;
-			snprintf(con->view_for[p->view],
-			    sizeof con->view_for[p->view], "%.63s", p->label);
-		}
+		if (!con->paused)
+			dg_panel_set_reply(con->panel[p->view], &m, now,
+			    p->label);
 		break;
 	case DG_PEND_STATUS:
-		s_replace(&con->follow_status, &m);
+		dg_rooms_set_status(con->panel[DG_VIEW_ROOMS], &m);
 		break;
 	case DG_PEND_ACTION:
 		if (m->op == DG_OP_ERROR)
@@ -548,10 +528,8 @@ s_free(dg_console_t *con)
 {
 	s_disconnect(con);
 	dg_msg_destroy(&con->instances);
-	dg_msg_destroy(&con->follow_status);
 	for (int v = 0; v < DG_VIEW_COUNT; v++)
-		dg_msg_destroy(&con->view_reply[v]);
-	free(con->events);
+		dg_panel_destroy(&con->panel[v]);
 }
 
 int
@@ -562,13 +540,11 @@ dg_cmd_console(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	dg_console_t con = { .delay_ds = 10, .events_tail = true };
+	dg_console_t con = { .delay_ds = 10 };
 	const char *cflag = NULL, *file = NULL, *view = "overview";
 	const char *select = NULL;
 	int ch;
 
-	for (int v = 0; v < DG_VIEW_COUNT; v++)
-		con.sort_col[v] = -1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:f:p:d:Cbn:v:s:h", opts,
 	    NULL)) != -1) {
@@ -616,8 +592,10 @@ dg_cmd_console(int argc, char *argv[])
 	if (select)
 		snprintf(con.instance, sizeof con.instance, "%s", select);
 	con.view = (dg_view_t)v;
-	con.events = calloc(DG_EVENTS_MAX, sizeof *con.events);
-	if (!con.events || s_connect(&con) < 0) {
+	bool made = true;
+	for (int i = 0; i < DG_VIEW_COUNT; i++)
+		made = (con.panel[i] = dg_panel_new(dg_views[i])) && made;
+	if (!made || s_connect(&con) < 0) {
 		fprintf(stderr, "disagg console: cannot connect to %s\n",
 		    con.endpoint);
 		s_free(&con);

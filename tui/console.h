@@ -1,14 +1,15 @@
 /*  console.h: the operator console (`disagg console`), shared between
  *  its files: console.c (options, connection, the one loop),
- *  console_table.c (each view as a table of text: sort, filter,
- *  search), console_draw.c (ncurses drawing), console_actions.c (the
- *  action table: keys, function bar, help and handlers) and
- *  console_batch.c (text snapshots without a terminal).
+ *  console_panel.c (what every view's panel does alike), console_views.c,
+ *  console_rooms.c and console_events.c (the views), console_draw.c
+ *  (ncurses drawing), console_actions.c (the action table: keys,
+ *  function bar, help and handlers) and console_batch.c (text snapshots
+ *  without a terminal).
  *
  *  One thread.  Replies and PUB messages only ever replace the model
- *  (the last reply of each kind); drawing rebuilds the table of the
- *  current view from it, so a slow or absent controller never holds a
- *  key press up.  */
+ *  (the last reply of each kind, kept by the panel of the view that
+ *  shows it); drawing rebuilds the current panel's rows from it, so a
+ *  slow or absent controller never holds a key press up.  */
 #ifndef DG_CONSOLE_H
 #define DG_CONSOLE_H
 
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "client.h"
+#include "console_panel.h"
 #include "proto.h"
 
 typedef enum {
@@ -28,49 +30,6 @@ typedef enum {
 	DG_VIEW_EVENTS,
 	DG_VIEW_COUNT
 } dg_view_t;
-
-/* ---- tables (console_table.c) ------------------------------------------ */
-
-#define DG_CT_MAXCOLS 15
-
-typedef struct {
-	const char *title;
-	int width;
-	bool right;             /* numbers align right */
-	bool numeric;           /* sorts by num[], not by text */
-} dg_ct_col_t;
-
-typedef struct {
-	char *cell[DG_CT_MAXCOLS];
-	double num[DG_CT_MAXCOLS];
-	char name[64];          /* the instance a row is about, or "" */
-	uint64_t room;          /* 0: none */
-	uint64_t request;       /* 0: none */
-	size_t order;           /* position in the reply, the natural sort */
-	bool sub;               /* a detail line, drawn dimmer */
-} dg_ct_row_t;
-
-typedef struct {
-	const dg_ct_col_t *cols;
-	int ncols;
-	dg_ct_row_t *rows;
-	size_t nrows, cap;
-	char note[256];         /* shown instead of rows: an error, or why
-	                           the view is empty */
-} dg_ctable_t;
-
-/* ---- events ------------------------------------------------------------- */
-
-#define DG_EVENTS_MAX 500
-
-typedef struct {
-	uint64_t seq;           /* counts every event received */
-	int64_t ts_ms;
-	char kind[24];
-	char name[64];
-	uint64_t request, room;
-	char message[200];
-} dg_event_row_t;
 
 /* ---- the console -------------------------------------------------------- */
 
@@ -88,13 +47,13 @@ typedef struct {
 } dg_pending_t;
 
 #define DG_PENDING_MAX 16
+#define DG_CALL_MS 1000        /* a poll without its reply by then is lost */
 
 typedef enum { DG_MODE_NORMAL, DG_MODE_HELP, DG_MODE_CONFIRM,
 	       DG_MODE_SEARCH, DG_MODE_FILTER, DG_MODE_FORM } dg_mode_t;
 
 #define DG_FORM_FIELDS 5
 
-typedef struct dg_console dg_console_t;
 typedef void (dg_action_fn)(dg_console_t *con);
 
 struct dg_console {
@@ -115,31 +74,17 @@ struct dg_console {
 	int misses;             /* polls in a row that got no answer */
 	bool ever_heard;
 
-	/* model: the last reply of each kind, and when it came */
+	/* model: the instances (every view needs them); the rest is in
+	 * the panels */
 	dg_msg_t *instances;    /* instances.ok, snapshot or error */
-	int64_t instances_at;
-	dg_msg_t *view_reply[DG_VIEW_COUNT];
-	int64_t view_at[DG_VIEW_COUNT];
-	char view_for[DG_VIEW_COUNT][64];  /* the daemon a reply is about */
-	dg_msg_t *follow_status;  /* status.ok of the followed room */
-	uint64_t follow_room, follow_request;
 	bool have_counters;
 	uint64_t pending_n, active_n, done_n, failed_n;
-	dg_event_row_t *events; /* ring of DG_EVENTS_MAX */
-	uint64_t nevents;       /* ever received; events[(i) % MAX] */
-	uint64_t events_frozen; /* nevents when paused */
 
 	/* ui */
+	dg_panel_t *panel[DG_VIEW_COUNT];
 	dg_view_t view;
 	dg_mode_t mode;
 	char instance[64];      /* the daemon Queues, Threads, Sockets show */
-	char sel_key[DG_VIEW_COUNT][64];   /* selection by identity */
-	size_t sel[DG_VIEW_COUNT];         /* and by row, as a fallback */
-	size_t top[DG_VIEW_COUNT];         /* first row shown */
-	int sort_col[DG_VIEW_COUNT];       /* -1: as the controller sent */
-	bool sort_rev[DG_VIEW_COUNT];
-	bool events_tail;       /* Events: keep the newest row selected */
-	char filter[DG_VIEW_COUNT][64];
 	char search[64];
 	char input[256];        /* the line being typed in a prompt */
 	bool paused;
@@ -173,9 +118,13 @@ void dg_console_status(dg_console_t *con, bool error, const char *fmt, ...)
 const char *dg_console_instance(dg_console_t *con);
 /* Fetch what the current view needs now (curses: asynchronously). */
 void dg_console_poll(dg_console_t *con);
+/* Make `view` the current one and fetch what it shows. */
+void dg_console_show(dg_console_t *con, dg_view_t view);
 /* Apply one message from the DEALER or SUB; takes it. */
 void dg_console_apply(dg_console_t *con, dg_msg_t *m, bool from_pub);
-void dg_console_events_add(dg_console_t *con, const dg_event_msg_t *e);
+/* A request of `kind` (for a view: of `view`) is outstanding. */
+bool dg_console_outstanding(const dg_console_t *con, dg_pend_kind_t kind,
+    dg_view_t view);
 /* Wait until `due` (monotonic ms) at the latest for the keyboard (when
  * `keys`) or the sockets; apply what came, expire what is late.  True
  * when keys may be waiting. */
@@ -185,23 +134,26 @@ bool dg_console_idle(const dg_console_t *con);
 /* SIGINT, SIGTERM or SIGHUP came. */
 bool dg_console_stopping(void);
 
-/* console_table.c */
-extern const char *const dg_view_names[DG_VIEW_COUNT];
-extern const char *const dg_view_titles[DG_VIEW_COUNT];
+/* console_views.c */
+extern const dg_panel_class_t *const dg_views[DG_VIEW_COUNT];
 int dg_view_lookup(const char *name);
-void dg_ctable_build(dg_console_t *con, dg_view_t view, dg_ctable_t *t);
-void dg_ctable_clear(dg_ctable_t *t);
-/* One row (or the header when row is NULL) as a line of text. */
-void dg_ctable_line(const dg_ctable_t *t, const dg_ct_row_t *row, char *buf,
-    size_t size);
-/* The row whose identity is `key` ("" or absent: -1). */
-long dg_ctable_find(const dg_ctable_t *t, const char *key);
-void dg_ctable_row_key(const dg_ct_row_t *row, char *buf, size_t size);
-/* Next row from `from` (excluded) whose line contains `text`, going
- * forward or backward with wrap; -1 when none. */
-long dg_ctable_search(const dg_ctable_t *t, size_t from, const char *text,
-    bool forward);
-const char *dg_ctable_sort_name(const dg_console_t *con, dg_view_t view);
+/* The current view's panel. */
+dg_panel_t *dg_console_panel(const dg_console_t *con);
+
+/* console_rooms.c: the Rooms view can follow one room in a pane. */
+extern const dg_panel_class_t dg_rooms_class;
+/* Follow `room` (0: stop following). */
+void dg_rooms_follow(dg_panel_t *rooms, uint64_t room, uint64_t request);
+/* The followed room, or its request; 0: none. */
+uint64_t dg_rooms_followed(const dg_panel_t *rooms, bool request);
+/* The followed request's status reply (taken). */
+void dg_rooms_set_status(dg_panel_t *rooms, dg_msg_t **m_p);
+
+/* console_events.c: the controller's events, the newest few hundred. */
+extern const dg_panel_class_t dg_events_class;
+void dg_events_add(dg_panel_t *events, const dg_event_msg_t *e);
+/* While paused, the view shows the events up to now. */
+void dg_events_freeze(dg_panel_t *events);
 
 /* console_actions.c */
 typedef struct {
@@ -219,15 +171,20 @@ const char *dg_console_key_name(int key, char *buf, size_t size);
 bool dg_console_key(dg_console_t *con, int key);
 /* Keys of the modes: prompt lines, the confirmation, the form. */
 void dg_console_mode_key(dg_console_t *con, int key);
-/* The selected row of the current view (NULL when none); `t` is filled
- * and must be cleared. */
-const dg_ct_row_t *dg_console_selected(dg_console_t *con, dg_ctable_t *t);
 extern const char *const dg_form_labels[DG_FORM_FIELDS];
 
 /* console_draw.c */
 int dg_draw_init(dg_console_t *con);
 void dg_draw_end(void);
 void dg_draw(dg_console_t *con);
+/* For the panels' draw functions: a refreshed panel's table (its column
+ * titles on the row above y), text cut at the screen's edge (returns the column
+ * after it; attr is a curses attr_t), and a line in the colours of the
+ * column titles. */
+void dg_draw_table(dg_panel_t *p, dg_console_t *con, int y, int h,
+    int64_t now);
+int dg_draw_put(int y, int x, unsigned attr, const char *text);
+void dg_draw_title_line(int y, const char *text);
 
 /* console_batch.c */
 int dg_console_batch(dg_console_t *con, dg_view_t view);

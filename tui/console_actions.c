@@ -22,57 +22,13 @@ const char *const dg_form_labels[DG_FORM_FIELDS] = {
 
 /* ---- selection --------------------------------------------------------- */
 
-const dg_ct_row_t *
-dg_console_selected(dg_console_t *con, dg_ctable_t *t)
-{
-	dg_view_t v = con->view;
-
-	dg_ctable_build(con, v, t);
-	if (t->nrows == 0)
-		return NULL;
-	if (v == DG_VIEW_EVENTS && con->events_tail) {
-		con->sel[v] = t->nrows - 1;
-	} else {
-		long i = dg_ctable_find(t, con->sel_key[v]);
-		if (i >= 0)
-			con->sel[v] = (size_t)i;
-		else if (con->sel[v] >= t->nrows)
-			con->sel[v] = t->nrows - 1;
-	}
-	return &t->rows[con->sel[v]];
-}
-
-/* Make row `i` of `t` the selection; on the overview it also picks the
- * daemon the per-daemon views show. */
-static void
-s_select(dg_console_t *con, const dg_ctable_t *t, long i)
-{
-	dg_view_t v = con->view;
-
-	if (t->nrows == 0)
-		return;
-	if (i < 0)
-		i = 0;
-	if ((size_t)i >= t->nrows)
-		i = (long)t->nrows - 1;
-	con->sel[v] = (size_t)i;
-	dg_ctable_row_key(&t->rows[i], con->sel_key[v], sizeof con->sel_key[v]);
-	if (v == DG_VIEW_EVENTS)
-		con->events_tail = (size_t)i == t->nrows - 1;
-	if (v == DG_VIEW_OVERVIEW && t->rows[i].name[0])
-		snprintf(con->instance, sizeof con->instance, "%s",
-		    t->rows[i].name);
-}
-
 static void
 s_move(dg_console_t *con, long delta)
 {
-	dg_ctable_t t;
+	dg_panel_t *p = dg_console_panel(con);
 
-	dg_console_selected(con, &t);
-	long i = (long)con->sel[con->view] + delta;
-	s_select(con, &t, i);
-	dg_ctable_clear(&t);
+	dg_panel_refresh(p, con);
+	dg_panel_select(p, con, (long)p->sel + delta);
 }
 
 static int
@@ -90,32 +46,23 @@ static void s_end(dg_console_t *con) { s_move(con, 1000000); }
 
 /* ---- views ------------------------------------------------------------- */
 
-static void
-s_view(dg_console_t *con, dg_view_t v)
-{
-	con->view = v;
-	/* Fetch what the new view shows at once. */
-	if (!con->paused)
-		dg_console_poll(con);
-}
-
-static void s_view1(dg_console_t *con) { s_view(con, DG_VIEW_OVERVIEW); }
-static void s_view2(dg_console_t *con) { s_view(con, DG_VIEW_QUEUES); }
-static void s_view3(dg_console_t *con) { s_view(con, DG_VIEW_ROOMS); }
-static void s_view4(dg_console_t *con) { s_view(con, DG_VIEW_THREADS); }
-static void s_view5(dg_console_t *con) { s_view(con, DG_VIEW_SOCKETS); }
-static void s_view6(dg_console_t *con) { s_view(con, DG_VIEW_EVENTS); }
+static void s_view1(dg_console_t *c) { dg_console_show(c, DG_VIEW_OVERVIEW); }
+static void s_view2(dg_console_t *c) { dg_console_show(c, DG_VIEW_QUEUES); }
+static void s_view3(dg_console_t *c) { dg_console_show(c, DG_VIEW_ROOMS); }
+static void s_view4(dg_console_t *c) { dg_console_show(c, DG_VIEW_THREADS); }
+static void s_view5(dg_console_t *c) { dg_console_show(c, DG_VIEW_SOCKETS); }
+static void s_view6(dg_console_t *c) { dg_console_show(c, DG_VIEW_EVENTS); }
 
 static void
 s_next_view(dg_console_t *con)
 {
-	s_view(con, (dg_view_t)((con->view + 1) % DG_VIEW_COUNT));
+	dg_console_show(con, (dg_view_t)((con->view + 1) % DG_VIEW_COUNT));
 }
 
 static void
 s_prev_view(dg_console_t *con)
 {
-	s_view(con, (dg_view_t)((con->view + DG_VIEW_COUNT - 1) %
+	dg_console_show(con, (dg_view_t)((con->view + DG_VIEW_COUNT - 1) %
 	    DG_VIEW_COUNT));
 }
 
@@ -138,24 +85,23 @@ s_search(dg_console_t *con)
 static void
 s_find(dg_console_t *con, bool forward, bool from_here)
 {
-	dg_ctable_t t;
-	const dg_ct_row_t *row = dg_console_selected(con, &t);
-	size_t from = con->sel[con->view];
+	dg_panel_t *p = dg_console_panel(con);
+	const dg_prow_t *row = dg_panel_refresh(p, con);
+	size_t from = p->sel;
 
 	if (!con->search[0]) {
 		dg_console_status(con, true, "no search yet: / to search");
-	} else if (row || t.nrows == 0) {
+	} else if (row || p->nrows == 0) {
 		/* Typing a search first looks at the selected row itself. */
-		if (from_here && t.nrows)
-			from = (from + t.nrows - 1) % t.nrows;
-		long i = dg_ctable_search(&t, from, con->search, forward);
+		if (from_here && p->nrows)
+			from = (from + p->nrows - 1) % p->nrows;
+		long i = dg_panel_search(p, from, con->search, forward);
 		if (i < 0)
 			dg_console_status(con, true, "'%s' not found",
 			    con->search);
 		else
-			s_select(con, &t, i);
+			dg_panel_select(p, con, i);
 	}
-	dg_ctable_clear(&t);
 }
 
 static void s_next(dg_console_t *con) { s_find(con, true, false); }
@@ -165,21 +111,24 @@ static void
 s_filter(dg_console_t *con)
 {
 	con->mode = DG_MODE_FILTER;
-	snprintf(con->input, sizeof con->input, "%s", con->filter[con->view]);
+	snprintf(con->input, sizeof con->input, "%s",
+	    dg_console_panel(con)->filter);
+}
+
+static void
+s_sorted(dg_console_t *con)
+{
+	const dg_panel_t *p = dg_console_panel(con);
+
+	dg_console_status(con, false, "sorted by %s%s", dg_panel_sort_name(p),
+	    p->sort_rev ? ", reversed" : "");
 }
 
 static void
 s_sort(dg_console_t *con, int step)
 {
-	dg_ctable_t t;
-	dg_view_t v = con->view;
-
-	dg_ctable_build(con, v, &t);
-	int n = t.ncols + 1;    /* the columns, and the natural order */
-	con->sort_col[v] = (con->sort_col[v] + 1 + step + n) % n - 1;
-	dg_ctable_clear(&t);
-	dg_console_status(con, false, "sorted by %s%s",
-	    dg_ctable_sort_name(con, v), con->sort_rev[v] ? ", reversed" : "");
+	dg_panel_sort_step(dg_console_panel(con), step);
+	s_sorted(con);
 }
 
 static void s_sort_next(dg_console_t *con) { s_sort(con, 1); }
@@ -188,17 +137,17 @@ static void s_sort_prev(dg_console_t *con) { s_sort(con, -1); }
 static void
 s_invert(dg_console_t *con)
 {
-	con->sort_rev[con->view] = !con->sort_rev[con->view];
-	dg_console_status(con, false, "sorted by %s%s",
-	    dg_ctable_sort_name(con, con->view),
-	    con->sort_rev[con->view] ? ", reversed" : "");
+	dg_panel_t *p = dg_console_panel(con);
+
+	p->sort_rev = !p->sort_rev;
+	s_sorted(con);
 }
 
 static void
 s_pause(dg_console_t *con)
 {
 	con->paused = !con->paused;
-	con->events_frozen = con->nevents;
+	dg_events_freeze(con->panel[DG_VIEW_EVENTS]);
 	dg_console_status(con, false, con->paused ? "paused: Z to resume" :
 	    "resumed");
 	if (!con->paused)
@@ -215,8 +164,7 @@ s_redraw(dg_console_t *con)
 static void
 s_back(dg_console_t *con)
 {
-	con->follow_room = con->follow_request = 0;
-	dg_msg_destroy(&con->follow_status);
+	dg_rooms_follow(con->panel[DG_VIEW_ROOMS], 0, 0);
 	con->status[0] = '\0';
 }
 
@@ -226,34 +174,25 @@ s_quit(dg_console_t *con)
 	con->quit = 1;
 }
 
-/* Enter: a room is followed in the Rooms view; an instance opens its
- * queues. */
+/* Enter: what it means is the view's; by default, the selected row's
+ * room is followed in the Rooms view. */
 static void
 s_follow(dg_console_t *con)
 {
-	dg_ctable_t t;
-	const dg_ct_row_t *row = dg_console_selected(con, &t);
+	dg_panel_t *p = dg_console_panel(con);
+	const dg_prow_t *row = dg_panel_refresh(p, con);
 
-	if (row && row->room) {
-		con->follow_room = row->room;
-		con->follow_request = row->request;
-		dg_msg_destroy(&con->follow_status);
-		snprintf(con->sel_key[DG_VIEW_ROOMS],
-		    sizeof con->sel_key[DG_VIEW_ROOMS], "room %llu",
-		    (unsigned long long)row->room);
-		dg_console_status(con, false, "following room %llu (Esc stops)",
-		    (unsigned long long)row->room);
-		dg_ctable_clear(&t);
-		s_view(con, DG_VIEW_ROOMS);
+	if (p->cls->follow && p->cls->follow(p, con, row))
+		return;
+	if (!row || !row->room) {
+		dg_console_status(con, true, "nothing to follow here: select a "
+		    "room");
 		return;
 	}
-	if (row && con->view == DG_VIEW_OVERVIEW && row->name[0]) {
-		dg_ctable_clear(&t);
-		s_view(con, DG_VIEW_QUEUES);
-		return;
-	}
-	dg_ctable_clear(&t);
-	dg_console_status(con, true, "nothing to follow here: select a room");
+	dg_rooms_follow(con->panel[DG_VIEW_ROOMS], row->room, row->request);
+	dg_console_status(con, false, "following room %llu (Esc stops)",
+	    (unsigned long long)row->room);
+	dg_console_show(con, DG_VIEW_ROOMS);
 }
 
 /* ---- actions on the pipeline ------------------------------------------ */
@@ -333,15 +272,13 @@ s_undrain(dg_console_t *con)
 static bool
 s_target_room(dg_console_t *con, bool want_request)
 {
-	dg_ctable_t t;
-	const dg_ct_row_t *row = dg_console_selected(con, &t);
+	const dg_prow_t *row = dg_panel_refresh(dg_console_panel(con), con);
 	uint64_t id = !row ? 0 : want_request ? row->request : row->room;
+	uint64_t followed = dg_rooms_followed(con->panel[DG_VIEW_ROOMS],
+	    want_request);
 
-	if (con->view == DG_VIEW_ROOMS && con->follow_room && !want_request)
-		id = con->follow_room;
-	if (con->view == DG_VIEW_ROOMS && con->follow_request && want_request)
-		id = con->follow_request;
-	dg_ctable_clear(&t);
+	if (con->view == DG_VIEW_ROOMS && followed)
+		id = followed;
 	if (!id) {
 		dg_console_status(con, true, "select a %s first (Rooms, Queues "
 		    "or Events view)", want_request ? "request" : "room");
@@ -647,12 +584,13 @@ dg_console_mode_key(dg_console_t *con, int key)
 		return;
 	}
 	bool search = con->mode == DG_MODE_SEARCH;
-	char *target = search ? con->search : con->filter[con->view];
-	size_t tsize = search ? sizeof con->search : sizeof con->filter[0];
+	dg_panel_t *p = dg_console_panel(con);
+	char *target = search ? con->search : p->filter;
+	size_t tsize = search ? sizeof con->search : sizeof p->filter;
 	if (key == ESC) {
 		/* Esc forgets a filter being typed: all rows again. */
 		if (!search)
-			con->filter[con->view][0] = '\0';
+			p->filter[0] = '\0';
 		con->mode = DG_MODE_NORMAL;
 		return;
 	}

@@ -23,7 +23,7 @@ s_settle(dg_console_t *con, int64_t deadline)
 static void
 s_print(dg_console_t *con, dg_view_t view)
 {
-	dg_ctable_t t;
+	dg_panel_t *p = con->panel[view];
 	char line[1024], when[32];
 	int64_t now = zclock_mono();
 	time_t sec = time(NULL);
@@ -31,12 +31,10 @@ s_print(dg_console_t *con, dg_view_t view)
 
 	localtime_r(&sec, &tm);
 	strftime(when, sizeof when, "%H:%M:%S", &tm);
-	printf("%s  %s  %s  %s", dg_view_titles[view], when, con->endpoint,
+	printf("%s  %s  %s  %s", p->cls->title, when, con->endpoint,
 	    dg_console_connected(con, now) ? "connected" : "disconnected");
-	if (view == DG_VIEW_QUEUES || view == DG_VIEW_THREADS ||
-	    view == DG_VIEW_SOCKETS)
-		printf("  daemon %s", con->view_for[view][0] ?
-		    con->view_for[view] : "-");
+	if (p->cls->per_daemon)
+		printf("  daemon %s", p->about[0] ? p->about : "-");
 	if (con->have_counters)
 		printf("  pending %llu active %llu done %llu failed %llu",
 		    (unsigned long long)con->pending_n,
@@ -44,20 +42,19 @@ s_print(dg_console_t *con, dg_view_t view)
 		    (unsigned long long)con->done_n,
 		    (unsigned long long)con->failed_n);
 	printf("\n");
-	dg_ctable_build(con, view, &t);
-	dg_ctable_line(&t, NULL, line, sizeof line);
+	dg_panel_refresh(p, con);
+	dg_panel_line(p, NULL, line, sizeof line);
 	printf("%s\n", line);
-	for (size_t i = 0; i < t.nrows; i++) {
-		dg_ctable_line(&t, &t.rows[i], line, sizeof line);
+	for (size_t i = 0; i < p->nrows; i++) {
+		dg_panel_line(p, &p->rows[i], line, sizeof line);
 		/* Trailing blanks help no script. */
 		size_t len = strlen(line);
 		while (len && line[len - 1] == ' ')
 			line[--len] = '\0';
 		printf("%s\n", line);
 	}
-	if (t.nrows == 0 && t.note[0])
-		printf("(%s)\n", t.note);
-	dg_ctable_clear(&t);
+	if (p->nrows == 0 && p->note[0])
+		printf("(%s)\n", p->note);
 	fflush(stdout);
 }
 
@@ -76,8 +73,7 @@ dg_console_batch(dg_console_t *con, dg_view_t view)
 		dg_console_poll(con);
 		s_settle(con, deadline);
 		/* The per-daemon views need the instance list first. */
-		if (!con->view_reply[view] && view != DG_VIEW_OVERVIEW &&
-		    view != DG_VIEW_EVENTS) {
+		if (!con->panel[view]->reply && con->panel[view]->cls->op) {
 			dg_console_poll(con);
 			s_settle(con, deadline);
 		}

@@ -92,6 +92,18 @@ s_line(int y, attr_t a, const char *text)
 	attrset(A_NORMAL);
 }
 
+int
+dg_draw_put(int y, int x, unsigned attr, const char *text)
+{
+	return s_put(y, x, attr, text);
+}
+
+void
+dg_draw_title_line(int y, const char *text)
+{
+	s_line(y, s_attr(P_HEAD, A_REVERSE), text);
+}
+
 static void
 s_header(dg_console_t *con, int64_t now)
 {
@@ -128,140 +140,95 @@ s_header(dg_console_t *con, int64_t now)
 	/* Row 1: the views, then what the view is about. */
 	x = 0;
 	for (int v = 0; v < DG_VIEW_COUNT; v++) {
-		snprintf(buf, sizeof buf, " %d %s ", v + 1, dg_view_titles[v]);
+		snprintf(buf, sizeof buf, " %d %s ", v + 1, dg_views[v]->title);
 		x = s_put(1, x, v == (int)con->view ?
 		    s_attr(P_SEL, A_REVERSE) | A_BOLD : A_NORMAL, buf);
 	}
 	buf[0] = '\0';
 	const char *inst = dg_console_instance(con);
+	const dg_panel_t *p = dg_console_panel(con);
 	size_t len = 0;
-	if (con->view == DG_VIEW_QUEUES || con->view == DG_VIEW_THREADS ||
-	    con->view == DG_VIEW_SOCKETS)
+	if (p->cls->per_daemon)
 		len += (size_t)snprintf(buf + len, sizeof buf - len,
 		    "  daemon %s", inst ? inst : "-");
-	if (con->sort_col[con->view] >= 0 || con->sort_rev[con->view])
+	if (p->sort_col >= 0 || p->sort_rev)
 		len += (size_t)snprintf(buf + len, sizeof buf - len,
-		    "  sort %s%s", dg_ctable_sort_name(con, con->view),
-		    con->sort_rev[con->view] ? " (reversed)" : "");
-	if (con->filter[con->view][0])
+		    "  sort %s%s", dg_panel_sort_name(p),
+		    p->sort_rev ? " (reversed)" : "");
+	if (p->filter[0])
 		snprintf(buf + len, sizeof buf - len, "  filter '%s'",
-		    con->filter[con->view]);
+		    p->filter);
 	s_put(1, x, A_BOLD, buf);
 }
 
-/* The followed room: its row and its request's status. */
-static void
-s_follow_pane(dg_console_t *con, const dg_ctable_t *t, int y, int h)
-{
-	char buf[512], line[512];
-	long i = -1;
-
-	snprintf(buf, sizeof buf, "room %llu", (unsigned long long)
-	    con->follow_room);
-	i = dg_ctable_find(t, buf);
-	snprintf(line, sizeof line, " Room %llu, request %llu (Esc stops "
-	    "following) ", (unsigned long long)con->follow_room,
-	    (unsigned long long)con->follow_request);
-	s_line(y++, s_attr(P_HEAD, A_REVERSE), line);
-	h--;
-	if (i >= 0 && h > 0) {
-		const dg_ct_row_t *r = &t->rows[i];
-		snprintf(line, sizeof line, "  state %s   placed on encoder %s, "
-		    "transformer %s, decoder %s   bytes %s   age %s",
-		    r->cell[2], r->cell[3], r->cell[4], r->cell[5], r->cell[6],
-		    r->cell[7]);
-		s_put(y++, 0, A_NORMAL, line);
-		h--;
-	} else if (h > 0) {
-		s_put(y++, 0, A_BOLD, "  the room is no longer live");
-		h--;
-	}
-	const dg_msg_t *st = con->follow_status;
-	if (h <= 0 || !st)
-		return;
-	if (st->op == DG_OP_ERROR) {
-		snprintf(line, sizeof line, "  request: %s: %s",
-		    st->u.error.code, st->u.error.message);
-		s_put(y, 0, A_NORMAL, line);
-		return;
-	}
-	const dg_status_ok_msg_t *s = &st->u.status_ok;
-	snprintf(line, sizeof line, "  request %llu %s, %.1f s old, %lld "
-	    "retries%s%s", (unsigned long long)s->request, s->state,
-	    (double)s->age_ms / 1000.0, (long long)s->retries,
-	    s->error ? ": " : "", s->error ? s->error : "");
-	s_put(y++, 0, A_NORMAL, line);
-	if (--h > 0 && s->encoder) {
-		snprintf(line, sizeof line, "  stages: %s -> %s -> %s",
-		    s->encoder, s->transformer ? s->transformer : "-",
-		    s->decoder ? s->decoder : "-");
-		s_put(y, 0, A_NORMAL, line);
-	}
-}
-
+/* A row whose word says something is wrong is red, a draining one
+ * yellow; the word is there too, for the monochrome screen. */
 static attr_t
-s_row_attr(const dg_console_t *con, const dg_ct_row_t *r)
+s_row_attr(const dg_panel_t *p, const dg_prow_t *r)
 {
-	const char *state = con->view == DG_VIEW_OVERVIEW ? r->cell[3] :
-	    con->view == DG_VIEW_EVENTS ? r->cell[1] : NULL;
+	int c = dg_panel_col(p, p->cls->colour_key);
+	const char *word = c >= 0 ? r->cell[c] : NULL;
 
-	if (!state)
+	if (!word)
 		return A_NORMAL;
-	if (!strcmp(state, "dead") || !strcmp(state, "unhealthy") ||
-	    !strcmp(state, "failed") || !strcmp(state, "stalled"))
+	if (!strcmp(word, "dead") || !strcmp(word, "unhealthy") ||
+	    !strcmp(word, "failed") || !strcmp(word, "stalled"))
 		return s_attr(P_BAD, A_BOLD);
-	if (!strncmp(state, "drain", 5) || !strcmp(state, "undrain"))
+	if (!strncmp(word, "drain", 5) || !strcmp(word, "undrain"))
 		return s_attr(P_WARN, A_NORMAL);
 	return A_NORMAL;
 }
 
-static void
-s_table(dg_console_t *con, int64_t now)
+void
+dg_draw_table(dg_panel_t *p, dg_console_t *con, int y0, int h, int64_t now)
 {
-	dg_ctable_t t;
 	char line[1024];
-	dg_view_t v = con->view;
-	const dg_ct_row_t *sel = dg_console_selected(con, &t);
-	int y0 = 3, h = LINES - 2 - y0;
-	int pane = con->follow_room && v == DG_VIEW_ROOMS ? 5 : 0;
-	int64_t at = v == DG_VIEW_OVERVIEW ? con->instances_at : con->view_at[v];
+	const dg_prow_t *sel = p->nrows ? &p->rows[p->sel] : NULL;
 	/* Data older than two refreshes is dim: it is what was, not what
 	 * is. */
-	bool stale = v != DG_VIEW_EVENTS && (!dg_console_connected(con, now) ||
-	    now - at > 2 * dg_console_interval_ms(con) + 1000);
+	bool stale = !p->cls->live && (!dg_console_connected(con, now) ||
+	    now - p->at > 2 * dg_console_interval_ms(con) + 1000);
 
-	if (h - pane < 2)
-		pane = 0;
-	h -= pane;
-	dg_ctable_line(&t, NULL, line, sizeof line);
-	s_line(2, s_attr(P_HEAD, A_REVERSE), line);
-	if (t.nrows == 0 && t.note[0])
-		s_put(y0, 1, A_BOLD, t.note);
-	size_t *top = &con->top[v];
-	if (sel && con->sel[v] < *top)
-		*top = con->sel[v];
-	if (sel && h > 0 && con->sel[v] >= *top + (size_t)h)
-		*top = con->sel[v] - (size_t)h + 1;
-	if (*top >= t.nrows)
+	dg_panel_line(p, NULL, line, sizeof line);
+	dg_draw_title_line(y0 - 1, line);
+	if (p->nrows == 0 && p->note[0])
+		s_put(y0, 1, A_BOLD, p->note);
+	size_t *top = &p->top;
+	if (sel && p->sel < *top)
+		*top = p->sel;
+	if (sel && h > 0 && p->sel >= *top + (size_t)h)
+		*top = p->sel - (size_t)h + 1;
+	if (*top >= p->nrows)
 		*top = 0;
-	for (int i = 0; i < h && *top + (size_t)i < t.nrows; i++) {
-		const dg_ct_row_t *r = &t.rows[*top + (size_t)i];
-		dg_ctable_line(&t, r, line, sizeof line);
-		attr_t a = r == sel ? s_attr(P_SEL, A_REVERSE) | A_BOLD :
-		    s_row_attr(con, r);
+	for (int i = 0; i < h && *top + (size_t)i < p->nrows; i++) {
+		const dg_prow_t *r = &p->rows[*top + (size_t)i];
+		dg_panel_line(p, r, line, sizeof line);
+		attr_t a = r == sel ? s_attr(P_SEL, A_REVERSE) |
+		    A_BOLD : s_row_attr(p, r);
 		if (stale && r != sel)
 			a |= A_DIM;
 		s_line(y0 + i, a, line);
 	}
-	if (stale && con->ever_heard && at) {
+	if (stale && con->ever_heard && p->at) {
 		snprintf(line, sizeof line, " data %.1f s old ",
-		    (double)(now - at) / 1000.0);
-		s_put(2, COLS - (int)strlen(line) > 0 ?
+		    (double)(now - p->at) / 1000.0);
+		s_put(y0 - 1, COLS - (int)strlen(line) > 0 ?
 		    COLS - (int)strlen(line) : 0, A_BOLD | A_REVERSE, line);
 	}
-	if (pane)
-		s_follow_pane(con, &t, y0 + h, pane);
-	dg_ctable_clear(&t);
+}
+
+/* The current view's panel, between the view bar and the status line. */
+static void
+s_panel(dg_console_t *con, int64_t now)
+{
+	dg_panel_t *p = dg_console_panel(con);
+	int y0 = 3;
+
+	dg_panel_refresh(p, con);
+	if (p->cls->draw)
+		p->cls->draw(p, con, y0, LINES - 2 - y0, now);
+	else
+		dg_draw_table(p, con, y0, LINES - 2 - y0, now);
 }
 
 static void
@@ -413,7 +380,7 @@ dg_draw(dg_console_t *con)
 		return;
 	}
 	s_header(con, now);
-	s_table(con, now);
+	s_panel(con, now);
 	s_status(con);
 	s_function_bar();
 	if (con->mode == DG_MODE_HELP)
