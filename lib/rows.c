@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "proto.h"
 #include "rows.h"
 
 #define S_FIELD(row, col, type) \
@@ -169,6 +170,22 @@ s_json_value(FILE *out, const dg_col_t *col, const void *row)
 	case DG_COL_BOOL:
 		fputs(S_FIELD(row, col, bool) ? "true" : "false", out);
 		break;
+	case DG_COL_PLACES: {
+		const dg_stage_row_t *p = S_FIELD(row, col,
+		    const dg_stage_row_t *);
+		size_t n = *(const size_t *)((const char *)row +
+		    col->count_offset);
+		fputc('[', out);
+		for (size_t i = 0; p && i < n; i++) {
+			fputs(i ? ",{\"role\":" : "{\"role\":", out);
+			dg_json_str(out, p[i].role);
+			fputs(",\"name\":", out);
+			dg_json_str(out, p[i].name);
+			fputc('}', out);
+		}
+		fputc(']', out);
+		break;
+	}
 	default:
 		fputs("null", out);
 		break;

@@ -26,7 +26,9 @@ typedef enum {
 	DG_COL_INT,             /* int64_t */
 	DG_COL_UINT,            /* uint64_t */
 	DG_COL_FLOAT,           /* double */
-	DG_COL_BOOL             /* bool */
+	DG_COL_BOOL,            /* bool */
+	DG_COL_PLACES           /* const dg_stage_row_t *, its count at
+	                           count_offset: the chain of a request */
 } dg_col_type_t;
 
 typedef enum { DG_SURFACE_TEXT, DG_SURFACE_CONSOLE } dg_surface_t;
@@ -56,6 +58,7 @@ struct dg_col {
 	size_t offset;          /* of the field in the row */
 	bool right;             /* numbers align right */
 	bool stage;             /* the instance a stage of the room ran on */
+	size_t count_offset;    /* DG_COL_PLACES: of the size_t count */
 	dg_look_t text, console;
 };
 
@@ -118,6 +121,7 @@ void dg_rows_json(FILE *out, const dg_rows_t *rows, const void *first,
 void dg_fmt_age(char *buf, size_t size, int64_t ms);
 
 dg_cell_fn dg_cell_id;          /* 0: "-" */
+dg_cell_fn dg_cell_places;      /* a chain as "e0 > h0 > l0 > d0" */
 dg_cell_fn dg_cell_dash;        /* NULL or "": "-" */
 dg_cell_fn dg_cell_age;         /* ms as "850ms", "12.4s", "3m05s" */
 dg_cell_fn dg_cell_age_cli;     /* ms as "850ms" below 10 s, "12s" */

@@ -118,10 +118,12 @@ dg_rows_queues(void)
 /* ---- rooms -------------------------------------------------------------- */
 
 /* The columns a room has whatever its stages are.  Each other required
- * string of the wire's room row names the instance one stage ran on;
- * those columns are made from the wire catalogue (s_rooms_make), so
- * that no role is written here.  Optional fields are newer than the
- * table and stay out of it until a column here says how to show them. */
+ * string of the wire's room row is one of version 1's three places
+ * (first, middle, last); those columns are made from the wire catalogue
+ * (s_rooms_make), so that no role is written here, and are kept in the
+ * JSON for version-1 readers while the text and the console show the
+ * configuration's roles (AT, PLACES).  Other optional fields stay out
+ * until a column here says how to show them. */
 #define T dg_room_row_t
 static const dg_col_t s_room_fixed[] = {
 	{ "ROOM", "room", UINT(room), RIGHT, .text = LOOK(10),
@@ -135,14 +137,21 @@ static const dg_col_t s_room_fixed[] = {
 	{ "AGE", "age_ms", INT(age_ms), RIGHT,
 	  .text = LOOK_F(8, dg_cell_age_cli),
 	  .console = LOOK_F(8, dg_cell_age) },
+	/* Where it is, by the role's name in the configuration, and the
+	 * chain it is placed on: what a chain of any length shows. */
+	{ "AT", "stage", STR(stage), .text = LOOK_F(12, dg_cell_dash),
+	  .console = LOOK_F(11, dg_cell_dash) },
+	{ "PLACES", "stages", .type = DG_COL_PLACES,
+	  .offset = offsetof(T, stages), .count_offset = offsetof(T, n_stages),
+	  .text = LOOK_F(30, dg_cell_places),
+	  .console = LOOK_F(24, dg_cell_places) },
 };
 #undef T
 
 static dg_rows_t s_rooms;
 static pthread_once_t s_rooms_once = PTHREAD_ONCE_INIT;
 
-/* An instance name is about 10 wide; the CLI has always left one blank
- * more after a stage's title than the console.  `title` has room for
+/* One of version 1's places: in the JSON only.  `title` has room for
  * the key. */
 static dg_col_t
 s_stage_col(const dg_field_desc_t *f, char *title)
@@ -152,9 +161,7 @@ s_stage_col(const dg_field_desc_t *f, char *title)
 	for (size_t i = 0; i <= len; i++)
 		title[i] = (char)toupper((unsigned char)f->key[i]);
 	return (dg_col_t){ .header = title, .key = f->key,
-	    .type = DG_COL_STR, .offset = f->offset, .stage = true,
-	    .text = LOOK(len + 1 > 10 ? (int)len + 1 : 10),
-	    .console = LOOK(len > 10 ? (int)len : 10) };
+	    .type = DG_COL_STR, .offset = f->offset, .stage = true };
 }
 
 /* The row of rooms.ok as the wire catalogue has it. */

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "proto.h"
 #include "rows.h"
 
 void
@@ -75,6 +76,23 @@ dg_cell_id(const dg_col_t *col, const void *row, char *buf, size_t size,
 	else
 		snprintf(buf, size, "-");
 	return buf;
+}
+
+const char *
+dg_cell_places(const dg_col_t *col, const void *row, char *buf, size_t size,
+    double *sort)
+{
+	const dg_stage_row_t *p = *(const dg_stage_row_t *const *)
+	    ((const char *)row + col->offset);
+	size_t n = *(const size_t *)((const char *)row + col->count_offset);
+	size_t len = 0;
+
+	*sort = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; p && i < n && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+		    i ? " > " : "", p[i].name);
+	return n ? buf : "-";
 }
 
 const char *

@@ -310,11 +310,33 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 					printf(",\"error\":");
 					dg_json_str(stdout, s->error);
 				}
+				if (s->stage) {
+					printf(",\"stage\":");
+					dg_json_str(stdout, s->stage);
+				}
+				if (s->n_stages) {
+					printf(",\"stages\":[");
+					for (size_t i = 0; i < s->n_stages; i++) {
+						printf("%s{\"role\":", i ? "," : "");
+						dg_json_str(stdout, s->stages[i].role);
+						printf(",\"name\":");
+						dg_json_str(stdout, s->stages[i].name);
+						printf("}");
+					}
+					printf("]");
+				}
 				printf("}\n");
 			} else {
 				printf("request %llu %s", (unsigned long long)
 				    s->request, s->state);
-				if (s->encoder)
+				/* The roles by the configuration's names:
+				 * "denoising at low on e0 > h0 > l0 > d0". */
+				if (s->stage)
+					printf(" at %s", s->stage);
+				for (size_t i = 0; i < s->n_stages; i++)
+					printf("%s%s", i ? " > " : " on ",
+					    s->stages[i].name);
+				if (!s->n_stages && s->encoder)
 					printf(" on %s, %s, %s", s->encoder,
 					    s->transformer, s->decoder);
 				printf(", %.1f s", (double)s->age_ms / 1000.0);

@@ -30,21 +30,6 @@ s_build(dg_panel_t *p, const dg_console_t *con)
 	dg_panel_add_rows(p, p->desc, r->rooms, r->n_rooms);
 }
 
-/* A string field of a decoded message, found by its wire key. */
-static const char *
-s_wire_str(const dg_msg_t *m, const char *key)
-{
-	const dg_op_desc_t *op = dg_proto_op_desc(m->op);
-
-	for (size_t i = 0; op && i < op->body.nfields; i++) {
-		const dg_field_desc_t *f = &op->body.fields[i];
-		if (f->type == DG_FT_STR && strcmp(f->key, key) == 0)
-			return *(const char *const *)(const void *)
-			    ((const char *)&m->u + f->offset);
-	}
-	return NULL;
-}
-
 /* Append to `buf` what printf makes of the rest. */
 static void s_cat(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -69,44 +54,32 @@ s_cell(const dg_panel_t *p, const dg_prow_t *r, const char *key)
 	return c >= 0 && r->cell[c] ? r->cell[c] : "";
 }
 
-/* "  state running   placed on encoder e0, ...   bytes 4.8M   age 3s" */
+/* "  state denoising at high   placed on e0 > h0 > l0 > d0   bytes 4.8M
+ *  age 3s": roles by the configuration's names. */
 static void
 s_room_line(const dg_panel_t *p, const dg_prow_t *r, char *line,
     size_t size)
 {
-	const char *sep = "";
-
-	snprintf(line, size, "  state %s   placed on", s_cell(p, r, "state"));
-	for (int c = 0; c < p->ncols; c++) {
-		if (!p->cols[c]->stage)
-			continue;
-		s_cat(line, size, "%s %s %s", sep, p->cols[c]->key,
-		    r->cell[c] ? r->cell[c] : "");
-		sep = ",";
-	}
-	s_cat(line, size, "   bytes %s   age %s", s_cell(p, r, "bytes"),
+	snprintf(line, size, "  state %s at %s   placed on %s   bytes %s   "
+	    "age %s", s_cell(p, r, "state"), s_cell(p, r, "stage"),
+	    s_cell(p, r, "stages"), s_cell(p, r, "bytes"),
 	    s_cell(p, r, "age_ms"));
 }
 
-/* "  stages: e0 -> t0 -> d0", from the request's status. */
+/* "  stages: encoder e0 -> high h0 -> low l0 -> decoder d0", from the
+ * request's status. */
 static bool
-s_stages_line(const dg_panel_t *p, const dg_msg_t *st, char *line,
-    size_t size)
+s_stages_line(const dg_msg_t *st, char *line, size_t size)
 {
-	bool first = true;
+	const dg_status_ok_msg_t *s = &st->u.status_ok;
 
+	if (st->op != DG_OP_STATUS_OK || s->n_stages == 0)
+		return false;
 	snprintf(line, size, "  stages:");
-	for (int c = 0; c < p->ncols; c++) {
-		if (!p->cols[c]->stage)
-			continue;
-		const char *on = s_wire_str(st, p->cols[c]->key);
-		/* None placed yet: nothing to say. */
-		if (first && !on)
-			return false;
-		s_cat(line, size, "%s %s", first ? "" : " ->", on ? on : "-");
-		first = false;
-	}
-	return !first;
+	for (size_t i = 0; i < s->n_stages; i++)
+		s_cat(line, size, "%s %s %s", i ? " ->" : "",
+		    s->stages[i].role, s->stages[i].name);
+	return true;
 }
 
 /* The followed room: its row and its request's status. */
@@ -146,7 +119,7 @@ s_pane(s_rooms_t *self, int y, int h)
 	    (double)s->age_ms / 1000.0, (long long)s->retries,
 	    s->error ? ": " : "", s->error ? s->error : "");
 	dg_draw_put(y++, 0, A_NORMAL, line);
-	if (--h > 0 && s_stages_line(p, st, line, sizeof line))
+	if (--h > 0 && s_stages_line(st, line, sizeof line))
 		dg_draw_put(y, 0, A_NORMAL, line);
 }
 
