@@ -316,11 +316,11 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 				}
 				if (s->n_stages) {
 					printf(",\"stages\":[");
-					for (size_t i = 0; i < s->n_stages; i++) {
-						printf("%s{\"role\":", i ? "," : "");
-						dg_json_str(stdout, s->stages[i].role);
+					for (size_t k = 0; k < s->n_stages; k++) {
+						printf("%s{\"role\":", k ? "," : "");
+						dg_json_str(stdout, s->stages[k].role);
 						printf(",\"name\":");
-						dg_json_str(stdout, s->stages[i].name);
+						dg_json_str(stdout, s->stages[k].name);
 						printf("}");
 					}
 					printf("]");
@@ -333,9 +333,9 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 				 * "denoising at low on e0 > h0 > l0 > d0". */
 				if (s->stage)
 					printf(" at %s", s->stage);
-				for (size_t i = 0; i < s->n_stages; i++)
-					printf("%s%s", i ? " > " : " on ",
-					    s->stages[i].name);
+				for (size_t k = 0; k < s->n_stages; k++)
+					printf("%s%s", k ? " > " : " on ",
+					    s->stages[k].name);
 				if (!s->n_stages && s->encoder)
 					printf(" on %s, %s, %s", s->encoder,
 					    s->transformer, s->decoder);
