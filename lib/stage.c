@@ -3,6 +3,8 @@
  *  in stage_null.c and stage_ref.c.  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -272,4 +274,37 @@ dg_stage_steps(int expert, int64_t boundary, int64_t steps, int64_t *begin,
 		high++;
 	*begin = expert == DG_EXPERT_LOW ? high : 0;
 	*end = expert == DG_EXPERT_HIGH ? high : steps;
+}
+
+void
+dg_stage_cost(int64_t ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+void
+dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
+    int64_t step_ms, void (*progress)(void))
+{
+	for (int64_t k = 0; step_ms > 0 && k < steps; k++) {
+		size_t stopped = 0;
+		for (size_t i = 0; i < n; i++)
+			if (items[i].stop && atomic_load(items[i].stop))
+				stopped++;
+		if (stopped == n) {
+			for (size_t i = 0; i < n; i++)
+				snprintf(items[i].error, sizeof items[i].error,
+				    "stopped after %lld of %lld steps: the "
+				    "room was released", (long long)k,
+				    (long long)steps);
+			return;
+		}
+		dg_stage_cost(step_ms);
+		if (progress)
+			progress();
+	}
 }

@@ -65,4 +65,14 @@ char *dg_stage_output_dir(const char *dir, char *why, size_t whysize);
 void dg_stage_steps(int expert, int64_t boundary, int64_t steps,
     int64_t *begin, int64_t *end);
 
+/* Simulated GPU time for the reference and null stages: a sleep, not a
+ * spin, so that it costs no CPU. */
+void dg_stage_cost(int64_t ms);
+/* `steps` of step_ms each, a step at a time so that progress is
+ * reported (a silent worker marks the daemon unhealthy) and a batch
+ * whose rooms were all released stops early, each item then failing
+ * with how far it got. */
+void dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
+    int64_t step_ms, void (*progress)(void));
+
 #endif

@@ -90,18 +90,8 @@ s_plan(void *state, const dg_request_t *req, dg_tensor_plan_t *in,
 	return 0;
 }
 
-/* Simulated time: sleep, not spin, so that it costs no CPU. */
-static void
-s_cost(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* step_ms per step, a step at a time so that progress is reported (a
- * silent worker marks the daemon unhealthy) and a batch whose rooms
- * were all released stops early. */
+/* step_ms once, or per step of the batch's longest request between the
+ * first and the last place. */
 static void
 s_take_time(const s_null_t *self, dg_stage_item_t *items, size_t n)
 {
@@ -110,23 +100,7 @@ s_take_time(const s_null_t *self, dg_stage_item_t *items, size_t n)
 		for (size_t i = 0; i < n; i++)
 			if (items[i].req->steps > steps)
 				steps = items[i].req->steps;
-	for (int64_t k = 0; k < steps; k++) {
-		size_t stopped = 0;
-		for (size_t i = 0; i < n; i++)
-			if (items[i].stop && atomic_load(items[i].stop))
-				stopped++;
-		if (stopped == n) {
-			for (size_t i = 0; i < n; i++)
-				snprintf(items[i].error, sizeof items[i].error,
-				    "stopped after %lld of %lld steps: the "
-				    "room was released", (long long)k,
-				    (long long)steps);
-			return;
-		}
-		s_cost(self->step_ms);
-		if (self->progress)
-			self->progress();
-	}
+	dg_stage_take_time(items, n, steps, self->step_ms, self->progress);
 }
 
 static int

@@ -67,17 +67,6 @@ s_mix(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-/* Simulated GPU time: sleep, not spin, so that it costs no CPU. */
-static void
-s_cost(int64_t ms)
-{
-	if (ms <= 0)
-		return;
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int
 dg_stage_ref_check(const dg_request_t *req, char *why, size_t whysize)
 {
@@ -307,7 +296,7 @@ s_encoder_run(void *state, dg_stage_item_t *items, size_t n)
 		if (s_check_item(self, it) == 0)
 			s_encode(self, it->req, it->out[0]);
 	}
-	s_cost(self->step_ms);
+	dg_stage_cost(self->step_ms);
 	return 0;
 }
 
@@ -474,25 +463,8 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 		if (end - begin > steps)
 			steps = end - begin;
 	}
-	/* The batch runs as long as its longest request, a step at a time,
-	 * and stops early once every item in it has been told to. */
-	for (int64_t k = 0; self->step_ms > 0 && k < steps; k++) {
-		size_t stopped = 0;
-		for (size_t i = 0; i < n; i++)
-			if (items[i].stop && atomic_load(items[i].stop))
-				stopped++;
-		if (stopped == n) {
-			for (size_t i = 0; i < n; i++)
-				snprintf(items[i].error, sizeof items[i].error,
-				    "stopped after %lld of %lld steps: the "
-				    "room was released", (long long)k,
-				    (long long)steps);
-			break;
-		}
-		s_cost(self->step_ms);
-		if (self->progress)
-			self->progress();
-	}
+	/* The batch runs as long as its longest request. */
+	dg_stage_take_time(items, n, steps, self->step_ms, self->progress);
 	return 0;
 }
 
@@ -608,7 +580,7 @@ s_decoder_run(void *state, dg_stage_item_t *items, size_t n)
 			it->output_bytes = 0;
 		}
 	}
-	s_cost(self->step_ms);
+	dg_stage_cost(self->step_ms);
 	return 0;
 }
 
