@@ -181,6 +181,19 @@ def _submit_all(raw, n, steps):
     return ids
 
 
+def _results(raw, ids, timeout):
+    """The result of every request of `ids`, by id; none may take more
+    than `timeout` seconds after the one before."""
+    results = {}
+    while len(results) < len(ids):
+        m = raw.recv(timeout)
+        assert m is not None, "%d of %d results" % (len(results), len(ids))
+        if m["op"] == "result":
+            results[m["request"]] = m
+    assert set(results) == set(ids)
+    return results
+
+
 def _rooms_on(c, name):
     return next((i["rooms"] for i in c.instances() if i["name"] == name), 0)
 
@@ -199,13 +212,7 @@ def test_instance_dies_holding_1500_rooms(pipeline_factory):
         p._read_pids()
         os.kill(p.pids["t0"], signal.SIGKILL)
         # t1 takes them all (100,000 null steps at 0 ms) and they end.
-        results = {}
-        while len(results) < n:
-            m = raw.recv(90)
-            assert m is not None, "%d of %d results" % (len(results), n)
-            if m["op"] == "result":
-                results[m["request"]] = m
-        assert set(results) == set(ids)
+        results = _results(raw, ids, 90)
         bad = [r for r in results.values() if r["status"] != "done"]
         assert not bad, bad[:3]
         # Each one was placed again because t0 died, none for another
@@ -227,13 +234,7 @@ def test_controller_stop_ends_5000_live(pipeline_factory):
         ids = _submit_all(raw, n, 100000)
         p._read_pids()
         os.kill(p.pids["controller"], signal.SIGTERM)
-        results = {}
-        while len(results) < n:
-            m = raw.recv(60)
-            assert m is not None, "%d of %d results" % (len(results), n)
-            if m["op"] == "result":
-                results[m["request"]] = m
-        assert set(results) == set(ids)
+        results = _results(raw, ids, 60)
         assert all(r["status"] == "failed" and r["error"] ==
                    "controller stopped" for r in results.values())
     finally:
