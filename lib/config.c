@@ -1302,6 +1302,10 @@ dg_config_dump(const dg_config_t *self, FILE *out)
 {
 	fprintf(out, "; effective configuration of %s\n", self->file);
 	for (int slot = 0; slot < SLOT_STAGE0 + (int)self->nstages; slot++) {
+		/* A file of settings alone stays one (s_check_pipeline). */
+		if (slot == SLOT_PIPELINE && self->nstages == 0 &&
+		    !self->sect_lines[SLOT_PIPELINE])
+			continue;
 		fputc('\n', out);
 		s_dump_slot(self, slot, out);
 	}
