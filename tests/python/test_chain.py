@@ -22,13 +22,14 @@ import zmq
 from conftest import DISAGG, ipc_path, one_host_ini, wait_until
 
 
-def chain_ini(folder, roles, *, stage=None, extra=None, controller=""):
+def chain_ini(folder, roles, *, stage=None, extra=None, controller="",
+              dead_after="5s"):
     """One instance of each role of `roles` (name: first letter + 0),
     ipc endpoints in `folder`, shm, reference stages unless `stage`
     names one for all; `extra` maps a role to more lines."""
     text = ["[controller]", "listen = " + ipc_path(folder, "ctl"),
             "publish = " + ipc_path(folder, "pub"), "heartbeat_ms = 100ms",
-            "dead_after_ms = 5s", controller, "",
+            "dead_after_ms = " + dead_after, controller, "",
             "[pipeline]", "stages = " + " ".join(roles), "",
             "[fabric]", "provider = shm", "verify = on", ""]
     for i, role in enumerate(roles):
@@ -154,8 +155,12 @@ def null_ini(folder, *, rooms, controller=""):
     pool = "%dM" % max(16, rooms * 16 // 1024 + 1)
     common = ["stage = null", "pool = " + pool, "slot = 4K",
               "queue_depth = %d" % (2 * rooms)]
+    # A daemon taking in thousands of rooms on a loaded machine (or a
+    # sanitizer's build) can go quiet for seconds: the kill, not the
+    # load, is what must declare t0 dead.
     return chain_ini(
         folder, ("encoder", "transformer", "decoder"), stage="null",
+        dead_after="10s",
         controller="\n".join([
             "max_pending = %d" % rooms,
             "max_pending_per_client = %d" % rooms, controller]),
