@@ -45,8 +45,10 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define ROW_DESC(nm, R, f) { nm, sizeof(R), f, N(f) }
 #define OP(id, nm, B, f) { id, { nm, sizeof(B), f, N(f) }, 1 }
-/* Ops whose form changed in version 2 (all the daemons' ops: a daemon
- * of another version is refused at hello rather than misunderstood). */
+/* Ops whose form changed in version 2 (the daemons' ops, so that a
+ * daemon of another version is refused at hello rather than
+ * misunderstood).  release and release.ok keep version 1: operators
+ * send them too. */
 #define OP2(id, nm, B, f) { id, { nm, sizeof(B), f, N(f) }, 2 }
 
 /* ---- shared shapes ---- */
@@ -482,8 +484,8 @@ static const dg_op_desc_t s_ops[] = {
 	OP2(DG_OP_STAGE_DONE, "stage.done", dg_stage_done_msg_t, s_stage_done),
 	OP2(DG_OP_STAGE_FAILED, "stage.failed", dg_stage_failed_msg_t,
 	   s_stage_failed),
-	OP2(DG_OP_RELEASE, "release", dg_release_msg_t, s_release),
-	OP2(DG_OP_RELEASE_OK, "release.ok", dg_room_msg_t, s_room),
+	OP(DG_OP_RELEASE, "release", dg_release_msg_t, s_release),
+	OP(DG_OP_RELEASE_OK, "release.ok", dg_room_msg_t, s_room),
 	OP2(DG_OP_ROOM_PHASE, "room.phase", dg_room_phase_msg_t, s_room_phase),
 	OP2(DG_OP_MANIFEST, "manifest", dg_manifest_msg_t, s_manifest),
 	OP2(DG_OP_TRANSFER_DONE, "transfer.done", dg_transfer_done_msg_t,
