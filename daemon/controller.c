@@ -583,6 +583,11 @@ s_stop(void **state)
 	/* Whatever is left ends now, each with its result (and its end in
 	 * the journal), however many there are. */
 	if (self->lc && self->router) {
+		dg_lc_counts_t c;
+		dg_lc_counts(self->lc, &c);
+		if (c.active)
+			dg_log_warn("stopping: %zu live requests end failed",
+			    c.active);
 		dg_wire_cork();
 		dg_lc_stop(self->lc, zclock_mono(), "controller stopped");
 		s_release_held(self);

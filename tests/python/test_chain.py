@@ -239,7 +239,10 @@ def test_controller_stop_ends_5000_live(pipeline_factory):
         ids = _submit_all(raw, n, 100000)
         p._read_pids()
         os.kill(p.pids["controller"], signal.SIGTERM)
-        results = _results(raw, ids, 60)
+        try:
+            results = _results(raw, ids, 60)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, p.logs_tail(8))) from e
         assert all(r["status"] == "failed" and r["error"] ==
                    "controller stopped" for r in results.values())
     finally:
