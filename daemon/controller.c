@@ -596,10 +596,11 @@ s_stop(void **state)
 	/* The results just sent must leave before the process does:
 	 * ZeroMQ drops what is queued on a socket closed without linger
 	 * (czmq's default), and thousands may be queued for a client that
-	 * reads them slowly.  Bounded: a client that reads nothing delays
-	 * the exit by at most this. */
+	 * reads them slowly (on a loaded host, 10 s was seen to be too
+	 * short for 5,000).  Bounded: a client that reads nothing delays
+	 * the exit by at most this, well inside systemd's stop timeout. */
 	if (self->router)
-		zsock_set_linger(self->router, 10000);
+		zsock_set_linger(self->router, 30000);
 	dg_relays_destroy(&self->relays);
 	dg_lifecycle_destroy(&self->lc);
 	zlistx_destroy(&self->held);
