@@ -1,10 +1,6 @@
 /*  lifecycle.c: the request lifecycle, the controller's I/O-free core
- *  (lifecycle.h).
- *
- *  A request's progress along the chain is one number, `rank`: 0 when
- *  assigned, 2i+1 while stage i works on it, 2i while its data moves
- *  into stage i.  Reports only move it forward, so a late room.phase
- *  cannot take a request back, and the wire state is derived from it.  */
+ *  (lifecycle.h): the events and what comes out of them.  What the
+ *  views show (states, status.ok, rooms.ok) is lifecycle_views.c's.  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
@@ -13,133 +9,18 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "lifecycle_impl.h"
 #include "log.h"
-
-static const char *const s_req_names[DG_REQ_STATE_COUNT] = {
-	"pending", "assigned", "encoding", "phase1", "denoising", "phase2",
-	"decoding", "done", "failed", "cancelled"
-};
-static const char *const s_phase_names[DG_ROOM_PHASE_COUNT] =
-	{ "running", "sending" };
-
-/* One place of the chain for one request. */
-typedef struct {
-	char inst[DG_NAME_MAX];         /* "" until placed */
-	bool done;
-	int64_t ms;
-} s_place_t;
-
-typedef struct s_req {
-	uint64_t id;
-	dg_route_t client;
-	char cid[2 * 256 + 1];          /* the client, for per-client counts */
-	char user[48];                  /* submitter's public key, or "" */
-	char *prompt, *negative;
-	int64_t frames, height, width, steps, seed;
-	int64_t timeout_ms;
-	dg_req_state_t state;           /* terminal ones; else from rank */
-	int rank;
-	uint64_t room;
-	int attempt;
-	int64_t created, deadline, finished;
-	char error[256];
-	char *output;                   /* the last stage's file, or NULL */
-	uint64_t bytes;
-	char digest[40];
-	void *live;                     /* handle in the live list */
-	void *pend;                     /* handle in the pending list */
-	s_place_t place[];              /* one per role of the chain */
-} s_req_t;
-
-struct _dg_lifecycle_t {
-	dg_pipeline_conf_t chain;
-	size_t n;                       /* places in the chain */
-	const dg_controller_conf_t *conf;
-	dg_lc_io_t io;
-	dg_registry_t *reg;
-	zhashx_t *reqs;                 /* id -> s_req_t, finished too */
-	zhashx_t *rooms;                /* room id -> s_req_t */
-	zhashx_t *per_client;           /* cid -> requests in flight */
-	zlistx_t *pending;              /* s_req_t waiting for instances */
-	zlistx_t *live;                 /* s_req_t not finished, by age */
-	zlistx_t *finished;             /* ids, oldest first, for expiry */
-	uint64_t next_request, next_room, rooms_reserved;
-	size_t active;
-	uint64_t ndone, nfailed, ncancelled, replayed;
-	int64_t next_deadline;          /* no live deadline before this */
-	bool draining;
-};
 
 /* Room ids are reserved in the journal a block at a time, before any of
  * them is used: an assign that names one leaves after the sync. */
 #define ROOM_BLOCK 4096
-
-const char *
-dg_req_state_name(dg_req_state_t state)
-{
-	return state < DG_REQ_STATE_COUNT ? s_req_names[state] : "?";
-}
-
-int
-dg_req_state_lookup(const char *word)
-{
-	for (int i = 0; word && i < DG_REQ_STATE_COUNT; i++)
-		if (strcmp(word, s_req_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-const char *
-dg_room_phase_name(dg_room_phase_t phase)
-{
-	return phase < DG_ROOM_PHASE_COUNT ? s_phase_names[phase] : "?";
-}
-
-int
-dg_room_phase_lookup(const char *word)
-{
-	for (int i = 0; word && i < DG_ROOM_PHASE_COUNT; i++)
-		if (strcmp(word, s_phase_names[i]) == 0)
-			return i;
-	return -1;
-}
 
 static char *
 s_key(char *buf, uint64_t id)
 {
 	snprintf(buf, 24, "%llu", (unsigned long long)id);
 	return buf;
-}
-
-static bool
-s_terminal(const s_req_t *r)
-{
-	return r->state >= DG_REQ_DONE;
-}
-
-/* The wire state of a live request. */
-static dg_req_state_t
-s_state(const dg_lifecycle_t *self, const s_req_t *r)
-{
-	if (s_terminal(r) || r->state == DG_REQ_PENDING)
-		return r->state;
-	if (r->rank <= 0)
-		return DG_REQ_ASSIGNED;
-	int at = r->rank / 2;
-	if (r->rank % 2 == 0)
-		return at == 1 ? DG_REQ_PHASE1 : DG_REQ_PHASE2;
-	return at == 0 ? DG_REQ_ENCODING : (size_t)at + 1 == self->n ?
-	    DG_REQ_DECODING : DG_REQ_DENOISING;
-}
-
-/* The role a live request is at ("" when not placed). */
-static const char *
-s_stage_of(const dg_lifecycle_t *self, const s_req_t *r)
-{
-	if (s_terminal(r) || r->state == DG_REQ_PENDING)
-		return "";
-	size_t at = r->rank <= 0 ? 0 : (size_t)(r->rank / 2);
-	return at < self->n ? self->chain.roles[at] : "";
 }
 
 static void
@@ -196,7 +77,7 @@ s_error(dg_lifecycle_t *self, const dg_route_t *to, uint64_t seq,
 static void
 s_req_destroy(void **item)
 {
-	s_req_t *r = *item;
+	dg_lc_req_t *r = *item;
 
 	if (!r)
 		return;
@@ -300,7 +181,7 @@ s_client_key(const dg_route_t *route, char *buf)
 }
 
 static void
-s_client_done(dg_lifecycle_t *self, const s_req_t *r)
+s_client_done(dg_lifecycle_t *self, const dg_lc_req_t *r)
 {
 	intptr_t n = (intptr_t)zhashx_lookup(self->per_client, r->cid);
 
@@ -310,15 +191,15 @@ s_client_done(dg_lifecycle_t *self, const s_req_t *r)
 		zhashx_delete(self->per_client, r->cid);
 }
 
-static s_req_t *
-s_req_find(dg_lifecycle_t *self, uint64_t id)
+dg_lc_req_t *
+dg_lc_req_find(dg_lifecycle_t *self, uint64_t id)
 {
 	char key[24];
 	return zhashx_lookup(self->reqs, s_key(key, id));
 }
 
 static void
-s_forget_room(dg_lifecycle_t *self, s_req_t *r)
+s_forget_room(dg_lifecycle_t *self, dg_lc_req_t *r)
 {
 	char key[24];
 
@@ -330,7 +211,7 @@ s_forget_room(dg_lifecycle_t *self, s_req_t *r)
 
 /* Tell every live instance of the room to free it. */
 static void
-s_send_release(dg_lifecycle_t *self, s_req_t *r, const char *why)
+s_send_release(dg_lifecycle_t *self, dg_lc_req_t *r, const char *why)
 {
 	dg_msg_t *m = r->room ? dg_msg_new(DG_OP_RELEASE) : NULL;
 
@@ -349,7 +230,7 @@ s_send_release(dg_lifecycle_t *self, s_req_t *r, const char *why)
 }
 
 static void
-s_unpend(dg_lifecycle_t *self, s_req_t *r)
+s_unpend(dg_lifecycle_t *self, dg_lc_req_t *r)
 {
 	if (r->pend)
 		zlistx_delete(self->pending, r->pend);
@@ -357,7 +238,7 @@ s_unpend(dg_lifecycle_t *self, s_req_t *r)
 }
 
 static void
-s_pend(dg_lifecycle_t *self, s_req_t *r)
+s_pend(dg_lifecycle_t *self, dg_lc_req_t *r)
 {
 	if (!r->pend)
 		r->pend = zlistx_add_end(self->pending, r);
@@ -365,13 +246,13 @@ s_pend(dg_lifecycle_t *self, s_req_t *r)
 
 /* The one terminal transition of a request: one result to its client. */
 static void
-s_finish(dg_lifecycle_t *self, int64_t now, s_req_t *r,
+s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
     dg_req_state_t state, const char *why)
 {
 	dg_kv_t timings[DG_CHAIN_MAX + 1];
 	size_t nt = 0;
 
-	if (s_terminal(r))
+	if (dg_lc_terminal(r))
 		return;
 	if (state != DG_REQ_DONE)
 		s_send_release(self, r, why ? why : dg_req_state_name(state));
@@ -449,7 +330,7 @@ s_reserve_rooms(dg_lifecycle_t *self)
 
 /* One instance per role, a room, and the assign to each of them. */
 static bool
-s_dispatch(dg_lifecycle_t *self, int64_t now, s_req_t *r)
+s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 {
 	dg_inst_t *chosen[DG_CHAIN_MAX];
 	dg_stage_row_t rows[DG_CHAIN_MAX];
@@ -503,7 +384,7 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, s_req_t *r)
 static void
 s_dispatch_pending(dg_lifecycle_t *self, int64_t now)
 {
-	s_req_t *r;
+	dg_lc_req_t *r;
 
 	while ((r = zlistx_first(self->pending))) {
 		if (!s_dispatch(self, now, r))
@@ -514,18 +395,18 @@ s_dispatch_pending(dg_lifecycle_t *self, int64_t now)
 
 /* A room failed on its way: a new room elsewhere, or the end. */
 static void
-s_retry_or_fail(dg_lifecycle_t *self, int64_t now, s_req_t *r,
+s_retry_or_fail(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
     const char *why, bool retryable)
 {
 	char text[512];
 
-	if (s_terminal(r))
+	if (dg_lc_terminal(r))
 		return;
 	/* Out of time: the deadline is the reason, whatever failed last. */
 	if (now >= r->deadline) {
 		snprintf(text, sizeof text, "deadline of %lld ms passed while "
 		    "%s (last: %s)", (long long)r->timeout_ms,
-		    dg_req_state_name(s_state(self, r)), why);
+		    dg_req_state_name(dg_lc_state(self, r)), why);
 		s_finish(self, now, r, DG_REQ_FAILED, text);
 		return;
 	}
@@ -564,7 +445,7 @@ s_fail_over(dg_lifecycle_t *self, int64_t now, const char *name,
     const char *why)
 {
 	size_t cap = zhashx_size(self->rooms), n = 0;
-	s_req_t **victims = cap ? malloc(cap * sizeof *victims) : NULL;
+	dg_lc_req_t **victims = cap ? malloc(cap * sizeof *victims) : NULL;
 
 	if (cap && !victims) {
 		/* Without memory for the list, one at a time: slower, but
@@ -572,7 +453,7 @@ s_fail_over(dg_lifecycle_t *self, int64_t now, const char *name,
 		bool again = true;
 		while (again) {
 			again = false;
-			for (s_req_t *r = zhashx_first(self->rooms); r;
+			for (dg_lc_req_t *r = zhashx_first(self->rooms); r;
 			    r = zhashx_next(self->rooms)) {
 				for (size_t s = 0; s < self->n; s++)
 					if (!strcmp(r->place[s].inst, name) &&
@@ -588,7 +469,7 @@ s_fail_over(dg_lifecycle_t *self, int64_t now, const char *name,
 		}
 		return;
 	}
-	for (s_req_t *r = zhashx_first(self->rooms); r && n < cap;
+	for (dg_lc_req_t *r = zhashx_first(self->rooms); r && n < cap;
 	    r = zhashx_next(self->rooms)) {
 		for (size_t s = 0; s < self->n; s++) {
 			if (strcmp(r->place[s].inst, name) == 0 &&
@@ -608,15 +489,15 @@ s_fail_over(dg_lifecycle_t *self, int64_t now, const char *name,
 
 /* ---- client ops -------------------------------------------------------- */
 
-static s_req_t *
+static dg_lc_req_t *
 s_req_new(dg_lifecycle_t *self)
 {
-	return calloc(1, sizeof(s_req_t) + self->n * sizeof(s_place_t));
+	return calloc(1, sizeof(dg_lc_req_t) + self->n * sizeof(dg_lc_place_t));
 }
 
 /* Enter an accepted request in the tables, pending. */
 static void
-s_req_admit(dg_lifecycle_t *self, int64_t now, s_req_t *r,
+s_req_admit(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
     const dg_submit_msg_t *sub, int64_t timeout)
 {
 	char key[24];
@@ -687,7 +568,7 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 		    (long)mine);
 		return;
 	}
-	s_req_t *r = s_req_new(self);
+	dg_lc_req_t *r = s_req_new(self);
 	if (!r) {
 		s_error(self, from, m->seq, DG_PROTO_E_INTERNAL,
 		    "out of memory");
@@ -730,7 +611,7 @@ void
 dg_lc_replay(dg_lifecycle_t *self, int64_t now, uint64_t id,
     int64_t left_ms, dg_msg_t *m)
 {
-	s_req_t *r = s_req_new(self);
+	dg_lc_req_t *r = s_req_new(self);
 
 	if (!r) {
 		dg_msg_destroy(&m);
@@ -771,36 +652,11 @@ dg_lc_replay(dg_lifecycle_t *self, int64_t now, uint64_t id,
 	dg_msg_destroy(&m);
 }
 
-/* Version 1's three places: first, the middle ones joined, last. */
-static void
-s_v1_places(dg_lifecycle_t *self, const s_req_t *r, dg_msg_t *m,
-    const char **first, const char **middle, const char **last)
-{
-	*first = r->place[0].inst;
-	*last = r->place[self->n - 1].inst;
-	*middle = self->n > 2 ? r->place[1].inst : "";
-	if (self->n > 3) {
-		size_t len = 0;
-		for (size_t s = 1; s + 1 < self->n; s++)
-			len += strlen(r->place[s].inst) + 1;
-		char *join = dg_msg_alloc(m, len + 1);
-		if (join) {
-			*join = '\0';
-			for (size_t s = 1; s + 1 < self->n; s++) {
-				if (s > 1)
-					strcat(join, ",");
-				strcat(join, r->place[s].inst);
-			}
-			*middle = join;
-		}
-	}
-}
-
 void
 dg_lc_status(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
     const dg_msg_t *m)
 {
-	s_req_t *r = s_req_find(self, m->u.status.request);
+	dg_lc_req_t *r = dg_lc_req_find(self, m->u.status.request);
 	dg_stage_row_t rows[DG_CHAIN_MAX];
 
 	if (!r) {
@@ -814,17 +670,17 @@ dg_lc_status(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	ok->seq = m->seq;
 	dg_status_ok_msg_t *s = &ok->u.status_ok;
 	s->request = r->id;
-	s->state = dg_req_state_name(s_state(self, r));
+	s->state = dg_req_state_name(dg_lc_state(self, r));
 	s->room = r->room;
 	const char *first, *middle, *last;
-	s_v1_places(self, r, ok, &first, &middle, &last);
+	dg_lc_v1_places(self, r, ok, &first, &middle, &last);
 	s->encoder = *first ? first : NULL;
 	s->transformer = *middle ? middle : NULL;
 	s->decoder = *last ? last : NULL;
-	s->age_ms = (s_terminal(r) ? r->finished : now) - r->created;
+	s->age_ms = (dg_lc_terminal(r) ? r->finished : now) - r->created;
 	s->retries = r->attempt > 1 ? r->attempt - 1 : 0;
 	s->error = *r->error ? r->error : NULL;
-	const char *at = s_stage_of(self, r);
+	const char *at = dg_lc_stage_of(self, r);
 	s->stage = *at ? at : NULL;
 	if (*r->place[0].inst) {
 		for (size_t i = 0; i < self->n; i++)
@@ -841,7 +697,7 @@ void
 dg_lc_cancel(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
     const dg_msg_t *m, bool admin)
 {
-	s_req_t *r = s_req_find(self, m->u.cancel.request);
+	dg_lc_req_t *r = dg_lc_req_find(self, m->u.cancel.request);
 
 	if (!r) {
 		s_error(self, from, m->seq, DG_PROTO_E_NOT_FOUND,
@@ -854,7 +710,7 @@ dg_lc_cancel(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 		    (unsigned long long)r->id);
 		return;
 	}
-	if (s_terminal(r)) {
+	if (dg_lc_terminal(r)) {
 		s_error(self, from, m->seq, DG_PROTO_E_INVALID, "request %llu "
 		    "is already %s", (unsigned long long)r->id,
 		    dg_req_state_name(r->state));
@@ -959,17 +815,17 @@ dg_lc_bye(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 }
 
 /* A report for an older room of the request is stale: NULL. */
-static s_req_t *
+static dg_lc_req_t *
 s_room_req(dg_lifecycle_t *self, uint64_t room, uint64_t request)
 {
 	char key[24];
-	s_req_t *r = zhashx_lookup(self->rooms, s_key(key, room));
+	dg_lc_req_t *r = zhashx_lookup(self->rooms, s_key(key, room));
 
-	return r && r->id == request && !s_terminal(r) ? r : NULL;
+	return r && r->id == request && !dg_lc_terminal(r) ? r : NULL;
 }
 
 static void
-s_advance(s_req_t *r, int rank)
+s_advance(dg_lc_req_t *r, int rank)
 {
 	if (rank > r->rank)
 		r->rank = rank;
@@ -979,7 +835,7 @@ void
 dg_lc_stage_done(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 {
 	const dg_stage_done_msg_t *sd = &m->u.stage_done;
-	s_req_t *r = s_room_req(self, sd->room, sd->request);
+	dg_lc_req_t *r = s_room_req(self, sd->room, sd->request);
 	int s = dg_pipeline_index(&self->chain, sd->role);
 
 	if (!r || s < 0)
@@ -1006,7 +862,7 @@ void
 dg_lc_stage_failed(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 {
 	const dg_stage_failed_msg_t *sf = &m->u.stage_failed;
-	s_req_t *r = s_room_req(self, sf->room, sf->request);
+	dg_lc_req_t *r = s_room_req(self, sf->room, sf->request);
 	char why[512];
 
 	if (!r)
@@ -1019,7 +875,7 @@ void
 dg_lc_room_phase(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 {
 	const dg_room_phase_msg_t *p = &m->u.room_phase;
-	s_req_t *r = s_room_req(self, p->room, p->request);
+	dg_lc_req_t *r = s_room_req(self, p->room, p->request);
 	int s = dg_pipeline_index(&self->chain, p->role);
 	int phase = dg_room_phase_lookup(p->state);
 
@@ -1077,7 +933,7 @@ dg_lc_release(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
     const dg_msg_t *m)
 {
 	char key[24], why[512];
-	s_req_t *r = zhashx_lookup(self->rooms, s_key(key, m->u.release.room));
+	dg_lc_req_t *r = zhashx_lookup(self->rooms, s_key(key, m->u.release.room));
 
 	if (!r) {
 		s_error(self, from, m->seq, DG_PROTO_E_NOT_FOUND,
@@ -1111,11 +967,11 @@ s_deadlines(dg_lifecycle_t *self, int64_t now)
 		return;
 	int64_t next = INT64_MAX;
 	size_t cap = zlistx_size(self->live), n = 0;
-	s_req_t **late = cap ? malloc(cap * sizeof *late) : NULL;
+	dg_lc_req_t **late = cap ? malloc(cap * sizeof *late) : NULL;
 	if (cap && !late)
 		return;                 /* next tick */
 	/* Collect first: finishing edits the list. */
-	for (s_req_t *r = zlistx_first(self->live); r;
+	for (dg_lc_req_t *r = zlistx_first(self->live); r;
 	    r = zlistx_next(self->live)) {
 		if (now >= r->deadline && n < cap)
 			late[n++] = r;
@@ -1126,7 +982,7 @@ s_deadlines(dg_lifecycle_t *self, int64_t now)
 		char why[128];
 		snprintf(why, sizeof why, "deadline of %lld ms passed while %s",
 		    (long long)late[i]->timeout_ms,
-		    dg_req_state_name(s_state(self, late[i])));
+		    dg_req_state_name(dg_lc_state(self, late[i])));
 		s_finish(self, now, late[i], DG_REQ_FAILED, why);
 	}
 	free(late);
@@ -1139,7 +995,7 @@ s_forget_finished(dg_lifecycle_t *self, int64_t now)
 	uint64_t *id;
 
 	while ((id = zlistx_first(self->finished))) {
-		s_req_t *r = s_req_find(self, *id);
+		dg_lc_req_t *r = dg_lc_req_find(self, *id);
 		if (r && now - r->finished < self->conf->keep_finished_ms &&
 		    (int64_t)zlistx_size(self->finished) <=
 		    self->conf->keep_finished)
@@ -1180,7 +1036,7 @@ dg_lc_next_wake(dg_lifecycle_t *self, int64_t now)
 	if (self->next_deadline < next)
 		next = self->next_deadline;
 	uint64_t *id = zlistx_first(self->finished);
-	s_req_t *r = id ? s_req_find(self, *id) : NULL;
+	dg_lc_req_t *r = id ? dg_lc_req_find(self, *id) : NULL;
 	if (r && (int64_t)zlistx_size(self->finished) >
 	    self->conf->keep_finished)
 		next = now;
@@ -1198,109 +1054,10 @@ dg_lc_draining(dg_lifecycle_t *self)
 void
 dg_lc_stop(dg_lifecycle_t *self, int64_t now, const char *why)
 {
-	s_req_t *r;
+	dg_lc_req_t *r;
 
 	self->draining = true;
 	while ((r = zlistx_first(self->live)))
 		s_finish(self, now, r, DG_REQ_FAILED, why);
 }
 
-/* ---- views ------------------------------------------------------------- */
-
-void
-dg_lc_counts(const dg_lifecycle_t *self, dg_lc_counts_t *out)
-{
-	*out = (dg_lc_counts_t){
-		.pending = zlistx_size(self->pending),
-		.active = self->active,
-		.rooms = zhashx_size(self->rooms),
-		.known = zhashx_size(self->reqs),
-		.done = self->ndone, .failed = self->nfailed,
-		.cancelled = self->ncancelled, .replayed = self->replayed,
-	};
-}
-
-static bool
-s_on_instance(const dg_lifecycle_t *self, const s_req_t *r, const char *name)
-{
-	for (size_t s = 0; s < self->n; s++)
-		if (strcmp(r->place[s].inst, name) == 0)
-			return true;
-	return false;
-}
-
-dg_msg_t *
-dg_lc_rooms_reply(dg_lifecycle_t *self, int64_t now, const char *name,
-    uint64_t seq)
-{
-	dg_msg_t *ok = dg_msg_new(DG_OP_ROOMS_OK);
-	size_t total = 0, n = 0;
-
-	if (!ok)
-		return NULL;
-	for (s_req_t *r = zlistx_first(self->live); r;
-	    r = zlistx_next(self->live))
-		if (r->room && (!name || !*name || s_on_instance(self, r, name)))
-			total++;
-	size_t cap = total > DG_PROTO_MAX_ITEMS ? DG_PROTO_MAX_ITEMS : total;
-	dg_room_row_t *rows = dg_msg_alloc(ok, (cap + 1) * sizeof *rows);
-	dg_stage_row_t *places = dg_msg_alloc(ok,
-	    (cap * self->n + 1) * sizeof *places);
-	if (!rows || !places) {
-		dg_msg_destroy(&ok);
-		return NULL;
-	}
-	/* In request order, so that a listing reads oldest first. */
-	for (s_req_t *r = zlistx_first(self->live); r && n < cap;
-	    r = zlistx_next(self->live)) {
-		if (!r->room || (name && *name && !s_on_instance(self, r, name)))
-			continue;
-		dg_stage_row_t *pl = &places[n * self->n];
-		for (size_t s = 0; s < self->n; s++)
-			pl[s] = (dg_stage_row_t){ .role = self->chain.roles[s],
-			    .name = *r->place[s].inst ? r->place[s].inst : "-" };
-		const char *first, *middle, *last;
-		s_v1_places(self, r, ok, &first, &middle, &last);
-		rows[n++] = (dg_room_row_t){
-			.room = r->room, .request = r->id,
-			.state = dg_req_state_name(s_state(self, r)),
-			.encoder = first, .transformer = *middle ? middle : "-",
-			.decoder = last, .bytes = r->bytes,
-			.age_ms = now - r->created,
-			.stage = s_stage_of(self, r),
-			.stages = pl, .n_stages = self->n,
-		};
-	}
-	ok->seq = seq;
-	ok->u.rooms_ok.rooms = rows;
-	ok->u.rooms_ok.n_rooms = n;
-	ok->u.rooms_ok.omitted = total - n;
-	return ok;
-}
-
-dg_msg_t *
-dg_lc_queues_reply(dg_lifecycle_t *self, int64_t now, const char *self_name,
-    uint64_t seq)
-{
-	dg_msg_t *ok = dg_msg_new(DG_OP_QUEUES_OK);
-	size_t total = zlistx_size(self->pending), n = 0;
-
-	if (!ok)
-		return NULL;
-	size_t cap = total > DG_PROTO_MAX_ITEMS ? DG_PROTO_MAX_ITEMS : total;
-	dg_queue_row_t *rows = dg_msg_alloc(ok, (cap + 1) * sizeof *rows);
-	if (!rows) {
-		dg_msg_destroy(&ok);
-		return NULL;
-	}
-	for (s_req_t *r = zlistx_first(self->pending); r && n < cap;
-	    r = zlistx_next(self->pending))
-		rows[n++] = (dg_queue_row_t){ .room = 0, .request = r->id,
-		    .queue = "pending", .age_ms = now - r->created };
-	ok->seq = seq;
-	ok->u.queues_ok.name = self_name;
-	ok->u.queues_ok.rooms = rows;
-	ok->u.queues_ok.n_rooms = n;
-	ok->u.queues_ok.omitted = total - n;
-	return ok;
-}

@@ -1,0 +1,69 @@
+/*  lifecycle_impl.h: the controller core's own types, shared by
+ *  lifecycle.c (events) and lifecycle_views.c (what it shows).  Private
+ *  to lib/.  */
+#ifndef DG_LIFECYCLE_IMPL_H
+#define DG_LIFECYCLE_IMPL_H
+
+#include "lifecycle.h"
+
+/* One place of the chain for one request. */
+typedef struct {
+	char inst[DG_NAME_MAX];         /* "" until placed */
+	bool done;
+	int64_t ms;
+} dg_lc_place_t;
+
+typedef struct dg_lc_req {
+	uint64_t id;
+	dg_route_t client;
+	char cid[2 * 256 + 1];          /* the client, for per-client counts */
+	char user[48];                  /* submitter's public key, or "" */
+	char *prompt, *negative;
+	int64_t frames, height, width, steps, seed;
+	int64_t timeout_ms;
+	dg_req_state_t state;           /* terminal ones; else from rank */
+	int rank;
+	uint64_t room;
+	int attempt;
+	int64_t created, deadline, finished;
+	char error[256];
+	char *output;                   /* the last stage's file, or NULL */
+	uint64_t bytes;
+	char digest[40];
+	void *live;                     /* handle in the live list */
+	void *pend;                     /* handle in the pending list */
+	dg_lc_place_t place[];              /* one per role of the chain */
+} dg_lc_req_t;
+
+struct _dg_lifecycle_t {
+	dg_pipeline_conf_t chain;
+	size_t n;                       /* places in the chain */
+	const dg_controller_conf_t *conf;
+	dg_lc_io_t io;
+	dg_registry_t *reg;
+	zhashx_t *reqs;                 /* id -> dg_lc_req_t, finished too */
+	zhashx_t *rooms;                /* room id -> dg_lc_req_t */
+	zhashx_t *per_client;           /* cid -> requests in flight */
+	zlistx_t *pending;              /* dg_lc_req_t waiting for instances */
+	zlistx_t *live;                 /* dg_lc_req_t not finished, by age */
+	zlistx_t *finished;             /* ids, oldest first, for expiry */
+	uint64_t next_request, next_room, rooms_reserved;
+	size_t active;
+	uint64_t ndone, nfailed, ncancelled, replayed;
+	int64_t next_deadline;          /* no live deadline before this */
+	bool draining;
+};
+
+/* A request by id, finished ones too; NULL when unknown. */
+dg_lc_req_t *dg_lc_req_find(dg_lifecycle_t *self, uint64_t id);
+bool dg_lc_terminal(const dg_lc_req_t *r);
+/* The wire state of a request, and the role a live one is at ("" when
+ * not placed). */
+dg_req_state_t dg_lc_state(const dg_lifecycle_t *self, const dg_lc_req_t *r);
+const char *dg_lc_stage_of(const dg_lifecycle_t *self, const dg_lc_req_t *r);
+/* Version 1's three places of a request: the first, the middle ones
+ * joined with ',' (in `m`'s arena), the last. */
+void dg_lc_v1_places(dg_lifecycle_t *self, const dg_lc_req_t *r, dg_msg_t *m,
+    const char **first, const char **middle, const char **last);
+
+#endif
