@@ -391,7 +391,7 @@ s_stalled_ms(s_stage_t *self)
 	for (size_t i = 0; i < n; i++)
 		if (info[i].registered &&
 		    strncmp(info[i].name, "worker", 6) == 0 &&
-		    strcmp(info[i].state, "busy") == 0 &&
+		    info[i].code == DG_THREAD_BUSY &&
 		    info[i].progress_age_ms > worst)
 			worst = info[i].progress_age_ms;
 	free(info);

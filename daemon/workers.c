@@ -74,7 +74,9 @@ s_thread(void *arg)
 	char name[16];
 
 	snprintf(name, sizeof name, "worker%d", w->index);
-	dg_thread_register(name);
+	if (!dg_thread_register(name))
+		dg_log_warn("%s: the thread registry is full (%d): its stalls "
+		    "go unseen", name, DG_THREADS_MAX);
 	pthread_mutex_lock(&self->lock);
 	for (;;) {
 		while (!self->stop && zlistx_size(self->todo) == 0)

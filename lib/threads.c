@@ -216,6 +216,8 @@ dg_threads_snapshot(dg_thread_info_t *out, size_t max)
 			if (atomic_load(&t->tid) != tid)
 				continue;
 			info->registered = true;
+			info->code = (dg_thread_state_t)atomic_load_explicit(
+			    &t->state, memory_order_relaxed);
 			snprintf(info->name, sizeof info->name, "%s", t->name);
 			snprintf(info->state, sizeof info->state, "%s",
 			    dg_thread_state_name((dg_thread_state_t)

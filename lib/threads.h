@@ -29,7 +29,10 @@ typedef enum {
 	                           provider call, a full queue...) */
 } dg_thread_state_t;
 
-#define DG_THREADS_MAX 64       /* registered at once; more are not named */
+/* Registered at once: every thread a daemon starts, with `workers` at
+ * its bound (256) and the control, transfer and Python threads.  One
+ * that finds no slot is not watched, and its daemon logs that. */
+#define DG_THREADS_MAX 320
 #define DG_THREAD_NAME 16       /* like the kernel's comm, NUL included */
 
 typedef struct dg_thread dg_thread_t;
@@ -57,6 +60,7 @@ typedef struct {
 	int tid;
 	char name[DG_THREAD_NAME];      /* registered name, else the comm */
 	bool registered;
+	dg_thread_state_t code;         /* when registered */
 	char state[16];                 /* idle/busy/blocked; else the
 	                                   kernel's: running, sleeping... */
 	char kernel[16];                /* the kernel's state, always */

@@ -17,6 +17,7 @@
 
 #include "bench_pipeline.h"
 #include "client.h"
+#include "lifecycle.h"
 
 #define NHOPS 4
 static const char *const s_hops[NHOPS] =
@@ -136,7 +137,7 @@ dg_bench_pipeline(int argc, char *argv[])
 				sent--;
 				inflight--;
 				if (m->u.error.code &&
-				    strcmp(m->u.error.code, "busy") == 0)
+				    dg_proto_code_lookup(m->u.error.code) == DG_PROTO_E_BUSY)
 					busy++;
 				else if (errors++ == 0)
 					snprintf(first_error, sizeof first_error,
@@ -144,7 +145,7 @@ dg_bench_pipeline(int argc, char *argv[])
 					    m->u.error.message);
 			} else if (m->op == DG_OP_RESULT) {
 				inflight--;
-				if (strcmp(m->u.result.status, "done") == 0)
+				if (dg_req_state_lookup(m->u.result.status) == DG_REQ_DONE)
 					done++;
 				else {
 					failed++;

@@ -34,6 +34,7 @@
 #include "bench_rooms.h"
 #include "client.h"
 #include "up.h"
+#include "lifecycle.h"
 
 #define S_ROOMS_DEFAULT 10000
 /* The controller lists its rooms in one frame of at most 4 MiB, and the
@@ -353,7 +354,7 @@ s_take(s_bench_t *b, dg_msg_t *m)
 		b->ended_at = zclock_mono();
 		if (!b->killed)
 			b->ended_early++;
-		if (m->u.result.status && strcmp(m->u.result.status, "done") == 0) {
+		if (dg_req_state_lookup(m->u.result.status) == DG_REQ_DONE) {
 			b->done++;
 			/* t0 finishes nothing: a request done after the kill
 			 * ran on t1. */
@@ -549,7 +550,7 @@ s_look(s_bench_t *b)
 	b->last = in;
 	if (in.silent_ms > b->silent_max)
 		b->silent_max = in.silent_ms;
-	if (strcmp(in.state, "up") != 0 && !*b->not_up)
+	if (dg_inst_state_lookup(in.state) != DG_INST_UP && !*b->not_up)
 		snprintf(b->not_up, sizeof b->not_up, "%s", in.state);
 }
 
@@ -602,7 +603,7 @@ s_submit(s_bench_t *b, int64_t deadline)
 static int
 s_wait_held(s_bench_t *b, int64_t deadline)
 {
-	while (!s_stop && !b->ended_early && strcmp(b->not_up, "dead") != 0) {
+	while (!s_stop && !b->ended_early && dg_inst_state_lookup(b->not_up) != DG_INST_DEAD) {
 		int64_t t = zclock_mono();
 		s_look(b);
 		if (b->last.rooms == b->rooms &&
@@ -655,7 +656,7 @@ s_failover(s_bench_t *b, s_failover_t *fo)
 		if (t >= next) {
 			s_inst_t in;
 			if (fo->dead_ms < 0 && s_instance(b, "t0", &in) == 0 &&
-			    in.found && strcmp(in.state, "dead") == 0)
+			    in.found && dg_inst_state_lookup(in.state) == DG_INST_DEAD)
 				fo->dead_ms = zclock_mono() - t0;
 			(void)s_scan_t1(b);
 			next = t + S_POLL_MS;
@@ -763,7 +764,7 @@ s_measure(s_bench_t *b, s_figures_t *f)
 		return "not every request was accepted";
 	if (s_wait_held(b, deadline) < 0)
 		return b->ended_early ? "requests ended while t0 held them" :
-		    strcmp(b->not_up, "dead") == 0 ? "t0 was declared dead "
+		    dg_inst_state_lookup(b->not_up) == DG_INST_DEAD ? "t0 was declared dead "
 		    "while the rooms came in" :
 		    "t0 did not come to hold every room in time";
 	f->held_ms = zclock_mono() - t;

@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "cmd_admin.h"
 #include "wire.h"
+#include "registry.h"
 
 /* Ask one question that needs at most one operand (`name`) and return
  * the reply, or NULL with the exit code in *rc_p. */
@@ -265,7 +266,7 @@ s_print_snapshot(const dg_msg_t *m, bool json)
 	size_t up = 0;
 
 	for (size_t i = 0; i < s->n_instances; i++)
-		up += strcmp(s->instances[i].state, "up") == 0;
+		up += dg_inst_state_lookup(s->instances[i].state) == DG_INST_UP;
 	if (json) {
 		printf("{\"op\":\"snapshot\",\"ts_ms\":%lld,\"instances\":%zu,"
 		    "\"up\":%zu,\"pending\":%llu,\"active\":%llu,\"done\":%llu,"

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "cmd_pipeline.h"
+#include "lifecycle.h"
 
 enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
        OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
@@ -177,9 +178,9 @@ dg_cmd_submit(int argc, char *argv[])
 				open--;
 				if (tty)
 					printf("\r\033[K");
-				if (!quiet || strcmp(m->u.result.status, "done"))
+				if (!quiet || dg_req_state_lookup(m->u.result.status) != DG_REQ_DONE)
 					s_print_result(m, c.json);
-				if (strcmp(m->u.result.status, "done") != 0)
+				if (dg_req_state_lookup(m->u.result.status) != DG_REQ_DONE)
 					rc = DG_EXIT_FAIL;
 			}
 		}
@@ -205,9 +206,8 @@ dg_cmd_submit(int argc, char *argv[])
 			}
 			if (st->op == DG_OP_STATUS_OK) {
 				const char *state = st->u.status_ok.state;
-				bool over = !strcmp(state, "done") ||
-				    !strcmp(state, "failed") ||
-				    !strcmp(state, "cancelled");
+				bool over = dg_req_state_lookup(state) >=
+				    DG_REQ_DONE;
 				/* Over, and still no result: wait one more
 				 * round for it, then believe the status. */
 				if (over && track[i].state[0]) {
@@ -219,7 +219,7 @@ dg_cmd_submit(int argc, char *argv[])
 					    state, st->u.status_ok.error ? ": " :
 					    "", st->u.status_ok.error ?
 					    st->u.status_ok.error : "");
-					if (strcmp(state, "done") != 0)
+					if (dg_req_state_lookup(state) != DG_REQ_DONE)
 						rc = DG_EXIT_FAIL;
 				} else if (over) {
 					snprintf(track[i].state,

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "lifecycle.h"
 
 enum { P_HEAD = 1, P_SEL, P_BAR, P_OK, P_WARN, P_BAD, P_TITLE };
 
@@ -171,8 +172,9 @@ s_row_attr(const dg_panel_t *p, const dg_prow_t *r)
 
 	if (!word)
 		return A_NORMAL;
-	if (!strcmp(word, "dead") || !strcmp(word, "unhealthy") ||
-	    !strcmp(word, "failed") || !strcmp(word, "stalled"))
+	int inst = dg_inst_state_lookup(word);
+	if (inst == DG_INST_DEAD || inst == DG_INST_UNHEALTHY ||
+	    dg_req_state_lookup(word) == DG_REQ_FAILED)
 		return s_attr(P_BAD, A_BOLD);
 	if (!strncmp(word, "drain", 5) || !strcmp(word, "undrain"))
 		return s_attr(P_WARN, A_NORMAL);

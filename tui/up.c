@@ -28,6 +28,7 @@
 #include "run.h"
 #include "supervisor.h"
 #include "up.h"
+#include "registry.h"
 
 #define S_START_TIMEOUT_MS 20000
 #define S_POLL_MS          50   /* between two instance queries */
@@ -497,7 +498,7 @@ s_poll(dg_client_t *cl, s_daemon_t *d, size_t n, int timeout_ms)
 				const dg_instance_row_t *r = &ok->instances[j];
 				if (r->name && r->state &&
 				    strcmp(r->name, d[i].name) == 0 &&
-				    strcmp(r->state, "up") == 0)
+				    dg_inst_state_lookup(r->state) == DG_INST_UP)
 					d[i].registered = true;
 			}
 			up += d[i].registered;
