@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "stage_host.h"
 
 /* A fragment that names some roles of the default chain gets one
  * instance of each role it leaves out, after its own lines: every
@@ -321,6 +322,70 @@ test_key_table(void **state)
 	assert_null(dg_config_key_at(n));
 }
 
+/* The chain from [pipeline], roles by any name, and the two experts'
+ * keys; the steps each expert runs. */
+static void
+test_pipeline(void **state)
+{
+	(void)state;
+	/* Parsed as it is: s_parse would add a transformer. */
+	dg_config_t *cfg = dg_config_parse_string("t.ini", "[pipeline]\n"
+	    "stages = encoder high low decoder\n"
+	    "[encoder e0]\npeer = ipc://@e0\n"
+	    "[low l0]\npeer = ipc://@l0\nstage = ref-transformer\n"
+	    "expert = low\nboundary = 0.9\n"
+	    "[high h0]\npeer = ipc://@h0\nstage = ref-transformer\n"
+	    "expert = high\nboundary = 0.9\n"
+	    "[decoder d0]\npeer = ipc://@d0\n");
+	for (size_t i = 0; i < dg_config_error_count(cfg); i++)
+		print_message("%s\n", dg_config_error(cfg, i));
+	assert_int_equal(dg_config_error_count(cfg), 0);
+	const dg_pipeline_conf_t *p = dg_config_pipeline(cfg);
+	assert_int_equal(p->nroles, 4);
+	assert_string_equal(p->roles[2], "low");
+	const dg_stage_conf_t *l0 = dg_config_stage(cfg, "low l0");
+	assert_non_null(l0);
+	assert_int_equal(l0->index, 2);
+	assert_int_equal(l0->expert, DG_EXPERT_LOW);
+	assert_int_equal(l0->boundary, 900000);
+	assert_string_equal(dg_expert_name(l0->expert), "low");
+	assert_int_equal(dg_config_role_index(cfg, "decoder"), 3);
+	assert_int_equal(dg_config_role_index(cfg, "transformer"), -1);
+	char *dump = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&dump, &size);
+	dg_config_dump(cfg, f);
+	fclose(f);
+	assert_non_null(strstr(dump, "stages = encoder high low decoder\n"));
+	assert_non_null(strstr(dump, "boundary = 0.9\n"));
+	assert_non_null(strstr(dump, "expert = high\n"));
+	free(dump);
+	dg_config_destroy(&cfg);
+
+	/* Wan 2.2's split, on the reference sampler's linear schedule: the
+	 * high expert runs the steps whose noise level (n - s) / n is at
+	 * or above the boundary, always the first one. */
+	static const struct { int64_t boundary, steps, high; } cases[] = {
+		{ 875000, 10, 2 }, { 875000, 1, 1 }, { 875000, 8, 2 },
+		{ 0, 10, 10 }, { 1000000, 10, 1 }, { 500000, 4, 3 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t b, e;
+		dg_stage_steps(DG_EXPERT_HIGH, cases[i].boundary,
+		    cases[i].steps, &b, &e);
+		assert_int_equal(b, 0);
+		assert_int_equal(e, cases[i].high);
+		dg_stage_steps(DG_EXPERT_LOW, cases[i].boundary,
+		    cases[i].steps, &b, &e);
+		assert_int_equal(b, cases[i].high);
+		assert_int_equal(e, cases[i].steps);
+		dg_stage_steps(DG_EXPERT_ALL, cases[i].boundary,
+		    cases[i].steps, &b, &e);
+		assert_int_equal(b, 0);
+		assert_int_equal(e, cases[i].steps);
+	}
+}
+
 int
 main(void)
 {
@@ -333,6 +398,7 @@ main(void)
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_changes),
 		cmocka_unit_test(test_key_table),
+		cmocka_unit_test(test_pipeline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
