@@ -527,16 +527,21 @@ class Client:
         """The controller's view of a request: a dict with request, state
         (pending, assigned, encoding, phase1, denoising, phase2, decoding,
         done, failed, cancelled), room, encoder, transformer, decoder
-        (None until placed), age_ms, retries and error (None unless it
-        failed).  Error("not-found") for an id the controller does not
-        know (or no longer keeps: keep_finished_ms)."""
+        (None until placed: the first place of the chain, the middle ones
+        joined with commas, the last), age_ms, retries, error (None
+        unless it failed), stage (the role it is at, as the configuration
+        names it, or None) and stages (the chain, a list of dicts with
+        role and name; empty until placed).  Error("not-found") for an id
+        the controller does not know (or no longer keeps:
+        keep_finished_ms)."""
         reply = self.call("status", timeout=timeout,
                           request=_int_arg("request_id", request_id, 0))
         out = {"request": reply.get("request", request_id),
                "state": reply.get("state"), "room": reply.get("room") or 0,
                "encoder": None, "transformer": None, "decoder": None,
                "age_ms": reply.get("age_ms") or 0,
-               "retries": reply.get("retries") or 0, "error": None}
+               "retries": reply.get("retries") or 0, "error": None,
+               "stage": None, "stages": []}
         out.update((k, v) for k, v in _body(reply).items()
                    if v is not None and k not in ("room", "age_ms",
                                                   "retries"))
@@ -615,7 +620,8 @@ class Client:
     def rooms(self, name=None, timeout=None):
         """Every live room (name None), or those placed on one instance:
         a list of dicts (room, request, state, encoder, transformer,
-        decoder, bytes, age_ms), oldest request first."""
+        decoder, bytes, age_ms, stage, stages: as in status()), oldest
+        request first."""
         return list(self.call("rooms", timeout=timeout,
                               name=_str_arg("name", name or ""))
                     .get("rooms") or [])
