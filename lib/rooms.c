@@ -67,6 +67,10 @@ struct _dg_rooms_t {
 	dg_rooms_io_t io;
 	zhashx_t *rooms;                /* room id -> dg_room_t */
 	zhashx_t *early;                /* room id -> s_early_t */
+	/* Output memory of rooms that ended while their send was out: the
+	 * engine may still read it until the send's own event, so it goes
+	 * back to the pool then, not at once.  Send id -> dg_extent_t. */
+	zhashx_t *sent_from;
 	zlistx_t *queues[DG_QUEUE_COUNT];
 	bool draining;
 	uint64_t done, failed, refused;
@@ -161,7 +165,8 @@ dg_rooms_new(const dg_rooms_conf_t *conf, dg_pool_t *pool,
 	dg_rooms_set_conf(self, conf);
 	self->rooms = zhashx_new();
 	self->early = zhashx_new();
-	bool ok = self->rooms && self->early;
+	self->sent_from = zhashx_new();
+	bool ok = self->rooms && self->early && self->sent_from;
 	for (int q = 0; q < DG_QUEUE_COUNT; q++)
 		ok &= (self->queues[q] = zlistx_new()) != NULL;
 	if (!ok) {
@@ -197,6 +202,14 @@ dg_rooms_destroy(dg_rooms_t **self_p)
 	}
 	for (int q = 0; q < DG_QUEUE_COUNT; q++)
 		zlistx_destroy(&self->queues[q]);
+	/* The engine is gone (or going): nothing reads them any more. */
+	for (dg_extent_t *e = self->sent_from ?
+	    zhashx_first(self->sent_from) : NULL; e;
+	    e = zhashx_next(self->sent_from)) {
+		dg_pool_free(self->pool, e);
+		free(e);
+	}
+	zhashx_destroy(&self->sent_from);
 	zhashx_destroy(&self->rooms);
 	zhashx_destroy(&self->early);
 	free(self);
@@ -226,8 +239,14 @@ s_room_free(dg_rooms_t *self, dg_room_t *r)
 		self->io.cancel(self->io.arg, r->send_id);
 	if (r->has_in)
 		dg_pool_free(self->pool, &r->in_ext);
-	if (r->has_out)
+	dg_extent_t *kept = r->sending && r->has_out ?
+	    malloc(sizeof *kept) : NULL;
+	if (kept) {
+		*kept = r->out_ext;
+		zhashx_insert(self->sent_from, s_key(key, r->send_id), kept);
+	} else if (r->has_out) {
 		dg_pool_free(self->pool, &r->out_ext);
+	}
 	if (r->qhandle)
 		zlistx_delete(self->queues[r->queue], r->qhandle);
 	dg_msg_destroy(&r->down);
@@ -601,6 +620,16 @@ dg_rooms_xfer_event(dg_rooms_t *self, int64_t now, const dg_xfer_event_t *ev)
 {
 	dg_room_t *r = s_find(self, ev->room);
 
+	if (ev->dir == DG_XFER_SEND) {
+		char key[24];
+		dg_extent_t *kept = zhashx_lookup(self->sent_from,
+		    s_key(key, ev->id));
+		if (kept) {
+			dg_pool_free(self->pool, kept);
+			zhashx_delete(self->sent_from, key);
+			free(kept);
+		}
+	}
 	if (!r || r->released)
 		return;
 	if (ev->dir == DG_XFER_RECV && r->receiving && r->recv_id == ev->id) {

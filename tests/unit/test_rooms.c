@@ -413,6 +413,58 @@ test_middle_of_the_chain(void **state)
 	s_fix_fini(&f);
 }
 
+/* A room released while its output is being sent: the engine may read
+ * that memory until the send's own event, so it is not reused before. */
+static void
+test_send_memory_kept_until_its_event(void **state)
+{
+	s_fix_t f;
+	dg_pool_stats_t ps;
+	(void)state;
+
+	s_fix_init(&f, 1, 100, 1, 1, 1u << 20);
+	s_assign(&f, 1000, 3, 10, 60000);
+	dg_rooms_pump(f.rooms, 1000);
+	s_arrive(&f, 1000, 3, 1);
+	dg_msg_t *d = dg_msg_new(DG_OP_TRANSFER_DONE);
+	d->u.transfer_done.room = 3;
+	d->u.transfer_done.gen = 1;
+	dg_rooms_transfer_done(f.rooms, 1000, d);
+	dg_msg_destroy(&d);
+	dg_rooms_pump(f.rooms, 1000);
+	dg_room_batch_t *b = f.batches[--f.nbatches];
+	f.workers_busy--;
+	dg_rooms_batch_done(f.rooms, 1000, b);
+	static dg_tensor_row_t rows[1] = { { .name = "latents", .dtype = "u8",
+	    .bytes = 64, .offset = 0 } };
+	static const dg_bin_t addr = { (const uint8_t *)"a", 1 };
+	dg_msg_t *m = dg_msg_new(DG_OP_MANIFEST);
+	m->u.manifest = (dg_manifest_msg_t){ .room = 3, .phase = 2,
+	    .gen = 1, .fabric = &addr, .n_fabric = 1, .key = 1, .token = 9,
+	    .chunk = 65536, .tensors = rows, .n_tensors = 1 };
+	dg_route_t route = { 0 };
+	char why[256];
+	assert_int_equal(dg_rooms_manifest(f.rooms, 1000, &m, &route, why,
+	    sizeof why), DG_PROTO_OK);
+	assert_int_equal(f.sends, 1);
+	m = dg_msg_new(DG_OP_RELEASE);
+	m->u.release.room = 3;
+	dg_rooms_release(f.rooms, 1001, m);
+	dg_msg_destroy(&m);
+	assert_int_equal(dg_rooms_count(f.rooms), 0);
+	assert_int_equal(f.cancels, 1);
+	dg_pool_stats(f.pool, &ps);
+	assert_true(ps.slots_free < ps.slots);  /* the output is kept */
+	/* The cancelled send's event: now it goes back. */
+	dg_xfer_event_t ev = { .id = 2, .room = 3, .phase = 2,
+	    .dir = DG_XFER_SEND, .status = DG_XFER_FAILED,
+	    .reason = "cancelled" };
+	dg_rooms_xfer_event(f.rooms, 1002, &ev);
+	dg_pool_stats(f.pool, &ps);
+	assert_int_equal(ps.slots_free, ps.slots);
+	s_fix_fini(&f);
+}
+
 int
 main(void)
 {
@@ -421,6 +473,7 @@ main(void)
 		cmocka_unit_test(test_queue_depth),
 		cmocka_unit_test(test_end_in_every_queue),
 		cmocka_unit_test(test_middle_of_the_chain),
+		cmocka_unit_test(test_send_memory_kept_until_its_event),
 	};
 	dg_log_set_level(DG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
