@@ -13,12 +13,12 @@ TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp${TSAN_OPTIONS:+ $TSAN_OPTIONS}
 export TSAN_OPTIONS
 # Every folder of tests/ with a run.sh is a group, in this order.
 all="unit"
-for g in config daemon xfer pipeline python up admin console curve hostile failover stall partition bench install; do
+for g in harness config daemon xfer pipeline python up admin console curve hostile failover stall partition bench install; do
 	[ -f "tests/$g/run.sh" ] && all="$all $g"
 done
 groups=${*:-$all fuzz man}
 log=$(mktemp "${TMPDIR:-/tmp}/disagg-harness.XXXXXX")
-trap 'rm -f "$log" "$log.one"' EXIT
+trap 'rm -f "$log" "$log.one" "$log.rc" "$log.group"' EXIT
 
 run_unit() {
 	for t in "$B"/tests/test_*; do
@@ -42,14 +42,30 @@ run_unit() {
 	done
 }
 
+# A group that dies on a signal, or exits non-zero (77: skipped) with no
+# failure of its own to show for it, is a failure: a crash must never
+# leave the run green.
+run_group() {
+	g=$1
+	shift
+	{ "$@" 2>&1; echo $? > "$log.rc"; } | tee "$log.group"
+	rc=$(cat "$log.rc" 2> /dev/null || echo 1)
+	if [ "$rc" -gt 128 ]; then
+		echo "not ok - $g: died on signal $((rc - 128))"
+	elif [ "$rc" != 0 ] && [ "$rc" != 77 ] &&
+	    ! grep -q '^not ok' "$log.group"; then
+		echo "not ok - $g: exited with status $rc"
+	fi
+}
+
 for g in $groups; do
 	echo "== $g"
 	case $g in
 	unit)   run_unit ;;
-	fuzz)   sh tests/fuzz/replay.sh ;;
-	man)    sh tests/man/check.sh ;;
+	fuzz)   run_group fuzz sh tests/fuzz/replay.sh ;;
+	man)    run_group man sh tests/man/check.sh ;;
 	*)      if [ -f "tests/$g/run.sh" ]; then
-			sh "tests/$g/run.sh"
+			run_group "$g" sh "tests/$g/run.sh"
 		else
 			echo "not ok - unknown test group '$g'"
 		fi ;;

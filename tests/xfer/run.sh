@@ -7,5 +7,8 @@ B=${B:-build}
 for prov in shm "tcp;ofi_rxm"; do
 	"$B/tests/xfer_test" --provider "$prov"
 	rc=$?
-	[ $rc = 0 ] || [ $rc = 77 ] || echo "# xfer_test --provider $prov exited $rc"
+	# Its own failures are "not ok" lines and exit 1; any other exit
+	# (a crash, a signal) is a failure too.
+	[ $rc = 0 ] || [ $rc = 1 ] || [ $rc = 77 ] ||
+	    echo "not ok - xfer_test --provider $prov exited $rc"
 done
