@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,26 @@ s_write_all(dg_y4m_t *self, const void *data, size_t len, char *why,
 	return 0;
 }
 
+/* The temporary file, made here and nowhere else: O_EXCL|O_NOFOLLOW, so
+ * that a link planted at its name in a shared folder is never written
+ * through.  A regular file of ours there is a dead process's (it had
+ * our pid): it goes.  Anything else is refused. */
+static int
+s_open_tmp(const char *tmp)
+{
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	struct stat st;
+	int fd = open(tmp, flags, 0644);
+
+	if (fd >= 0 || errno != EEXIST)
+		return fd;
+	if (lstat(tmp, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid() && unlink(tmp) == 0)
+		return open(tmp, flags, 0644);
+	errno = EEXIST;
+	return -1;
+}
+
 dg_y4m_t *
 dg_y4m_new(const char *path, int width, int height, int64_t frames,
     char *why, size_t whysize)
@@ -101,10 +122,11 @@ dg_y4m_new(const char *path, int width, int height, int64_t frames,
 	}
 	memcpy(self->buf, FRAME_TAG, FRAME_TAG_LEN);
 	XXH3_128bits_reset(self->hash);
-	self->fd = open(self->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644);
+	self->fd = s_open_tmp(self->tmp);
 	if (self->fd < 0) {
-		snprintf(why, whysize, "%s: %s", self->tmp, strerror(errno));
+		snprintf(why, whysize, "%s: %s", self->tmp, errno == EEXIST ?
+		    "exists and is not a file of ours (a link, or another "
+		    "user's): not written through" : strerror(errno));
 		dg_y4m_destroy(&self);
 		return NULL;
 	}

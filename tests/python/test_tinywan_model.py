@@ -424,3 +424,23 @@ def test_daemons_make_the_same_bytes(pipe, pipeline_factory):
     assert got == video(pipe, req())[0]
     assert bad["status"] == "failed"
     assert "frames must be 4k+1 (1, 5, ..., 81), got 80" in bad["error"]
+
+
+def test_writer_does_not_follow_a_planted_link(tmp_path):
+    """A link planted at the Writer's temporary name (a shared output
+    folder) is not written through; a stale temporary of ours is."""
+    from disagg.tinywan.y4m import Writer
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    path = tmp_path / "7.y4m"
+    tmp = tmp_path / (".7.y4m.%d.tmp" % os.getpid())
+    tmp.symlink_to(victim)
+    with pytest.raises(OSError, match="not written through"):
+        with Writer(str(path), 16, 16, 1):
+            pass
+    assert victim.read_bytes() == b"precious"
+    tmp.unlink()
+    tmp.write_bytes(b"half a video")
+    with Writer(str(path), 16, 16, 1) as out:
+        out.write(np.zeros((3, 16, 16), dtype=np.uint8))
+    assert path.stat().st_size > 0 and not tmp.exists()

@@ -8,6 +8,7 @@ The conversion is integer-exact (JFIF/BT.601 full-range coefficients in
 """
 
 import os
+import stat
 
 import numpy as np
 
@@ -70,7 +71,21 @@ class Writer:
         self.f = None
 
     def __enter__(self):
-        self.f = open(self.tmp, "wb")
+        # Made here and nowhere else: a link planted at the name in a
+        # shared folder is never written through (O_EXCL, O_NOFOLLOW);
+        # a regular file of ours is a dead process's with our pid.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(self.tmp, flags, 0o644)
+        except FileExistsError:
+            st = os.lstat(self.tmp)
+            if not (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()):
+                raise OSError("%s: exists and is not a file of ours (a "
+                              "link, or another user's): not written "
+                              "through" % self.tmp) from None
+            os.unlink(self.tmp)
+            fd = os.open(self.tmp, flags, 0o644)
+        self.f = os.fdopen(fd, "wb")
         self._put(header(self.width, self.height))
         return self
 

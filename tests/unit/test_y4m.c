@@ -1,0 +1,106 @@
+/*  test_y4m.c: the video writer in a shared output folder.  A link
+ *  planted at the name of its temporary file is never written through
+ *  (the file it points at stays as it was); a stale temporary of ours
+ *  (a dead process that had our pid) is replaced; a finished file is
+ *  renamed into place whole.  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "y4m.h"
+
+static char s_dir[64];
+
+static int
+s_setup(void **state)
+{
+	(void)state;
+	snprintf(s_dir, sizeof s_dir, "/tmp/disagg-y4m-XXXXXX");
+	return mkdtemp(s_dir) ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+s_paths(char *video, char *tmp, char *victim, size_t size)
+{
+	snprintf(video, size, "%s/7.y4m", s_dir);
+	snprintf(tmp, size, "%s/.7.y4m.%ld.tmp", s_dir, (long)getpid());
+	snprintf(victim, size, "%s/victim", s_dir);
+}
+
+static void
+test_planted_link_not_followed(void **state)
+{
+	char video[128], tmp[128], victim[128], why[256] = "";
+	(void)state;
+
+	s_paths(video, tmp, victim, sizeof video);
+	FILE *f = fopen(victim, "w");
+	assert_non_null(f);
+	fputs("precious", f);
+	fclose(f);
+	assert_int_equal(symlink(victim, tmp), 0);
+	dg_y4m_t *y = dg_y4m_new(video, 16, 16, 1, why, sizeof why);
+	assert_null(y);
+	assert_non_null(strstr(why, "not written through"));
+	char buf[32] = "";
+	f = fopen(victim, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof buf, f));
+	fclose(f);
+	assert_string_equal(buf, "precious");
+	unlink(tmp);
+	unlink(victim);
+}
+
+static void
+test_stale_temporary_replaced(void **state)
+{
+	char video[128], tmp[128], victim[128], why[256] = "";
+	uint64_t bytes = 0;
+	char digest[40];
+	(void)state;
+
+	s_paths(video, tmp, victim, sizeof video);
+	FILE *f = fopen(tmp, "w");
+	assert_non_null(f);
+	fputs("half a video from a process that died", f);
+	fclose(f);
+	dg_y4m_t *y = dg_y4m_new(video, 16, 16, 1, why, sizeof why);
+	assert_non_null(y);
+	memset(dg_y4m_frame(y), 0x80, 16 * 16 * 3 / 2);
+	assert_int_equal(dg_y4m_write(y, 1, why, sizeof why), 0);
+	assert_int_equal(dg_y4m_commit(y, &bytes, digest, sizeof digest, why,
+	    sizeof why), 0);
+	dg_y4m_destroy(&y);
+	struct stat st;
+	assert_int_equal(stat(video, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, bytes);
+	assert_int_equal(access(tmp, F_OK), -1);
+	unlink(video);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_planted_link_not_followed),
+		cmocka_unit_test(test_stale_temporary_replaced),
+	};
+	return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
