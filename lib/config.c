@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "config_keys.h"
@@ -1128,6 +1129,20 @@ dg_config_load(const char *path)
 	ctx.fp = fopen(path, "r");
 	if (!ctx.fp) {
 		s_error(self, 0, "cannot open: %s", strerror(errno));
+		return self;
+	}
+	/* A folder, a device or a pipe is no configuration, and reading
+	 * one (/dev/urandom) would never end. */
+	struct stat st;
+	if (fstat(fileno(ctx.fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		s_error(self, 0, "not a regular file");
+		fclose(ctx.fp);
+		return self;
+	}
+	if (st.st_size > DG_CONFIG_MAX_BYTES) {
+		s_error(self, 0, "%lld bytes: a configuration has at most %d",
+		    (long long)st.st_size, DG_CONFIG_MAX_BYTES);
+		fclose(ctx.fp);
 		return self;
 	}
 	self = s_parse(self, &ctx);

@@ -118,7 +118,11 @@ typedef struct {
 
 typedef struct _dg_config_t dg_config_t;
 
-/* Read and validate a file.  Returns NULL only when out of memory; check
+/* The largest file read: a topology of thousands of stages fits. */
+#define DG_CONFIG_MAX_BYTES (4 << 20)
+
+/* Read and validate a file (a regular file, at most
+ * DG_CONFIG_MAX_BYTES).  Returns NULL only when out of memory; check
  * dg_config_error_count() for problems with the file itself. */
 dg_config_t *dg_config_load(const char *path);
 /* Same, from a string; `name` stands for the file name in messages. */

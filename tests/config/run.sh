@@ -25,6 +25,13 @@ for f in tests/config/bad-*.ini; do
 	fi
 done
 
+for f in "$T_TMP" /dev/urandom; do
+	timeout 10 "$D" -n -f "$f" > "$T_TMP/out" 2>&1
+	rc=$?
+	check "config $f is refused at once: not a regular file" \
+	    sh -c "[ $rc = 1 ] && grep -q 'not a regular file' '$T_TMP/out'"
+done
+
 "$D" -n -f "$T_TMP/does-not-exist.ini" > "$T_TMP/out" 2>&1
 rc=$?
 check "config missing file names the file" \

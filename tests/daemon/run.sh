@@ -74,6 +74,16 @@ check "daemon SIGHUP error names file and line" \
     grep -q "a.ini:14: bad value for 'max_batch'" "$T_TMP/log"
 check "daemon still running after a failed reload" kill -0 $pid
 
+# A folder where the file was: refused, never read, the old kept.
+mv "$T_TMP/a.ini" "$T_TMP/a.ini.keep"
+mkdir "$T_TMP/a.ini"
+kill -HUP $pid
+check "daemon SIGHUP to a folder is refused: not a regular file" \
+    wait_for 10 grep -q 'a.ini: not a regular file' "$T_TMP/log"
+check "daemon still running after a reload of a folder" kill -0 $pid
+rmdir "$T_TMP/a.ini"
+mv "$T_TMP/a.ini.keep" "$T_TMP/a.ini"
+
 kill -USR1 $pid
 check "daemon SIGUSR1 reopens the log" \
     wait_for 10 grep -q 'log reopened' "$T_TMP/log"

@@ -229,6 +229,32 @@ test_nul_in_file(void **state)
 	unlink(path);
 }
 
+/* A folder, a device or an oversized file is no configuration: refused
+ * at once, never read (reading /dev/urandom would never end). */
+static void
+test_not_a_file(void **state)
+{
+	(void)state;
+	const char *paths[] = { "/tmp", "/dev/urandom", "/dev/null" };
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		dg_config_t *cfg = dg_config_load(paths[i]);
+		assert_int_equal(dg_config_error_count(cfg), 1);
+		assert_non_null(strstr(dg_config_error(cfg, 0),
+		    "not a regular file"));
+		dg_config_destroy(&cfg);
+	}
+	char path[] = "/tmp/disagg-big-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DG_CONFIG_MAX_BYTES + 1), 0);
+	close(fd);
+	dg_config_t *cfg = dg_config_load(path);
+	assert_int_equal(dg_config_error_count(cfg), 1);
+	assert_non_null(strstr(dg_config_error(cfg, 0), "at most"));
+	dg_config_destroy(&cfg);
+	unlink(path);
+}
+
 static void
 test_dump_round_trip(void **state)
 {
@@ -395,6 +421,7 @@ main(void)
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_nul_in_file),
+		cmocka_unit_test(test_not_a_file),
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_changes),
 		cmocka_unit_test(test_key_table),
