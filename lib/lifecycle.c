@@ -534,6 +534,9 @@ s_check_submit(const dg_submit_msg_t *sub)
 		return "steps out of range 1..100000";
 	if (sub->deadline_ms < 0)
 		return "deadline_ms must not be negative";
+	/* Past this a deadline added to a clock would overflow. */
+	if (sub->deadline_ms > DG_LC_DEADLINE_MAX_MS)
+		return "deadline_ms must be at most 30 days (2592000000)";
 	return NULL;
 }
 

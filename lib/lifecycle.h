@@ -82,6 +82,9 @@ typedef struct {
 
 typedef struct _dg_lifecycle_t dg_lifecycle_t;
 
+/* The longest deadline a submit may ask: 30 days. */
+#define DG_LC_DEADLINE_MAX_MS (30LL * 24 * 3600 * 1000)
+
 /* `conf` is read at every event (a reload replaces it: set_conf). */
 dg_lifecycle_t *dg_lifecycle_new(const dg_pipeline_conf_t *chain,
     const dg_controller_conf_t *conf, const dg_lc_io_t *io);

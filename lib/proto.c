@@ -727,6 +727,15 @@ s_decode_root(s_dec_t *d, const msgpack_object *root, dg_msg_t **msg_p)
 		return s_fail(d, DG_PROTO_E_TYPE,
 		              "key 'op': expected string, got %s",
 		              s_otype_name(op));
+	/* Like every string: NUL or bad UTF-8 is malformed, before the
+	 * name is looked up. */
+	if ((op->via.str.size &&
+	    memchr(op->via.str.ptr, '\0', op->via.str.size)) ||
+	    !s_utf8_valid(op->via.str.ptr, op->via.str.size)) {
+		s_sanitize(name, sizeof name, op->via.str.ptr, op->via.str.size);
+		return s_fail(d, DG_PROTO_E_MALFORMED, "key 'op': '%s' is not "
+		              "a valid UTF-8 string without NUL", name);
+	}
 	desc = dg_proto_op_find(op->via.str.ptr, op->via.str.size);
 	if (!desc) {
 		s_sanitize(name, sizeof name, op->via.str.ptr, op->via.str.size);

@@ -404,6 +404,16 @@ test_deadline_across_retries(void **state)
 	assert_int_equal(o->op, DG_OP_RESULT);
 	assert_string_equal(o->error, "deadline of 500 ms passed while "
 	    "assigned (last: decoder: disk full)");
+	/* A deadline near 2^63 would overflow the clock it is added to:
+	 * refused, with the bound. */
+	size_t before = f.rec.results[DG_REQ_FAILED];
+	s_submit(&f, INT64_MAX - 5);
+	assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_ERROR);
+	assert_string_equal(f.rec.out[f.rec.n - 1].status, "invalid");
+	assert_non_null(strstr(f.rec.out[f.rec.n - 1].error, "30 days"));
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], before);
+	dg_lc_tick(f.lc, f.now + 1);
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], before);
 	/* Retries run out before the deadline. */
 	s_submit(&f, 0);
 	for (int i = 0; i < 3; i++) {

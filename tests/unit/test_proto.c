@@ -1397,8 +1397,13 @@ static const struct {
 	  SEQ7, 0, "unknown op 'frobnicate'" },
 	{ "{\"v\":1,\"op\":\"SUBMIT\",\"seq\":7}", DG_PROTO_E_UNKNOWN_OP,
 	  SEQ7, 0, NULL },
-	{ "{\"v\":1,\"op\":\"status\\x00\",\"seq\":7}", DG_PROTO_E_UNKNOWN_OP,
-	  SEQ7, 0, "unknown op 'status?'" },
+	/* As the docs say of every string: NUL or bad UTF-8 is malformed,
+	 * in `op` too. */
+	{ "{\"v\":1,\"op\":\"status\\x00\",\"seq\":7}", DG_PROTO_E_MALFORMED,
+	  SEQ7, 0, "key 'op': 'status?' is not a valid UTF-8 string without "
+	  "NUL" },
+	{ "{\"v\":1,\"op\":\"stat\\xffus\",\"seq\":7}", DG_PROTO_E_MALFORMED,
+	  SEQ7, 0, NULL },
 	{ "{\"v\":1,\"op\":\"\",\"seq\":7}", DG_PROTO_E_UNKNOWN_OP, SEQ7, 0,
 	  NULL },
 	{ "{\"v\":1,\"op\":\"status\",\"request\":1}", DG_PROTO_E_MISSING,
