@@ -85,6 +85,7 @@ s_req_destroy(void **item)
 	free(r->prompt);
 	free(r->negative);
 	free(r->output);
+	free(r->key);
 	free(r);
 	*item = NULL;
 }
@@ -113,15 +114,18 @@ dg_lifecycle_new(const dg_pipeline_conf_t *chain,
 	self->reqs = zhashx_new();
 	self->rooms = zhashx_new();
 	self->per_client = zhashx_new();
+	self->keys = zhashx_new();
 	self->pending = zlistx_new();
 	self->live = zlistx_new();
 	self->finished = zlistx_new();
 	if (!self->reg || !self->reqs || !self->rooms || !self->per_client ||
+	    !self->keys ||
 	    !self->pending || !self->live || !self->finished) {
 		dg_lifecycle_destroy(&self);
 		return NULL;
 	}
 	zhashx_set_destructor(self->reqs, s_req_destroy);
+	zhashx_set_destructor(self->keys, s_id_destroy);
 	zlistx_set_destructor(self->finished, s_id_destroy);
 	return self;
 }
@@ -137,6 +141,7 @@ dg_lifecycle_destroy(dg_lifecycle_t **self_p)
 	zlistx_destroy(&self->finished);
 	zhashx_destroy(&self->rooms);
 	zhashx_destroy(&self->per_client);
+	zhashx_destroy(&self->keys);
 	zhashx_destroy(&self->reqs);
 	dg_registry_destroy(&self->reg);
 	free(self);
@@ -196,6 +201,51 @@ dg_lc_req_find(dg_lifecycle_t *self, uint64_t id)
 {
 	char key[24];
 	return zhashx_lookup(self->reqs, s_key(key, id));
+}
+
+/* A submit's key, scoped by its submitter (the public key; "" without
+ * CurveZMQ): one client cannot reach another's requests by guessing. */
+static char *
+s_key_name(char *buf, size_t size, const char *owner, const char *key)
+{
+	snprintf(buf, size, "%s\x1f%s", owner ? owner : "", key);
+	return buf;
+}
+
+static dg_lc_req_t *
+s_by_key(dg_lifecycle_t *self, const char *owner, const char *key)
+{
+	char name[48 + DG_SUBMIT_KEY_MAX + 2];
+	uint64_t *id = zhashx_lookup(self->keys,
+	    s_key_name(name, sizeof name, owner, key));
+	return id ? dg_lc_req_find(self, *id) : NULL;
+}
+
+static void
+s_key_add(dg_lifecycle_t *self, dg_lc_req_t *r, const char *key)
+{
+	char name[48 + DG_SUBMIT_KEY_MAX + 2];
+	uint64_t *id = malloc(sizeof *id);
+
+	free(r->key);
+	r->key = key && *key ? strdup(key) : NULL;
+	if (!r->key || !id) {
+		free(id);
+		return;
+	}
+	*id = r->id;
+	zhashx_update(self->keys, s_key_name(name, sizeof name, r->user,
+	    r->key), id);
+}
+
+static void
+s_key_drop(dg_lifecycle_t *self, dg_lc_req_t *r)
+{
+	char name[48 + DG_SUBMIT_KEY_MAX + 2];
+
+	if (r->key)
+		zhashx_delete(self->keys, s_key_name(name, sizeof name,
+		    r->user, r->key));
 }
 
 static void
@@ -294,6 +344,10 @@ s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 		timings[nt++] = (dg_kv_t){ "total", now - r->created };
 		m->u.result.timings = timings;
 		m->u.result.n_timings = nt;
+		m->u.result.key = r->key;
+		/* The journal keeps the submitter with the key; the client
+		 * hears its key alone. */
+		m->u.result.owner = r->user;
 		if (self->io.journal_end &&
 		    self->io.journal_end(self->io.arg, r->id, m) < 0)
 			dg_log_error("journal: cannot record the end of "
@@ -301,6 +355,7 @@ s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 			    strerror(errno));
 		/* A request replayed from the journal has no client to
 		 * answer: its client asks `status` after reconnecting. */
+		m->u.result.owner = NULL;
 		if (r->client.identity)
 			self->io.to_client(self->io.arg, &r->client, m, false);
 		dg_msg_destroy(&m);
@@ -534,10 +589,46 @@ s_check_submit(const dg_submit_msg_t *sub)
 		return "steps out of range 1..100000";
 	if (sub->deadline_ms < 0)
 		return "deadline_ms must not be negative";
+	if (sub->key && (!*sub->key || strlen(sub->key) > DG_SUBMIT_KEY_MAX))
+		return "key must be 1 to 64 bytes";
 	/* Past this a deadline added to a clock would overflow. */
 	if (sub->deadline_ms > DG_LC_DEADLINE_MAX_MS)
 		return "deadline_ms must be at most 30 days (2592000000)";
 	return NULL;
+}
+
+/* A submit whose key names a request already known: its submit.ok
+ * again, and its result once it has one (now, if it ended; else to
+ * this connection when it ends, the old one being likely gone). */
+static void
+s_repeat(dg_lifecycle_t *self, const dg_route_t *from, uint64_t seq,
+    dg_lc_req_t *r)
+{
+	dg_msg_t *ok = dg_msg_new(DG_OP_SUBMIT_OK);
+
+	if (ok) {
+		ok->seq = seq;
+		ok->u.submit_ok.request = r->id;
+		self->io.to_client(self->io.arg, from, ok, false);
+		dg_msg_destroy(&ok);
+	}
+	if (!dg_lc_terminal(r)) {
+		dg_route_clear(&r->client);
+		dg_route_copy(&r->client, from);
+		return;
+	}
+	dg_msg_t *res = dg_msg_new(DG_OP_RESULT);
+	if (!res)
+		return;
+	res->u.result.request = r->id;
+	res->u.result.status = dg_req_state_name(r->state);
+	res->u.result.output = r->output ? r->output : "";
+	res->u.result.bytes = r->bytes;
+	res->u.result.digest = r->digest;
+	res->u.result.error = r->state == DG_REQ_DONE ? NULL : r->error;
+	res->u.result.key = r->key;
+	self->io.to_client(self->io.arg, from, res, false);
+	dg_msg_destroy(&res);
 }
 
 void
@@ -554,6 +645,14 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	}
 	if (bad) {
 		s_error(self, from, m->seq, DG_PROTO_E_INVALID, "%s", bad);
+		return;
+	}
+	/* A key seen before from this submitter: the same request, whatever
+	 * came of it, and nothing new starts. */
+	dg_lc_req_t *same = sub->key ? s_by_key(self, from->user, sub->key) :
+	    NULL;
+	if (same) {
+		s_repeat(self, from, m->seq, same);
 		return;
 	}
 	if ((int64_t)self->active >= self->conf->max_pending) {
@@ -583,8 +682,13 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	snprintf(r->user, sizeof r->user, "%s", from->user);
 	int64_t timeout = sub->deadline_ms ? sub->deadline_ms :
 	    self->conf->request_timeout_ms;
+	/* The journal keeps who submitted it, for its key after a
+	 * restart; what a client says of that is not taken. */
+	dg_msg_t as_kept = *m;
+	as_kept.u.submit.owner = from->user;
 	if (self->io.journal_accept &&
-	    self->io.journal_accept(self->io.arg, r->id, timeout, m) < 0) {
+	    self->io.journal_accept(self->io.arg, r->id, timeout,
+	    &as_kept) < 0) {
 		dg_log_error("journal: cannot record request %llu: %s",
 		    (unsigned long long)r->id, strerror(errno));
 		dg_route_clear(&r->client);
@@ -594,6 +698,7 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 		return;
 	}
 	s_req_admit(self, now, r, sub, timeout);
+	s_key_add(self, r, sub->key);
 	zhashx_update(self->per_client, cid, (void *)(mine + 1));
 
 	dg_msg_t *ok = dg_msg_new(DG_OP_SUBMIT_OK);
@@ -634,9 +739,12 @@ dg_lc_replay(dg_lifecycle_t *self, int64_t now, uint64_t id,
 		    res->digest ? res->digest : "");
 		snprintf(r->error, sizeof r->error, "%s",
 		    res->error ? res->error : "");
+		snprintf(r->user, sizeof r->user, "%s",
+		    res->owner ? res->owner : "");
 		r->created = r->finished = now;
 		char key[24];
 		zhashx_insert(self->reqs, s_key(key, id), r);
+		s_key_add(self, r, res->key);
 		uint64_t *idp = malloc(sizeof *idp);
 		if (idp) {
 			*idp = id;
@@ -647,7 +755,10 @@ dg_lc_replay(dg_lifecycle_t *self, int64_t now, uint64_t id,
 	}
 	/* One whose deadline passed while we were down ends at the first
 	 * tick, with the journal open to record it. */
+	snprintf(r->user, sizeof r->user, "%s",
+	    m->u.submit.owner ? m->u.submit.owner : "");
 	s_req_admit(self, now, r, &m->u.submit, left_ms);
+	s_key_add(self, r, m->u.submit.key);
 	if (left_ms <= 1)
 		self->next_deadline = now;
 	self->replayed++;
@@ -659,12 +770,24 @@ void
 dg_lc_status(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
     const dg_msg_t *m)
 {
-	dg_lc_req_t *r = dg_lc_req_find(self, m->u.status.request);
+	const dg_status_msg_t *q = &m->u.status;
+	dg_lc_req_t *r = q->key ? s_by_key(self, from->user, q->key) :
+	    dg_lc_req_find(self, q->request);
 	dg_stage_row_t rows[DG_CHAIN_MAX];
 
+	if (!q->key && !q->request) {
+		s_error(self, from, m->seq, DG_PROTO_E_INVALID, "status needs "
+		    "a request id or a key");
+		return;
+	}
+	if (!r && q->key) {
+		s_error(self, from, m->seq, DG_PROTO_E_NOT_FOUND,
+		    "no request of this client with key '%.64s'", q->key);
+		return;
+	}
 	if (!r) {
 		s_error(self, from, m->seq, DG_PROTO_E_NOT_FOUND,
-		    "no request %llu", (unsigned long long)m->u.status.request);
+		    "no request %llu", (unsigned long long)q->request);
 		return;
 	}
 	dg_msg_t *ok = dg_msg_new(DG_OP_STATUS_OK);
@@ -1004,8 +1127,10 @@ s_forget_finished(dg_lifecycle_t *self, int64_t now)
 		    self->conf->keep_finished)
 			break;
 		char key[24];
-		if (r)
+		if (r) {
+			s_key_drop(self, r);
 			zhashx_delete(self->reqs, s_key(key, *id));
+		}
 		zlistx_delete(self->finished, zlistx_cursor(self->finished));
 	}
 }

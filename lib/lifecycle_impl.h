@@ -18,6 +18,7 @@ typedef struct dg_lc_req {
 	dg_route_t client;
 	char cid[2 * 256 + 1];          /* the client, for per-client counts */
 	char user[48];                  /* submitter's public key, or "" */
+	char *key;                      /* the submit's key, or NULL */
 	char *prompt, *negative;
 	int64_t frames, height, width, steps, seed;
 	int64_t timeout_ms;
@@ -44,6 +45,7 @@ struct _dg_lifecycle_t {
 	zhashx_t *reqs;                 /* id -> dg_lc_req_t, finished too */
 	zhashx_t *rooms;                /* room id -> dg_lc_req_t */
 	zhashx_t *per_client;           /* cid -> requests in flight */
+	zhashx_t *keys;                 /* submitter and key -> request id */
 	zlistx_t *pending;              /* dg_lc_req_t waiting for instances */
 	zlistx_t *live;                 /* dg_lc_req_t not finished, by age */
 	zlistx_t *finished;             /* ids, oldest first, for expiry */

@@ -182,7 +182,22 @@ typedef struct {                        /* submit */
 	int64_t steps;
 	int64_t seed;
 	int64_t deadline_ms;            /* ? */
+	/* ? at most DG_SUBMIT_KEY_MAX bytes: a repeat of the key by the
+	 * same submitter is the same request (a retry after a lost reply
+	 * starts nothing new) */
+	const char *key;
+	/* ? the submitter's public key, as the controller journals it;
+	 * what a client sends here is ignored */
+	const char *owner;
 } dg_submit_msg_t;
+
+#define DG_SUBMIT_KEY_MAX 64
+
+typedef struct {                        /* status */
+	uint64_t request;               /* ? */
+	const char *key;                /* ? instead of request: the
+	                                   submit's key */
+} dg_status_msg_t;
 
 typedef struct {                        /* result */
 	uint64_t request;
@@ -193,6 +208,8 @@ typedef struct {                        /* result */
 	const char *error;              /* ? */
 	const dg_kv_t *timings;         /* stage -> ms, a msgpack map */
 	size_t n_timings;
+	const char *key;                /* ? the submit's key */
+	const char *owner;              /* ? journal only: its submitter */
 } dg_result_msg_t;
 
 /* One place of the chain: a role and the instance that serves it (and
@@ -503,7 +520,7 @@ typedef struct dg_msg {
 		dg_submit_msg_t submit;
 		dg_request_msg_t submit_ok;
 		dg_result_msg_t result;
-		dg_request_msg_t status;
+		dg_status_msg_t status;
 		dg_status_ok_msg_t status_ok;
 		dg_request_msg_t cancel;
 		dg_request_msg_t cancel_ok;

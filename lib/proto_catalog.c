@@ -88,6 +88,15 @@ static const dg_field_desc_t s_submit[] = {
 	INT(steps, REQ),
 	INT(seed, REQ),
 	INT(deadline_ms, OPT),
+	STR(key, OPT),
+	STR(owner, OPT),
+};
+#undef T
+
+#define T dg_status_msg_t
+static const dg_field_desc_t s_status[] = {
+	UINT(request, OPT),
+	STR(key, OPT),
 };
 #undef T
 
@@ -100,6 +109,8 @@ static const dg_field_desc_t s_result[] = {
 	STR(digest, REQ),
 	STR(error, OPT),
 	KVMAP(timings, REQ),
+	STR(key, OPT),
+	STR(owner, OPT),
 };
 #undef T
 
@@ -470,7 +481,7 @@ static const dg_op_desc_t s_ops[] = {
 	OP(DG_OP_SUBMIT, "submit", dg_submit_msg_t, s_submit),
 	OP(DG_OP_SUBMIT_OK, "submit.ok", dg_request_msg_t, s_request),
 	OP(DG_OP_RESULT, "result", dg_result_msg_t, s_result),
-	OP(DG_OP_STATUS, "status", dg_request_msg_t, s_request),
+	OP(DG_OP_STATUS, "status", dg_status_msg_t, s_status),
 	OP(DG_OP_STATUS_OK, "status.ok", dg_status_ok_msg_t, s_status_ok),
 	OP(DG_OP_CANCEL, "cancel", dg_request_msg_t, s_request),
 	OP(DG_OP_CANCEL_OK, "cancel.ok", dg_request_msg_t, s_request),

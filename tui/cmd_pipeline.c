@@ -3,9 +3,11 @@
  *  --json for scripts; exit codes as client.h says.  */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -14,7 +16,7 @@
 
 enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
        OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
-       OPT_QUIET };
+       OPT_QUIET, OPT_KEY };
 
 /* ---- submit ------------------------------------------------------------ */
 
@@ -82,9 +84,12 @@ dg_cmd_submit(int argc, char *argv[])
 		{ "count", required_argument, NULL, OPT_COUNT },
 		{ "wait", no_argument, NULL, OPT_WAIT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "key", required_argument, NULL, OPT_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
 	dg_cli_t c = { .timeout_ms = 5000 };
+	const char *key = NULL;
+	char made[48];
 	dg_submit_msg_t sub = { .prompt = "a red fox running through fresh "
 	    "snow at dawn", .frames = 17, .height = 256, .width = 448,
 	    .steps = 8, .seed = 42 };
@@ -104,6 +109,7 @@ dg_cmd_submit(int argc, char *argv[])
 		case OPT_NEGATIVE: sub.negative_prompt = optarg; continue;
 		case OPT_WAIT: wait = true; continue;
 		case OPT_QUIET: quiet = true; continue;
+		case OPT_KEY: key = optarg; continue;
 		case OPT_FRAMES: num = &sub.frames; break;
 		case OPT_HEIGHT: num = &sub.height; break;
 		case OPT_WIDTH: num = &sub.width; break;
@@ -116,7 +122,7 @@ dg_cmd_submit(int argc, char *argv[])
 			fprintf(stderr, "usage: disagg submit [--prompt TEXT] "
 			    "[--negative TEXT] [--frames N] [--height H] "
 			    "[--width W] [--steps N] [--seed N] [--deadline MS] "
-			    "[--count N] [--wait] [--quiet] [--json] "
+			    "[--count N] [--key KEY] [--wait] [--quiet] [--json] "
 			    "[--timeout MS] [-c endpoint | -f file]\n");
 			return DG_EXIT_USAGE;
 		}
@@ -138,13 +144,30 @@ dg_cmd_submit(int argc, char *argv[])
 	dg_client_t *cl = dg_cli_connect(&c);
 	if (!cl)
 		return DG_EXIT_USAGE;
+	/* Every submit has a key, ours when none is given: asking again
+	 * after a lost reply is then the same request, never a second. */
+	if (!key) {
+		uint64_t r[2] = { (uint64_t)getpid(), (uint64_t)time(NULL) };
+		(void)getentropy(r, sizeof r);  /* else pid and time */
+		snprintf(made, sizeof made, "cli-%016llx%016llx",
+		    (unsigned long long)r[0], (unsigned long long)r[1]);
+		key = made;
+	}
 	s_track_t *track = calloc((size_t)count, sizeof *track);
 	int rc = DG_EXIT_OK, open = 0;
 	for (int i = 0; i < count && track; i++) {
+		char this_key[DG_SUBMIT_KEY_MAX + 16];
+		if (count > 1)
+			snprintf(this_key, sizeof this_key, "%.52s-%d", key, i + 1);
+		else
+			snprintf(this_key, sizeof this_key, "%s", key);
 		dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
 		m->u.submit = sub;
 		m->u.submit.seed = sub.seed + i;
+		m->u.submit.key = this_key;
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
+		if (!reply && errno == ETIMEDOUT)
+			reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
 		int e = dg_cli_check(reply, &c);
 		if (e) {

@@ -128,6 +128,28 @@ def test_request_by_id_from_another_client(pipe, client):
     assert req.result(timeout=10)["output"]
 
 
+def test_submit_with_a_key_is_idempotent(pipe, client):
+    """A submit repeated with its key (a reply lost) is the same request:
+    the same id, its result again once it ended, nothing new started;
+    status finds it by key; the CLI's --key does the same."""
+    small = dict(frames=5, height=64, width=64, steps=2)
+    first = client.submit(key="idem-1", **small)
+    again = client.submit(key="idem-1", **small)
+    assert again.id == first.id
+    assert first.result(60)["status"] == "done"
+    later = client.submit(key="idem-1", **small)
+    assert later.id == first.id
+    assert later.result(10)["status"] == "done"
+    assert client.call("status", key="idem-1")["request"] == first.id
+    other = client.submit(key="idem-2", **small)
+    assert other.id != first.id
+    other.result(60)
+    out = [pipe.cli("submit", "--key", "idem-cli", "--frames", 5,
+                    "--height", 64, "--width", 64, "--steps", 2, "--json",
+                    check=True).stdout for _ in range(2)]
+    assert out[0] == out[1] and '"request"' in out[0]
+
+
 def test_cancel(client):
     req = client.submit("cancel me", **SLOW)
     assert client.status(req.id)["state"] not in ("done", "failed",

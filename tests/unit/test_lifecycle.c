@@ -550,6 +550,101 @@ test_four_stage_chain(void **state)
 	s_fix_fini(&f);
 }
 
+static void
+s_submit_key(s_fix_t *f, const char *user, const char *key)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
+	dg_route_t from = f->client;
+	assert_non_null(m);
+	snprintf(from.user, sizeof from.user, "%s", user);
+	m->seq = ++f->seq;
+	m->u.submit = (dg_submit_msg_t){ .prompt = "a cat", .frames = 5,
+	    .height = 64, .width = 64, .steps = 4, .seed = 1, .key = key };
+	dg_lc_submit(f->lc, f->now, &from, m);
+	dg_msg_destroy(&m);
+}
+
+/* The request id of the last submit.ok, or 0. */
+static uint64_t
+s_last_ok(const s_fix_t *f)
+{
+	for (size_t i = f->rec.n; i-- > 0;)
+		if (f->rec.out[i].op == DG_OP_SUBMIT_OK)
+			return f->rec.out[i].request;
+	return 0;
+}
+
+/* A submit repeated with its key (the reply was lost) is the same
+ * request: no second one starts, before or after it ends, nor after a
+ * restart that replays the journal; another submitter's key is its
+ * own; status finds a request by its key. */
+static void
+test_idempotent_submit(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	s_submit_key(&f, "alice", "job-1");
+	uint64_t id = s_last_ok(&f);
+	assert_true(id != 0);
+	size_t assigns = s_count(&f, DG_OP_ASSIGN, NULL);
+	s_submit_key(&f, "alice", "job-1");
+	assert_int_equal(s_last_ok(&f), id);
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, NULL), assigns);
+	s_submit_key(&f, "bob", "job-1");
+	assert_true(s_last_ok(&f) != id);
+	/* status by key */
+	dg_msg_t *m = dg_msg_new(DG_OP_STATUS);
+	dg_route_t alice = f.client;
+	snprintf(alice.user, sizeof alice.user, "alice");
+	m->u.status.key = "job-1";
+	dg_lc_status(f.lc, f.now, &alice, m);
+	assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_STATUS_OK);
+	assert_int_equal(f.rec.out[f.rec.n - 1].request, id);
+	m->u.status.key = "job-2";
+	dg_lc_status(f.lc, f.now, &alice, m);
+	assert_string_equal(f.rec.out[f.rec.n - 1].status, "not-found");
+	dg_msg_destroy(&m);
+	/* Done, then repeated: its result again, nothing new. */
+	uint64_t room = s_room_of(&f, id);
+	s_report(&f, DG_OP_STAGE_DONE, room, id, "encoder", NULL);
+	s_report(&f, DG_OP_STAGE_DONE, room, id, "transformer", NULL);
+	s_report(&f, DG_OP_STAGE_DONE, room, id, "decoder", "/o.y4m");
+	assert_int_equal(f.rec.results[DG_REQ_DONE], 1);
+	assigns = s_count(&f, DG_OP_ASSIGN, NULL);
+	s_submit_key(&f, "alice", "job-1");
+	assert_int_equal(f.rec.out[f.rec.n - 2].op, DG_OP_SUBMIT_OK);
+	assert_int_equal(f.rec.out[f.rec.n - 2].request, id);
+	assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_RESULT);
+	assert_string_equal(f.rec.out[f.rec.n - 1].status, "done");
+	assert_int_equal(s_count(&f, DG_OP_ASSIGN, NULL), assigns);
+	/* Too long a key is refused. */
+	char longkey[80];
+	memset(longkey, 'k', sizeof longkey - 1);
+	longkey[sizeof longkey - 1] = '\0';
+	s_submit_key(&f, "alice", longkey);
+	assert_string_equal(f.rec.out[f.rec.n - 1].status, "invalid");
+	s_fix_fini(&f);
+
+	/* After a restart: the journal's record of the submit (with its
+	 * submitter) maps the key again. */
+	s_fix_init(&f, s_three, 3);
+	dg_msg_t *rec = dg_msg_new(DG_OP_SUBMIT);
+	rec->u.submit = (dg_submit_msg_t){ .prompt = "a cat", .frames = 5,
+	    .height = 64, .width = 64, .steps = 4, .seed = 1, .key = "job-9",
+	    .owner = "alice" };
+	dg_lc_replay(f.lc, f.now, 41, 60000, rec);
+	dg_lifecycle_set_ids(f.lc, 41, 100);
+	s_submit_key(&f, "alice", "job-9");
+	assert_int_equal(s_last_ok(&f), 41);
+	dg_lc_counts_t c;
+	dg_lc_counts(f.lc, &c);
+	assert_int_equal(c.active, 1);
+	s_fix_fini(&f);
+}
+
 int
 main(void)
 {
@@ -560,6 +655,7 @@ main(void)
 		cmocka_unit_test(test_deadline_across_retries),
 		cmocka_unit_test(test_cancel_release_every_state),
 		cmocka_unit_test(test_four_stage_chain),
+		cmocka_unit_test(test_idempotent_submit),
 	};
 	/* Thousands of re-dispatches are logged at info: keep errors. */
 	dg_log_set_level(DG_LOG_ERROR);

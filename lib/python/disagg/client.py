@@ -494,13 +494,20 @@ class Client:
                width=SUBMIT_DEFAULTS["width"],
                steps=SUBMIT_DEFAULTS["steps"],
                seed=SUBMIT_DEFAULTS["seed"],
-               negative_prompt=None, deadline_ms=None, timeout=None):
+               negative_prompt=None, deadline_ms=None, timeout=None,
+               key=None):
         """Queue a request; returns its Request once the controller has
         accepted it (submit.ok).  The defaults are ``disagg submit``'s.
         The controller checks the ranges (Error "invalid") and admission
         (Error "busy"); a parameter of the wrong type is refused here
         (Error "invalid").  deadline_ms: milliseconds the request may
-        take, None for the controller's request_timeout_ms."""
+        take, None for the controller's request_timeout_ms.
+
+        key (1 to 64 bytes; a random one when None) makes the submit
+        safe to repeat: when no reply comes within `timeout`, it is
+        sent once more with the same key, and the controller answers
+        with the same request instead of starting a second.  Giving a
+        key again later gets the same request, its result included."""
         fields = {
             "prompt": _str_arg("prompt", prompt),
             "frames": _int_arg("frames", frames),
@@ -514,7 +521,14 @@ class Client:
                                                  negative_prompt)
         if deadline_ms is not None:
             fields["deadline_ms"] = _int_arg("deadline_ms", deadline_ms)
-        reply = self.call("submit", timeout=timeout, **fields)
+        fields["key"] = _str_arg("key", key) if key is not None else \
+            "py-" + os.urandom(16).hex()
+        try:
+            reply = self.call("submit", timeout=timeout, **fields)
+        except Error as e:
+            if e.code != "timeout":
+                raise
+            reply = self.call("submit", timeout=timeout, **fields)
         return Request(self, reply["request"])
 
     def request(self, request_id):
