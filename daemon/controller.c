@@ -32,8 +32,13 @@ typedef struct {
 	dg_journal_t *journal;          /* NULL: no journal configured */
 	zlistx_t *held;                 /* s_held_t: replies awaiting sync */
 	int64_t last_snapshot;
+	int64_t last_tick;
 	bool changed;
 } s_ctl_t;
+
+/* The tick runs every 20 ms; a gap this long means the process did not
+ * run (stopped, paused, or its loop blocked). */
+#define PAUSE_MS 1000
 
 /* ---- replies held until the journal's sync ----------------------------- */
 
@@ -435,6 +440,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	dg_relays_expire(self->relays, now);
+	if (self->last_tick && now - self->last_tick > PAUSE_MS)
+		dg_lc_paused(self->lc, now, now - self->last_tick);
+	self->last_tick = now;
 	if (dg_lc_next_wake(self->lc, now) <= now)
 		dg_lc_tick(self->lc, now);
 	if ((self->changed && now - self->last_snapshot >= 100) ||

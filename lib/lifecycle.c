@@ -1155,6 +1155,14 @@ dg_lc_tick(dg_lifecycle_t *self, int64_t now)
 	s_forget_finished(self, now);
 }
 
+void
+dg_lc_paused(dg_lifecycle_t *self, int64_t now, int64_t gap)
+{
+	dg_log_warn("this controller did not run for %lld ms: the instances' "
+	    "silence meanwhile is not held against them", (long long)gap);
+	dg_registry_paused(self->reg, now, gap);
+}
+
 int64_t
 dg_lc_next_wake(dg_lifecycle_t *self, int64_t now)
 {

@@ -130,6 +130,10 @@ void dg_lc_release(dg_lifecycle_t *self, int64_t now,
  * requests past their deadline fail, finished ones are forgotten past
  * keep_finished and keep_finished_ms. */
 void dg_lc_tick(dg_lifecycle_t *self, int64_t now);
+/* The driver's clock jumped by `gap` ms while it did not run (a
+ * SIGSTOP, a paused VM, a blocked loop): no instance is declared dead
+ * for that silence, which was ours.  Requests' deadlines still hold. */
+void dg_lc_paused(dg_lifecycle_t *self, int64_t now, int64_t gap);
 /* The earliest `now` at which dg_lc_tick has something to do. */
 int64_t dg_lc_next_wake(dg_lifecycle_t *self, int64_t now);
 

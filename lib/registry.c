@@ -222,6 +222,19 @@ dg_registry_next_deadline(const dg_registry_t *self, int64_t dead_after_ms)
 }
 
 void
+dg_registry_paused(dg_registry_t *self, int64_t now, int64_t gap)
+{
+	for (size_t i = 0; gap > 0 && i < self->n; i++) {
+		dg_inst_t *in = &self->insts[i];
+		if (in->state == DG_INST_DEAD)
+			continue;
+		/* A heartbeat read since is already newer. */
+		in->last_seen = in->last_seen + gap < now ?
+		    in->last_seen + gap : now;
+	}
+}
+
+void
 dg_registry_drain(dg_registry_t *self, dg_inst_t *in, bool drain)
 {
 	(void)self;

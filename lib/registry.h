@@ -92,6 +92,9 @@ dg_inst_t *dg_registry_next_silent(dg_registry_t *self, int64_t now,
 /* When the next instance falls silent for good, or INT64_MAX. */
 int64_t dg_registry_next_deadline(const dg_registry_t *self,
     int64_t dead_after_ms);
+/* This process did not run for `gap` ms (it was stopped, or its loop
+ * blocked): the instances' silence meanwhile says nothing of them. */
+void dg_registry_paused(dg_registry_t *self, int64_t now, int64_t gap);
 /* An operator's drain or undrain of a live instance. */
 void dg_registry_drain(dg_registry_t *self, dg_inst_t *in, bool drain);
 

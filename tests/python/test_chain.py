@@ -14,6 +14,7 @@ fixed caps, with real daemons.
 import os
 import signal
 import subprocess
+import time
 
 import msgpack
 import pytest
@@ -248,3 +249,25 @@ def test_controller_stop_ends_5000_live(pipeline_factory):
                    "controller stopped" for r in results.values())
     finally:
         raw.close()
+
+
+def test_paused_controller_declares_no_stage_dead(pipeline_factory):
+    """A controller stopped (SIGSTOP: a paused VM, a debugger) for longer
+    than dead_after_ms holds that silence, its own, against no stage."""
+    p = pipeline_factory(lambda f: chain_ini(
+        f, ("encoder", "transformer", "decoder"), dead_after="1s"),
+        name="pause")
+    p._read_pids()
+    ctl = p.pids["controller"]
+    os.kill(ctl, signal.SIGSTOP)
+    try:
+        time.sleep(2.5)         # the pause itself, not a wait for something
+    finally:
+        os.kill(ctl, signal.SIGCONT)
+    with p.client() as c:
+        wait_until(lambda: "did not run for" in p.log("controller"), 10,
+                   "the controller to notice its pause")
+        states = {i["name"]: i["state"] for i in c.instances()}
+    assert set(states.values()) == {"up"}, states
+    assert " is dead" not in p.log("controller")
+

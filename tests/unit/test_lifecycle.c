@@ -550,6 +550,33 @@ test_four_stage_chain(void **state)
 	s_fix_fini(&f);
 }
 
+/* A controller that was itself stopped for 15 s (SIGSTOP, a paused VM)
+ * holds that silence against no instance; one that stays silent after
+ * the resume still dies. */
+static void
+test_controller_paused(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	f.now += 15000;
+	dg_lc_paused(f.lc, f.now, 15000);
+	dg_lc_tick(f.lc, f.now);
+	dg_registry_t *reg = dg_lifecycle_registry(f.lc);
+	for (size_t i = 0; i < dg_registry_count(reg); i++)
+		assert_int_equal(dg_registry_at(reg, i)->state, DG_INST_UP);
+	f.now += 1500;
+	s_heartbeat(&f, 0, "e0", "up");
+	s_heartbeat(&f, 2, "d0", "up");
+	f.now += 1501;                  /* t0 silent 3001 ms since the resume */
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(dg_registry_find(reg, "t0")->state, DG_INST_DEAD);
+	assert_int_equal(dg_registry_find(reg, "e0")->state, DG_INST_UP);
+	s_fix_fini(&f);
+}
+
 static void
 s_submit_key(s_fix_t *f, const char *user, const char *key)
 {
@@ -656,6 +683,7 @@ main(void)
 		cmocka_unit_test(test_cancel_release_every_state),
 		cmocka_unit_test(test_four_stage_chain),
 		cmocka_unit_test(test_idempotent_submit),
+		cmocka_unit_test(test_controller_paused),
 	};
 	/* Thousands of re-dispatches are logged at info: keep errors. */
 	dg_log_set_level(DG_LOG_ERROR);
