@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "log.h"
 #include "proto.h"
+#include "trust.h"
 
 #define ZAP_DOMAIN "disagg"
 
@@ -110,6 +111,15 @@ dg_auth_new(const dg_security_conf_t *sec, const char *scratch, char *err,
 		goto fail;
 	}
 	snprintf(path, sizeof path, "%s/server_secret", sec->key_dir);
+	/* Whoever can write these can give themselves the deployment's
+	 * key or a client's. */
+	if (dg_trust_if_there(sec->key_dir, "key_dir", err, errlen) < 0 ||
+	    dg_trust_if_there(path, "server secret", err, errlen) < 0 ||
+	    (*sec->client_keys && dg_trust_if_there(sec->client_keys,
+	    "client_keys", err, errlen) < 0) ||
+	    (*sec->admin_keys && dg_trust_if_there(sec->admin_keys,
+	    "admin_keys", err, errlen) < 0))
+		goto fail;
 	if (!(self->cert = zcert_load(path)) ||
 	    zcert_secret_txt(self->cert)[0] == '\0' ||
 	    strcmp(zcert_secret_txt(self->cert),
@@ -123,6 +133,9 @@ dg_auth_new(const dg_security_conf_t *sec, const char *scratch, char *err,
 	    scratch);
 	zsys_dir_create("%s", self->allowed);
 	(void)chmod(self->allowed, 0700);
+	if (dg_trust_check(self->allowed, "allowed-keys folder", err,
+	    errlen) < 0)
+		goto fail;
 	/* Start from an empty list: keys removed since the last run must
 	 * not linger. */
 	DIR *d = opendir(self->allowed);

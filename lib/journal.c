@@ -18,6 +18,7 @@
 #include "checksum.h"
 #include "journal.h"
 #include "log.h"
+#include "trust.h"
 
 enum { K_ACCEPT = 'A', K_END = 'E', K_LAST = 'N', K_ROOMS = 'R' };
 
@@ -267,7 +268,23 @@ dg_journal_open(const char *path, dg_journal_fn *fn, void *arg, char *err,
 		goto fail;
 	}
 	zlistx_set_destructor(self->recent, s_live_destroy);
-	self->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* A journal someone else can write is requests someone else can
+	 * make us run: its folder and it must be ours alone. */
+	char *dir = strdup(path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if (!dir || dg_trust_if_there(slash ? dir : ".", "journal folder",
+	    err, errlen) < 0) {
+		if (!dir)
+			snprintf(err, errlen, "out of memory");
+		free(dir);
+		goto fail;
+	}
+	free(dir);
+	self->fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (self->fd >= 0 && dg_trust_check(path, "journal", err, errlen) < 0)
+		goto fail;
 	if (self->fd < 0) {
 		snprintf(err, errlen, "cannot open journal %s: %s", path,
 		    strerror(errno));

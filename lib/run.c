@@ -92,6 +92,11 @@ dg_run_open(const char *dir, bool create, char *why, size_t whysize)
 	if (st.st_uid != geteuid())
 		return s_refuse(EPERM, why, whysize, "the run folder %s belongs "
 		    "to another user", dir);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return s_refuse(EPERM, why, whysize, "the run folder %s is "
+		    "writable by %s (mode %04o): chmod go-w it", dir,
+		    st.st_mode & S_IWOTH ? "everyone" : "its group",
+		    (unsigned)(st.st_mode & 07777));
 	char *abs = realpath(dir, NULL);
 	if (!abs)
 		return s_refuse(errno, why, whysize, "run folder %s: %s", dir,

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "stage_builtin.h"
 #include "y4m.h"
+#include "trust.h"
 
 static const dg_stage_ops_t *const s_builtins[] = {
 	&dg_stage_null_ops,
@@ -253,6 +254,11 @@ dg_stage_output_dir(const char *dir, char *why, size_t whysize)
 	char *abs = realpath(dir, NULL);
 	if (!abs) {
 		snprintf(why, whysize, "output_dir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	/* Files are written there under names anyone could guess. */
+	if (dg_trust_check(abs, "output folder", why, whysize) < 0) {
+		free(abs);
 		return NULL;
 	}
 	/* What a decoder killed mid-write left behind. */

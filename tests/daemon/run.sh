@@ -102,4 +102,16 @@ check "daemon logs its drain" grep -q 'SIGTERM: draining' "$T_TMP/log"
 check "daemon tells systemd STOPPING=1 when it drains" \
     grep -q '^STOPPING=1' "$T_TMP/notify"
 
+# A folder it trusts that anyone can write: it refuses to start, and
+# says which and why (a link planted there would be written through).
+mkdir "$T_TMP/shared"
+chmod 0777 "$T_TMP/shared"
+sed -e "s|^peer=ipc://$T_TMP/d0|&\noutput_dir = $T_TMP/shared|" \
+    -e '/max_batch = lots/d' "$T_TMP/a.ini" > "$T_TMP/shared.ini"
+timeout 20 "$D" -d -f "$T_TMP/shared.ini" -N d0 > "$T_TMP/shared.log" 2>&1
+rc=$?
+sed 's/^/# /' "$T_TMP/shared.log" | tail -3
+check "daemon refuses a world-writable output folder, naming it" \
+    sh -c "[ $rc != 0 ] && [ $rc != 124 ] && grep -q 'output folder $T_TMP/shared is writable by everyone' '$T_TMP/shared.log'"
+
 summary daemon
