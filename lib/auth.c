@@ -23,6 +23,7 @@ struct dg_auth {
 	zhashx_t *admins;               /* public key (Z85) -> "" */
 	char allowed[DG_PATH_MAX];      /* what zauth reads */
 	zlistx_t *monitors;             /* zactor_t *, one per watched sock */
+	zlistx_t *watches;              /* s_watch_t *, their log state */
 };
 
 static int
@@ -99,7 +100,8 @@ dg_auth_new(const dg_security_conf_t *sec, const char *scratch, char *err,
 	dg_auth_t *self = calloc(1, sizeof *self);
 
 	if (!self || !(self->admins = zhashx_new()) ||
-	    !(self->monitors = zlistx_new())) {
+	    !(self->monitors = zlistx_new()) ||
+	    !(self->watches = zlistx_new())) {
 		s_err(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -183,6 +185,10 @@ dg_auth_destroy(dg_auth_t **self_p)
 	if (!self)
 		return;
 	zlistx_destroy(&self->monitors);
+	for (void *w = self->watches ? zlistx_first(self->watches) : NULL; w;
+	    w = zlistx_next(self->watches))
+		free(w);
+	zlistx_destroy(&self->watches);
 	zactor_destroy(&self->zap);
 	zcert_destroy(&self->cert);
 	zhashx_destroy(&self->admins);
@@ -205,11 +211,22 @@ dg_auth_daemon_client(dg_auth_t *self, zsock_t *sock)
 	zsock_set_curve_serverkey(sock, zcert_public_txt(self->cert));
 }
 
+/* One watched endpoint: refusals are logged at most once a second,
+ * with how many were left unsaid, so that a client retrying a bad key
+ * (every 100 ms, ZeroMQ's reconnect) or a flood cannot fill the log. */
+typedef struct {
+	const char *what;
+	int64_t last_ms;
+	uint64_t unsaid;
+} s_watch_t;
+
+#define REFUSED_EVERY_MS 1000
+
 /* A monitor event: [event name][value][address]. */
 static int
 s_on_monitor(zloop_t *loop, zsock_t *reader, void *arg)
 {
-	const char *what = arg;
+	s_watch_t *w = arg;
 	zmsg_t *m = zmsg_recv(reader);
 
 	(void)loop;
@@ -217,11 +234,20 @@ s_on_monitor(zloop_t *loop, zsock_t *reader, void *arg)
 		return 0;
 	char *event = zmsg_popstr(m), *value = zmsg_popstr(m),
 	    *addr = zmsg_popstr(m);
-	if (event && strncmp(event, "HANDSHAKE_FAILED", 16) == 0)
+	int64_t now = zclock_mono();
+	if (event && strncmp(event, "HANDSHAKE_FAILED", 16) == 0 &&
+	    now - w->last_ms < REFUSED_EVERY_MS) {
+		w->unsaid++;
+	} else if (event && strncmp(event, "HANDSHAKE_FAILED", 16) == 0) {
 		dg_log_warn("curve: refused a client on the %s endpoint%s%s: "
 		    "%s (its key is not in client_keys or admin_keys, or it "
-		    "does not speak CURVE)", what, addr && *addr ? " from " :
-		    "", addr ? addr : "", event);
+		    "does not speak CURVE)%s%.0llu%s", w->what, addr && *addr ?
+		    " from " : "", addr ? addr : "", event, w->unsaid ?
+		    "; and " : "", (unsigned long long)w->unsaid, w->unsaid ?
+		    " more refused since the last line" : "");
+		w->last_ms = now;
+		w->unsaid = 0;
+	}
 	free(event);
 	free(value);
 	free(addr);
@@ -242,8 +268,12 @@ dg_auth_watch(dg_auth_t *self, zsock_t *sock, const char *what,
 	zstr_sendx(mon, "START", NULL);
 	zsock_wait(mon);
 	zlistx_add_end(self->monitors, mon);
-	return zloop_reader(loop, zactor_sock(mon), s_on_monitor,
-	    (void *)what);
+	s_watch_t *w = calloc(1, sizeof *w);
+	if (!w)
+		return -1;
+	w->what = what;
+	zlistx_add_end(self->watches, w);
+	return zloop_reader(loop, zactor_sock(mon), s_on_monitor, w);
 }
 
 const char *

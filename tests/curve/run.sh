@@ -98,6 +98,18 @@ check "curve: the controller logs the refusal" wait_for 10 grep -q \
     'curve: refused a client on the listen endpoint' "$R/controller.log"
 as none "$DISAGG" instances -c "$CTL" --timeout 1500 > /dev/null 2>&1
 check "curve: a client without a key is refused (exit 3)" test $? = 3
+# Refusals are logged at most once a second per endpoint (a client
+# retries every 100 ms): five strangers for 1.5 s each, at once, make
+# a handful of lines, not a hundred.
+for i in 1 2 3 4 5; do
+	as strangers/mallory_secret "$DISAGG" instances -c "$CTL" \
+	    --timeout 1500 > /dev/null 2>&1 &
+done
+wait
+n=$(grep -c 'curve: refused a client on the listen endpoint' "$R/controller.log")
+check "curve: refusals are rate-limited in the log ($n lines)" test "$n" -le 10
+check "curve: the log says how many refusals it left unsaid" \
+    grep -q 'more refused since the last line' "$R/controller.log"
 
 as clients/alice_secret "$DISAGG" drain -c "$CTL" t0 > "$T_TMP/d.out" 2>&1
 rc=$?
