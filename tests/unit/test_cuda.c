@@ -1,6 +1,7 @@
-/*  test_cuda.c: the CUDA probe.  Without a device (every build and CI
- *  machine of this project) the probe must say so and not fail; the
- *  device test skips, as GPU-only tests do.  */
+/*  test_cuda.c: the CUDA probe.  A build without CUDA says so, with a
+ *  reason naming the fix; a CUDA build without a device says why; with
+ *  a device (only on a GPU machine; skipped elsewhere, as GPU-only tests
+ *  are) the count is positive and asking again gives the same.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,20 +18,32 @@ test_probe(void **state)
 	char why[256] = "";
 	int n = dg_cuda_device_count(why, sizeof why);
 
+#ifdef DG_CUDA
+	assert_true(dg_cuda_built());
 	assert_true(n >= 0);
 	if (n == 0)
 		assert_true(strlen(why) > 0);
-	if (!dg_cuda_built())
-		assert_int_equal(n, 0);
+#else
+	/* This object is built as the library is: without CUDA=1, no
+	 * device, and the reason says how to get one. */
+	assert_false(dg_cuda_built());
+	assert_int_equal(n, 0);
+	assert_non_null(strstr(why, "make CUDA=1"));
+#endif
+	/* A NULL reason is allowed. */
+	assert_int_equal(dg_cuda_device_count(NULL, 0), n);
 }
 
 static void
 test_device(void **state)
 {
 	(void)state;
-	if (dg_cuda_device_count(NULL, 0) == 0)
+	int n = dg_cuda_device_count(NULL, 0);
+	if (n == 0)
 		skip();
 	assert_true(dg_cuda_built());
+	assert_true(n >= 1);
+	assert_int_equal(dg_cuda_device_count(NULL, 0), n);
 }
 
 int
