@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <time.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -292,24 +293,39 @@ dg_stage_cost(int64_t ms)
 		;
 }
 
+static bool
+s_all_stopped(const dg_stage_item_t *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!items[i].stop || !atomic_load(items[i].stop))
+			return false;
+	return true;
+}
+
+/* A released room's memory comes back when its batch does: the sleep
+ * goes in slices, so that a batch whose rooms were all released ends
+ * within one slice, however long a step is. */
+#define STOP_SLICE_MS 20
+
 void
 dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
     int64_t step_ms, void (*progress)(void))
 {
 	for (int64_t k = 0; step_ms > 0 && k < steps; k++) {
-		size_t stopped = 0;
-		for (size_t i = 0; i < n; i++)
-			if (items[i].stop && atomic_load(items[i].stop))
-				stopped++;
-		if (stopped == n) {
-			for (size_t i = 0; i < n; i++)
-				snprintf(items[i].error, sizeof items[i].error,
-				    "stopped after %lld of %lld steps: the "
-				    "room was released", (long long)k,
-				    (long long)steps);
-			return;
+		for (int64_t slept = 0; slept < step_ms;
+		    slept += STOP_SLICE_MS) {
+			if (s_all_stopped(items, n)) {
+				for (size_t i = 0; i < n; i++)
+					snprintf(items[i].error,
+					    sizeof items[i].error, "stopped "
+					    "after %lld of %lld steps: the room "
+					    "was released", (long long)k,
+					    (long long)steps);
+				return;
+			}
+			dg_stage_cost(step_ms - slept < STOP_SLICE_MS ?
+			    step_ms - slept : STOP_SLICE_MS);
 		}
-		dg_stage_cost(step_ms);
 		if (progress)
 			progress();
 	}

@@ -296,7 +296,7 @@ s_encoder_run(void *state, dg_stage_item_t *items, size_t n)
 		if (s_check_item(self, it) == 0)
 			s_encode(self, it->req, it->out[0]);
 	}
-	dg_stage_cost(self->step_ms);
+	dg_stage_take_time(items, n, 1, self->step_ms, self->progress);
 	return 0;
 }
 
@@ -580,7 +580,7 @@ s_decoder_run(void *state, dg_stage_item_t *items, size_t n)
 			it->output_bytes = 0;
 		}
 	}
-	dg_stage_cost(self->step_ms);
+	dg_stage_take_time(items, n, 1, self->step_ms, self->progress);
 	return 0;
 }
 

@@ -14,6 +14,9 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -716,6 +719,64 @@ test_example_plugin(void **state)
 	s_close(&s);
 }
 
+typedef struct {
+	const dg_stage_ops_t *ops;
+	void *state;
+	dg_stage_item_t item;
+} s_long_run_t;
+
+static void *
+s_long_run(void *arg)
+{
+	s_long_run_t *lr = arg;
+	lr->ops->run(lr->state, &lr->item, 1);
+	return NULL;
+}
+
+/* A release reaches a reference stage in the middle of a long step: its
+ * batch ends within a slice (20 ms), not at the end of the step, so the
+ * room's memory comes back at once. */
+static void
+test_release_stops_a_long_step(void **state)
+{
+	char why[256];
+	const dg_request_t req = { .request = 1, .room = 1, .prompt = "p",
+	    .negative_prompt = "", .frames = 1, .height = 16, .width = 16,
+	    .steps = 1, .seed = 1 };
+	(void)state;
+
+	const dg_stage_ops_t *ops = dg_stage_find("ref-encoder", why,
+	    sizeof why);
+	assert_non_null(ops);
+	dg_stage_env_t env = { .abi = DG_STAGE_ABI, .role = "encoder",
+	    .name = "e0", .step_ms = 60000, .device = -1 };
+	s_long_run_t lr = { .ops = ops };
+	assert_int_equal(ops->init(&env, &lr.state, why, sizeof why), 0);
+	dg_tensor_plan_t in, out;
+	assert_int_equal(ops->plan(lr.state, &req, &in, &out, why,
+	    sizeof why), 0);
+	void *buf = calloc(1, out.t[0].bytes);
+	_Atomic int stop = 0;
+	lr.item = (dg_stage_item_t){ .req = &req, .in_plan = &in,
+	    .out_plan = &out, .stop = &stop };
+	lr.item.out[0] = buf;
+	pthread_t t;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(pthread_create(&t, NULL, s_long_run, &lr), 0);
+	struct timespec a_while = { 0, 100 * 1000000L };
+	nanosleep(&a_while, NULL);      /* the release comes mid-step */
+	atomic_store(&stop, 1);
+	pthread_join(t, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	assert_true(ms < 5000);         /* the step was 60 s */
+	assert_non_null(strstr(lr.item.error, "the room was released"));
+	ops->fini(lr.state);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -731,6 +792,7 @@ main(void)
 		cmocka_unit_test(test_ref_errors),
 		cmocka_unit_test(test_null),
 		cmocka_unit_test(test_example_plugin),
+		cmocka_unit_test(test_release_stops_a_long_step),
 	};
 	return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
