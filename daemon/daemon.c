@@ -25,6 +25,7 @@
 #include "run.h"
 #include "threads.h"
 #include "version.h"
+#include "trust.h"
 
 typedef struct {
 	dg_daemon_t d;                  /* first: roles see only this */
@@ -290,6 +291,13 @@ s_auth_start(s_daemon_t *self)
 	snprintf(scratch, sizeof scratch, "%s/%s", dg_run_dir(), self->d.name);
 	zsys_dir_create("%s", scratch);
 	(void)chmod(scratch, 0700);
+	/* The allowed keys go in there: a folder another user made first
+	 * (the default run folder is under /tmp) would let them plant one. */
+	if (dg_trust_check(dg_run_dir(), "run folder", err, sizeof err) < 0 ||
+	    dg_trust_check(scratch, "run folder", err, sizeof err) < 0) {
+		dg_log_error("curve: %s", err);
+		return -1;
+	}
 	self->d.auth = dg_auth_new(sec, scratch, err, sizeof err);
 	if (!self->d.auth) {
 		dg_log_error("curve: %s", err);
