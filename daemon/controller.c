@@ -564,6 +564,23 @@ s_drain(void *state)
 	dg_lc_draining(self->lc);
 }
 
+/* The drain's time is up: every live request ends now, failed with
+ * "controller stopped", and the loop delivers the results before the
+ * process goes. */
+static void
+s_expire(void *state)
+{
+	s_ctl_t *self = state;
+	dg_lc_counts_t c;
+
+	dg_lc_counts(self->lc, &c);
+	dg_log_warn("stopping: %zu live requests end failed", c.active);
+	dg_wire_cork();
+	dg_lc_stop(self->lc, zclock_mono(), "controller stopped");
+	s_release_held(self);
+	dg_wire_uncork();
+}
+
 static bool
 s_idle(void *state)
 {
@@ -626,5 +643,6 @@ const dg_role_ops_t dg_controller_ops = {
 	.drain = s_drain,
 	.idle = s_idle,
 	.reload = s_reload,
+	.expire = s_expire,
 	.stop = s_stop,
 };

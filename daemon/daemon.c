@@ -27,8 +27,13 @@
 #include "version.h"
 #include "trust.h"
 
+/* After a drain's work was ended at its deadline, how long the loop
+ * still turns to deliver the results. */
+#define EXPIRE_GRACE_MS 1000
+
 typedef struct {
 	dg_daemon_t d;                  /* first: roles see only this */
+	bool expired;                   /* the role ended its work */
 	int sigfd;
 	int exit_code;
 	const dg_role_ops_t *ops;
@@ -177,12 +182,22 @@ s_on_drain_tick(zloop_t *loop, int timer_id, void *arg)
 	if (!self->d.draining)
 		return 0;
 	bool idle = !self->ops->idle || self->ops->idle(self->state);
-	if (!idle && dg_now_ms() < self->d.drain_deadline)
+	if ((!idle || self->expired) && dg_now_ms() < self->d.drain_deadline)
 		return 0;
-	if (idle)
+	if (idle) {
 		dg_log_info("drained; exiting");
-	else
-		dg_log_warn("drain timeout: exiting with work in flight");
+		return -1;
+	}
+	/* Once: the role ends its work and the loop turns a while longer
+	 * (EXPIRE_GRACE_MS) to deliver it, then exits. */
+	if (self->ops->expire && !self->expired) {
+		dg_log_warn("drain timeout: ending the work in flight");
+		self->ops->expire(self->state);
+		self->expired = true;
+		self->d.drain_deadline = dg_now_ms() + EXPIRE_GRACE_MS;
+		return 0;
+	}
+	dg_log_warn("drain timeout: exiting with work in flight");
 	return -1;
 }
 

@@ -34,6 +34,9 @@ typedef struct {
 	bool (*idle)(void *state);
 	/* d->cfg was replaced by a valid file: apply reloadable keys. */
 	void (*reload)(void *state);
+	/* The drain's time is up: end what is left now, while the loop
+	 * still runs to deliver what that says (optional). */
+	void (*expire)(void *state);
 	void (*stop)(void **state);
 } dg_role_ops_t;
 
