@@ -261,7 +261,9 @@ def test_paused_controller_declares_no_stage_dead(pipeline_factory):
     ctl = p.pids["controller"]
     os.kill(ctl, signal.SIGSTOP)
     try:
-        time.sleep(2.5)         # the pause itself, not a wait for something
+        # The pause lasts 2.5 s: longer than dead_after_ms.
+        end = time.monotonic() + 2.5
+        wait_until(lambda: time.monotonic() >= end, 5, "the pause")
     finally:
         os.kill(ctl, signal.SIGCONT)
     with p.client() as c:
