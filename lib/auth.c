@@ -255,6 +255,29 @@ s_on_monitor(zloop_t *loop, zsock_t *reader, void *arg)
 	return 0;
 }
 
+/* Refusals left unsaid are said within a second, even when no other
+ * comes to carry them. */
+static int
+s_on_unsaid(zloop_t *loop, int timer_id, void *arg)
+{
+	dg_auth_t *self = arg;
+	int64_t now = zclock_mono();
+
+	(void)loop;
+	(void)timer_id;
+	for (s_watch_t *w = zlistx_first(self->watches); w;
+	    w = zlistx_next(self->watches)) {
+		if (!w->unsaid || now - w->last_ms < REFUSED_EVERY_MS)
+			continue;
+		dg_log_warn("curve: refused %llu more client%s on the %s "
+		    "endpoint since the last line", (unsigned long long)w->unsaid,
+		    w->unsaid == 1 ? "" : "s", w->what);
+		w->unsaid = 0;
+		w->last_ms = now;
+	}
+	return 0;
+}
+
 int
 dg_auth_watch(dg_auth_t *self, zsock_t *sock, const char *what,
     zloop_t *loop)
@@ -272,6 +295,8 @@ dg_auth_watch(dg_auth_t *self, zsock_t *sock, const char *what,
 	if (!w)
 		return -1;
 	w->what = what;
+	if (zlistx_size(self->watches) == 0)
+		zloop_timer(loop, REFUSED_EVERY_MS, 0, s_on_unsaid, self);
 	zlistx_add_end(self->watches, w);
 	return zloop_reader(loop, zactor_sock(mon), s_on_monitor, w);
 }
