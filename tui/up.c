@@ -862,6 +862,18 @@ dg_cmd_up(int argc, char *argv[])
 			free(text);
 			return DG_EXIT_FAIL;
 		}
+		/* Without a key this disagg could never hear the controller
+		 * say the stages are up: say so now, not at the timeout. */
+		const char *key = getenv("DISAGG_KEY");
+		if (dg_config_security(cfg)->curve && (!key || !*key)) {
+			fprintf(stderr, "disagg up: %s has curve = on, and this "
+			    "disagg has no key to reach its controller: set "
+			    "DISAGG_KEY to a client or admin secret key (disagg "
+			    "keygen); nothing started\n", file);
+			dg_config_destroy(&cfg);
+			free(text);
+			return DG_EXIT_FAIL;
+		}
 	}
 
 	if (dir)

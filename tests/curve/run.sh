@@ -77,6 +77,13 @@ pool = 64M
 output_dir = $T_TMP/out
 EOI
 CTL="tcp://127.0.0.1:$1"
+# Without a key, up could never hear the controller: it says so at
+# once, before starting anything.
+env -u DISAGG_KEY timeout 30 "$DISAGG" up -f "$T_TMP/topo.ini" \
+    -d "$T_TMP/nokey" --timeout 10 > "$T_TMP/nokey.out" 2>&1
+rc=$?
+check "curve: up without a client key fails at once, naming DISAGG_KEY" \
+    sh -c "[ $rc = 1 ] && grep -q 'set DISAGG_KEY' '$T_TMP/nokey.out'"
 if as admins/root_secret "$DISAGG" up -f "$T_TMP/topo.ini" --timeout 20 \
     > "$T_TMP/up.out" 2>&1; then
 	ok "curve: the pipeline starts and every stage registers over CURVE"
