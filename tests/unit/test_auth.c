@@ -14,8 +14,7 @@
 #include <unistd.h>
 
 #include "auth.h"
-
-static char s_dir[64];
+#include "scratch.h"
 
 static void
 s_path(char *buf, size_t len, const char *name)
@@ -29,8 +28,7 @@ s_setup(void **state)
 	char err[256], keys[128], clients[128], admins[128];
 
 	(void)state;
-	snprintf(s_dir, sizeof s_dir, "/tmp/dg-auth-XXXXXX");
-	if (!mkdtemp(s_dir))
+	if (s_scratch_make("dg-auth") < 0)
 		return -1;
 	s_path(keys, sizeof keys, "keys");
 	s_path(clients, sizeof clients, "clients");
@@ -41,16 +39,6 @@ s_setup(void **state)
 	    dg_auth_keygen(s_dir, "mallory", err, sizeof err) < 0)
 		return -1;
 	return 0;
-}
-
-static int
-s_teardown(void **state)
-{
-	char cmd[128];
-
-	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-	return system(cmd) == 0 ? 0 : -1;
 }
 
 static void
@@ -170,5 +158,5 @@ main(void)
 
 	zsys_init();
 	zsys_set_linger(0);
-	return cmocka_run_group_tests(tests, s_setup, s_teardown);
+	return cmocka_run_group_tests(tests, s_setup, s_scratch_remove);
 }

@@ -16,24 +16,13 @@
 #include "journal.h"
 #include "stage_host.h"
 #include "trust.h"
-
-static char s_dir[64];
+#include "scratch.h"
 
 static int
 s_setup(void **state)
 {
 	(void)state;
-	snprintf(s_dir, sizeof s_dir, "/tmp/disagg-trust-XXXXXX");
-	return mkdtemp(s_dir) ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-	char cmd[128];
-	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return s_scratch_make("disagg-trust");
 }
 
 static void
@@ -119,5 +108,5 @@ main(void)
 		cmocka_unit_test(test_modes),
 		cmocka_unit_test(test_where_it_is_used),
 	};
-	return cmocka_run_group_tests(tests, s_setup, s_teardown);
+	return cmocka_run_group_tests(tests, s_setup, s_scratch_remove);
 }

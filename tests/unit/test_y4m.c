@@ -14,25 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "scratch.h"
 #include "y4m.h"
-
-static char s_dir[64];
 
 static int
 s_setup(void **state)
 {
 	(void)state;
-	snprintf(s_dir, sizeof s_dir, "/tmp/disagg-y4m-XXXXXX");
-	return mkdtemp(s_dir) ? 0 : -1;
-}
-
-static int
-s_teardown(void **state)
-{
-	char cmd[128];
-	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return s_scratch_make("disagg-y4m");
 }
 
 static void
@@ -102,5 +91,5 @@ main(void)
 		cmocka_unit_test(test_planted_link_not_followed),
 		cmocka_unit_test(test_stale_temporary_replaced),
 	};
-	return cmocka_run_group_tests(tests, s_setup, s_teardown);
+	return cmocka_run_group_tests(tests, s_setup, s_scratch_remove);
 }

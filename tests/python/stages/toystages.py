@@ -22,6 +22,10 @@ def _in_pool(env, a):
     return base <= addr and addr + a.nbytes <= base + size
 
 
+# A step of the slow toy stage: simulated work, not a wait for anything.
+STEP_S = 0.02
+
+
 class Source:
     """Encoder: x = f32[N], filled from the prompt and the seed."""
 
@@ -92,7 +96,7 @@ class Middle:
             for k in range(50):
                 if item.stopped:
                     raise Stopped("stopped after %d of 50 steps" % k)
-                time.sleep(0.02)  # a step of simulated work, GIL released: not a wait
+                time.sleep(STEP_S)  # simulated work, GIL released: not a wait
                 item.progress(k + 1, 50)
         np.multiply(x, 2, out=y)
         y += 1
