@@ -196,13 +196,45 @@ s_assign(s_fix_t *f, int64_t now, uint64_t room, int64_t steps,
 	dg_msg_destroy(&m);
 }
 
-/* The upstream's transfer into `room` ends well. */
+/* The upstream's transfer into `room` ends well: the engine's event
+ * and the sender's transfer.done. */
 static void
 s_arrive(s_fix_t *f, int64_t now, uint64_t room, uint64_t recv_id)
 {
 	dg_xfer_event_t ev = { .id = recv_id, .room = room, .phase = 1,
 	    .dir = DG_XFER_RECV, .status = DG_XFER_DONE, .bytes = 64 };
 	dg_rooms_xfer_event(f->rooms, now, &ev);
+	dg_msg_t *d = dg_msg_new(DG_OP_TRANSFER_DONE);
+	assert_non_null(d);
+	d->u.transfer_done.room = room;
+	d->u.transfer_done.gen = 1;
+	dg_rooms_transfer_done(f->rooms, now, d);
+	dg_msg_destroy(&d);
+}
+
+static dg_tensor_row_t s_latents[1] = { { .name = "latents", .dtype = "u8",
+    .bytes = 64, .offset = 0 } };
+
+/* The next stage's manifest for `room` on hop `phase`: what the room
+ * answers, with its reason in `why`. */
+static dg_proto_code_t
+s_downstream(s_fix_t *f, int64_t now, uint64_t room, int64_t phase,
+    char *why, size_t whysize)
+{
+	static const dg_bin_t addr = { (const uint8_t *)"a", 1 };
+	dg_msg_t *m = dg_msg_new(DG_OP_MANIFEST);
+	dg_route_t route = { 0 };
+
+	assert_non_null(m);
+	m->u.manifest = (dg_manifest_msg_t){ .room = room, .phase = phase,
+	    .gen = 1, .fabric = &addr, .n_fabric = 1, .key = 1, .token = 9,
+	    .chunk = 65536, .tensors = s_latents, .n_tensors = 1 };
+	dg_proto_code_t code = dg_rooms_manifest(f->rooms, now, &m, &route,
+	    why, whysize);
+	/* Kept by the room when taken. */
+	assert_true(code != DG_PROTO_OK || m == NULL);
+	dg_msg_destroy(&m);
+	return code;
 }
 
 /* 10,000 rooms held in one stage: each one's memory reserved and its
@@ -284,11 +316,6 @@ test_end_in_every_queue(void **state)
 			}
 			if (q >= DG_QUEUE_READY) {
 				s_arrive(&f, 1000, 1, 1);
-				dg_msg_t *d = dg_msg_new(DG_OP_TRANSFER_DONE);
-				d->u.transfer_done.room = 1;
-				d->u.transfer_done.gen = 1;
-				dg_rooms_transfer_done(f.rooms, 1000, d);
-				dg_msg_destroy(&d);
 			}
 			if (q == DG_QUEUE_READY)
 				f.workers = 0;  /* none free: it stays ready */
@@ -363,11 +390,6 @@ test_middle_of_the_chain(void **state)
 	dg_rooms_pump(f.rooms, 1000);
 	assert_int_equal(f.manifests, 1);
 	s_arrive(&f, 1010, 7, 1);
-	dg_msg_t *d = dg_msg_new(DG_OP_TRANSFER_DONE);
-	d->u.transfer_done.room = 7;
-	d->u.transfer_done.gen = 1;
-	dg_rooms_transfer_done(f.rooms, 1010, d);
-	dg_msg_destroy(&d);
 	dg_rooms_pump(f.rooms, 1010);
 	assert_int_equal(f.nbatches, 1);
 	assert_int_equal(f.to_ctl[DG_OP_ROOM_PHASE], 1);
@@ -377,18 +399,9 @@ test_middle_of_the_chain(void **state)
 	assert_int_equal(dg_rooms_queued(f.rooms, DG_QUEUE_SENDING), 1);
 	assert_int_equal(f.sends, 0);           /* no manifest yet */
 	/* The decoder's manifest for hop 2. */
-	static dg_tensor_row_t rows[1] = { { .name = "latents", .dtype = "u8",
-	    .bytes = 64, .offset = 0 } };
-	static const dg_bin_t addr = { (const uint8_t *)"a", 1 };
-	dg_msg_t *m = dg_msg_new(DG_OP_MANIFEST);
-	m->u.manifest = (dg_manifest_msg_t){ .room = 7, .phase = 2, .slot = 0,
-	    .gen = 1, .fabric = &addr, .n_fabric = 1, .key = 1, .base = 0,
-	    .token = 9, .chunk = 65536, .tensors = rows, .n_tensors = 1 };
-	dg_route_t route = { 0 };
 	char why[256];
-	assert_int_equal(dg_rooms_manifest(f.rooms, 1060, &m, &route, why,
-	    sizeof why), DG_PROTO_OK);
-	assert_null(m);                 /* the room took it */
+	assert_int_equal(s_downstream(&f, 1060, 7, 2, why, sizeof why),
+	    DG_PROTO_OK);
 	assert_int_equal(f.sends, 1);
 	assert_int_equal(f.to_ctl[DG_OP_ROOM_PHASE], 2);
 	dg_xfer_event_t ev = { .id = 2, .room = 7, .phase = 2,
@@ -399,13 +412,9 @@ test_middle_of_the_chain(void **state)
 	assert_int_equal(dg_rooms_count(f.rooms), 0);
 	assert_int_equal(dg_rooms_done(f.rooms), 1);
 	/* A manifest for a hop we do not send is refused. */
-	m = dg_msg_new(DG_OP_MANIFEST);
-	m->u.manifest = (dg_manifest_msg_t){ .room = 8, .phase = 1,
-	    .gen = 1, .tensors = rows, .n_tensors = 1 };
-	assert_int_equal(dg_rooms_manifest(f.rooms, 1080, &m, &route, why,
-	    sizeof why), DG_PROTO_E_INVALID);
+	assert_int_equal(s_downstream(&f, 1080, 8, 1, why, sizeof why),
+	    DG_PROTO_E_INVALID);
 	assert_non_null(strstr(why, "sends no phase 1 data"));
-	dg_msg_destroy(&m);
 	/* A plan that refuses fails the room for good. */
 	s_assign(&f, 1100, 9, 5000, 60000);
 	assert_int_equal(f.failed_final, 1);
@@ -426,28 +435,15 @@ test_send_memory_kept_until_its_event(void **state)
 	s_assign(&f, 1000, 3, 10, 60000);
 	dg_rooms_pump(f.rooms, 1000);
 	s_arrive(&f, 1000, 3, 1);
-	dg_msg_t *d = dg_msg_new(DG_OP_TRANSFER_DONE);
-	d->u.transfer_done.room = 3;
-	d->u.transfer_done.gen = 1;
-	dg_rooms_transfer_done(f.rooms, 1000, d);
-	dg_msg_destroy(&d);
 	dg_rooms_pump(f.rooms, 1000);
 	dg_room_batch_t *b = f.batches[--f.nbatches];
 	f.workers_busy--;
 	dg_rooms_batch_done(f.rooms, 1000, b);
-	static dg_tensor_row_t rows[1] = { { .name = "latents", .dtype = "u8",
-	    .bytes = 64, .offset = 0 } };
-	static const dg_bin_t addr = { (const uint8_t *)"a", 1 };
-	dg_msg_t *m = dg_msg_new(DG_OP_MANIFEST);
-	m->u.manifest = (dg_manifest_msg_t){ .room = 3, .phase = 2,
-	    .gen = 1, .fabric = &addr, .n_fabric = 1, .key = 1, .token = 9,
-	    .chunk = 65536, .tensors = rows, .n_tensors = 1 };
-	dg_route_t route = { 0 };
 	char why[256];
-	assert_int_equal(dg_rooms_manifest(f.rooms, 1000, &m, &route, why,
-	    sizeof why), DG_PROTO_OK);
+	assert_int_equal(s_downstream(&f, 1000, 3, 2, why, sizeof why),
+	    DG_PROTO_OK);
 	assert_int_equal(f.sends, 1);
-	m = dg_msg_new(DG_OP_RELEASE);
+	dg_msg_t *m = dg_msg_new(DG_OP_RELEASE);
 	m->u.release.room = 3;
 	dg_rooms_release(f.rooms, 1001, m);
 	dg_msg_destroy(&m);
