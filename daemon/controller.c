@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "fit.h"
 #include "journal.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -164,6 +165,23 @@ s_io_journal_rooms(void *arg, uint64_t upto)
 {
 	s_ctl_t *self = arg;
 	return dg_journal_reserve_rooms(self->journal, upto);
+}
+
+/* What no pool of a role can hold is refused at submit, not left to
+ * wait out its deadline in a stage's incoming queue. */
+static int
+s_io_fits(void *arg, const dg_submit_msg_t *sub, char *why, size_t whysize)
+{
+	s_ctl_t *self = arg;
+	const dg_request_t req = {
+		.prompt = sub->prompt,
+		.negative_prompt = sub->negative_prompt ?
+		    sub->negative_prompt : "",
+		.frames = sub->frames, .height = sub->height,
+		.width = sub->width, .steps = sub->steps, .seed = sub->seed,
+		.step_end = sub->steps,
+	};
+	return dg_fit_check(self->d->cfg, &req, why, whysize);
 }
 
 /* ---- admin ops answered here ------------------------------------------- */
@@ -519,6 +537,7 @@ s_start(dg_daemon_t *d, void **state)
 		.arg = self, .to_client = s_io_to_client,
 		.client_error = s_io_client_error,
 		.to_instance = s_io_to_instance, .publish = s_io_publish,
+		.fits = s_io_fits,
 	};
 	if (*c->journal) {
 		io.journal_accept = s_io_journal_accept;

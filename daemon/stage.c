@@ -136,6 +136,7 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 		.places = dg_config_pipeline(self->d->cfg)->nroles,
 		.expert = self->conf->expert, .boundary = self->conf->boundary,
 		.queue_depth = self->conf->queue_depth,
+		.overtake = self->conf->overtake,
 		.max_batch = self->conf->max_batch,
 		.verify = dg_config_fabric(self->d->cfg)->verify,
 	};

@@ -93,6 +93,7 @@ typedef struct {
 	int64_t workers;
 	int64_t max_batch;
 	int64_t queue_depth;
+	int64_t overtake;
 	int64_t step_ms;
 	char output_dir[DG_PATH_MAX];
 	int64_t drain_timeout_ms;

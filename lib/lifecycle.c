@@ -655,6 +655,12 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 		s_repeat(self, from, m->seq, same);
 		return;
 	}
+	char why[256];
+	if (self->io.fits && self->io.fits(self->io.arg, sub, why,
+	    sizeof why) < 0) {
+		s_error(self, from, m->seq, DG_PROTO_E_INVALID, "%s", why);
+		return;
+	}
 	if ((int64_t)self->active >= self->conf->max_pending) {
 		s_error(self, from, m->seq, DG_PROTO_E_BUSY, "%zu requests in "
 		    "flight (max_pending)", self->active);

@@ -78,6 +78,11 @@ typedef struct {
 	    const dg_msg_t *submit);
 	int (*journal_end)(void *arg, uint64_t id, const dg_msg_t *result);
 	int (*journal_rooms)(void *arg, uint64_t upto);
+	/* Whether a submit the core finds valid can ever be served: the
+	 * stages' plans against their pools (fit.h).  0, or -1 with the
+	 * reason, and it is refused as invalid.  NULL: every one can. */
+	int (*fits)(void *arg, const dg_submit_msg_t *sub, char *why,
+	    size_t whysize);
 } dg_lc_io_t;
 
 typedef struct _dg_lifecycle_t dg_lifecycle_t;

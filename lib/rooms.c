@@ -15,6 +15,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "manifest.h"
+#include "fit.h"
 #include "rooms.h"
 #include "stage_host.h"
 
@@ -44,6 +45,9 @@ struct dg_room {
 	int64_t created, queued_at, deadline;
 	int64_t ready_at;               /* input here: the stage's own time */
 	bool in_worker, released, failed;
+	/* Rooms that took pool space while this one waited for it: past
+	 * conf.overtake nothing passes it (s_pass). */
+	int64_t overtaken, mark;
 	_Atomic int stop;               /* tells the plugin to give up */
 	dg_stage_item_t item;
 	uint64_t out_offsets[DG_STAGE_MAX_TENSORS];
@@ -368,15 +372,6 @@ s_align(uint64_t v)
 	return (v + 255) & ~255ULL;
 }
 
-static uint64_t
-s_plan_bytes(const dg_tensor_plan_t *p)
-{
-	uint64_t total = 0;
-	for (size_t i = 0; i < p->n; i++)
-		total = s_align(total) + p->t[i].bytes;
-	return total ? total : 1;
-}
-
 static int64_t
 s_left_ms(const dg_room_t *r, int64_t now)
 {
@@ -391,13 +386,13 @@ s_try_receive(dg_rooms_t *self, int64_t now, dg_room_t *r)
 {
 	char why[256];
 
-	if (dg_pool_reserve(self->pool, s_plan_bytes(&r->in_plan),
+	if (dg_pool_reserve(self->pool, dg_fit_plan_bytes(&r->in_plan),
 	    &r->in_ext) != DG_SLOT_OK)
 		return false;
 	/* Its output too, now: a room holding its input while it waits for
 	 * output space could fill the pool with inputs and wait for ever. */
 	if (r->out_plan.n && dg_pool_reserve(self->pool,
-	    s_plan_bytes(&r->out_plan), &r->out_ext) != DG_SLOT_OK) {
+	    dg_fit_plan_bytes(&r->out_plan), &r->out_ext) != DG_SLOT_OK) {
 		dg_pool_free(self->pool, &r->in_ext);
 		return false;
 	}
@@ -520,45 +515,98 @@ s_lay_out(dg_rooms_t *self, dg_room_t *x)
 	}
 }
 
+/* A room that waits for pool space lets smaller ones behind it take
+ * what is free, so one large request never holds back the queue; but
+ * only conf.overtake of them, so that it is not starved either: then
+ * nothing passes it until in-flight rooms give back enough.  `passed`
+ * counts the rooms that went ahead in this turn; `mark` what it was
+ * when `r` was first passed over. */
+static bool
+s_may_pass(dg_rooms_t *self, dg_room_t *r, int64_t passed)
+{
+	if (r->mark < 0)
+		r->mark = passed;
+	return r->overtaken + passed - r->mark < self->conf.overtake;
+}
+
+/* The rooms still waiting in `q` were each passed by the rooms that went
+ * ahead after them in this turn. */
+static void
+s_count_passes(dg_rooms_t *self, dg_room_queue_t q, int64_t passed)
+{
+	for (dg_room_t *r = zlistx_first(self->queues[q]); r;
+	    r = zlistx_next(self->queues[q])) {
+		if (r->mark >= 0 && passed > r->mark) {
+			r->overtaken += passed - r->mark;
+			if (r->overtaken >= self->conf.overtake)
+				dg_log_debug("room=%llu: passed by %lld smaller "
+				    "rooms; none passes it now",
+				    (unsigned long long)r->room,
+				    (long long)r->overtaken);
+		}
+		r->mark = -1;
+	}
+}
+
 void
 dg_rooms_pump(dg_rooms_t *self, int64_t now)
 {
 	/* Incoming rooms wait for pool space: try again now. */
+	int64_t passed = 0;
+	bool waiting = false;
 	dg_room_t *r = zlistx_first(self->queues[DG_QUEUE_INCOMING]);
 	while (r) {
 		dg_room_t *next = zlistx_next(self->queues[DG_QUEUE_INCOMING]);
-		if (!s_try_receive(self, now, r))
-			break;
+		if (s_try_receive(self, now, r)) {
+			passed += waiting;
+		} else {
+			waiting = true;
+			if (!s_may_pass(self, r, passed))
+				break;
+		}
 		r = next;
 	}
+	s_count_passes(self, DG_QUEUE_INCOMING, passed);
+	/* Ready rooms of the first stage reserve their output here. */
+	passed = 0;
+	waiting = false;
 	int64_t max_batch = self->conf.max_batch;
-	while (self->io.worker_free(self->io.arg) &&
+	bool blocked = false;
+	while (!blocked && self->io.worker_free(self->io.arg) &&
 	    zlistx_size(self->queues[DG_QUEUE_READY]) > 0) {
 		dg_room_batch_t *b = calloc(1, sizeof *b);
 		if (!b)
-			return;
+			break;
 		b->rooms = calloc((size_t)max_batch, sizeof *b->rooms);
 		if (!b->rooms) {
 			free(b);
-			return;
+			break;
 		}
 		r = zlistx_first(self->queues[DG_QUEUE_READY]);
 		while (r && (int64_t)b->n < max_batch) {
 			dg_room_t *next = zlistx_next(self->queues[DG_QUEUE_READY]);
 			if (r->out_plan.n && !r->has_out) {
 				if (dg_pool_reserve(self->pool,
-				    s_plan_bytes(&r->out_plan), &r->out_ext) !=
-				    DG_SLOT_OK)
-					break;  /* wait for space */
+				    dg_fit_plan_bytes(&r->out_plan),
+				    &r->out_ext) != DG_SLOT_OK) {
+					waiting = true;
+					if (!s_may_pass(self, r, passed)) {
+						blocked = true;
+						break;
+					}
+					r = next;
+					continue;
+				}
 				r->has_out = true;
 			}
+			passed += waiting;
 			b->rooms[b->n++] = r;
 			r = next;
 		}
 		if (b->n == 0) {
 			free(b->rooms);
 			free(b);
-			return;
+			break;
 		}
 		for (size_t i = 0; i < b->n; i++) {
 			dg_room_t *x = b->rooms[i];
@@ -569,6 +617,7 @@ dg_rooms_pump(dg_rooms_t *self, int64_t now)
 		}
 		self->io.run(self->io.arg, b);
 	}
+	s_count_passes(self, DG_QUEUE_READY, passed);
 }
 
 void
@@ -771,6 +820,7 @@ dg_rooms_assign(dg_rooms_t *self, int64_t now, const dg_msg_t *m)
 	if (!r)
 		return;
 	r->room = a->room;
+	r->mark = -1;
 	r->request = a->request;
 	r->attempt = a->attempt;
 	r->prompt = strdup(a->prompt);
@@ -817,6 +867,18 @@ dg_rooms_assign(dg_rooms_t *self, int64_t now, const dg_msg_t *m)
 	}
 	if (self->io.plan(self->io.arg, &r->req, &r->in_plan, &r->out_plan,
 	    why, sizeof why) < 0) {
+		s_fail(self, r, false, "invalid: %s", why);
+		return;
+	}
+	/* One that can never fit would wait in incoming until its deadline
+	 * (the controller refuses those it can plan itself at submit). */
+	uint64_t need = dg_fit_need(&r->in_plan, &r->out_plan,
+	    dg_pool_slot_size(self->pool));
+	if (need > dg_pool_size(self->pool)) {
+		char whose[DG_NAME_MAX + 8];
+		snprintf(whose, sizeof whose, "%s's", self->conf.name);
+		dg_fit_say(why, sizeof why, need, self->conf.role, whose,
+		    dg_pool_size(self->pool));
 		s_fail(self, r, false, "invalid: %s", why);
 		return;
 	}

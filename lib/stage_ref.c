@@ -164,6 +164,21 @@ s_plan_role(s_role_t role, dg_expert_t expert, const dg_request_t *req,
 	return 0;
 }
 
+int
+dg_stage_ref_plan(const char *stage, int expert, const dg_request_t *req,
+    dg_tensor_plan_t *in, dg_tensor_plan_t *out, char *why, size_t whysize)
+{
+	static const char *const names[] = {
+		"ref-encoder", "ref-transformer", "ref-decoder",
+	};
+
+	for (int role = 0; role < 3; role++)
+		if (stage && strcmp(stage, names[role]) == 0)
+			return s_plan_role((s_role_t)role, (dg_expert_t)expert,
+			    req, in, out, why, whysize) < 0 ? -1 : 1;
+	return 0;
+}
+
 static int
 s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
     size_t whysize)

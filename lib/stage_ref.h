@@ -22,6 +22,13 @@
  * refuse a request at submission. */
 int dg_stage_ref_check(const dg_request_t *req, char *why, size_t whysize);
 
+/* The plan of the reference stage named `stage` ("ref-transformer")
+ * with `expert` (dg_expert_t), without loading it: 1, 0 when `stage` is
+ * not a reference stage, -1 with a reason when it cannot serve `req`.
+ * A controller uses it to refuse at submission what no pool can hold. */
+int dg_stage_ref_plan(const char *stage, int expert, const dg_request_t *req,
+    dg_tensor_plan_t *in, dg_tensor_plan_t *out, char *why, size_t whysize);
+
 typedef struct {
 	char output[1024];              /* the file written */
 	uint64_t bytes;

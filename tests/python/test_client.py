@@ -165,6 +165,19 @@ def test_cancel(client):
     assert e.value.code == "invalid"    # already over
 
 
+def test_request_no_pool_can_hold(client):
+    """Refused at submit, naming the sizes: it was accepted, held a
+    transformer until its deadline, and every request behind it waited."""
+    t0 = time.monotonic()
+    with pytest.raises(Error) as e:
+        client.submit("huge", frames=1001, height=2048, width=2048, steps=1)
+    assert e.value.code == "invalid"
+    assert e.value.message == ("needs 1008 MiB in a transformer pool; "
+                               "the largest is 64 MiB")
+    assert time.monotonic() - t0 < 5
+    assert client.submit("after it", **SMALL).result(30)["status"] == "done"
+
+
 def test_invalid_parameters(client):
     for bad in (dict(frames=0), dict(steps=-1), dict(height=0),
                 dict(width=100000), dict(deadline_ms=-5)):

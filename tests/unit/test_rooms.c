@@ -103,12 +103,12 @@ s_cancel(void *arg, uint64_t id)
 	f->cancels++;
 }
 
-/* The null stage's shapes: 64 bytes in, 64 out. */
+/* The null stage's shapes, 64 bytes in and 64 out, for each frame. */
 static int
 s_plan(void *arg, const dg_request_t *req, dg_tensor_plan_t *in,
     dg_tensor_plan_t *out, char *why, size_t whysize)
 {
-	const int64_t shape[1] = { 64 };
+	const int64_t shape[1] = { 64 * req->frames };
 	(void)arg;
 	if (req->steps > 1000) {
 		snprintf(why, whysize, "too many steps");
@@ -178,8 +178,8 @@ s_fix_fini(s_fix_t *f)
 }
 
 static void
-s_assign(s_fix_t *f, int64_t now, uint64_t room, int64_t steps,
-    int64_t deadline_ms)
+s_assign_frames(s_fix_t *f, int64_t now, uint64_t room, int64_t steps,
+    int64_t deadline_ms, int64_t frames)
 {
 	static const dg_stage_row_t chain[] = {
 		{ "encoder", "e0", "ipc://@up" },
@@ -189,10 +189,27 @@ s_assign(s_fix_t *f, int64_t now, uint64_t room, int64_t steps,
 	dg_msg_t *m = dg_msg_new(DG_OP_ASSIGN);
 	assert_non_null(m);
 	m->u.assign = (dg_assign_msg_t){ .request = room, .room = room,
-	    .attempt = 1, .prompt = "p", .frames = 1, .height = 16,
+	    .attempt = 1, .prompt = "p", .frames = frames, .height = 16,
 	    .width = 16, .steps = steps, .seed = 1,
 	    .deadline_ms = deadline_ms, .stages = chain, .n_stages = 3 };
 	dg_rooms_assign(f->rooms, now, m);
+	dg_msg_destroy(&m);
+}
+
+static void
+s_assign(s_fix_t *f, int64_t now, uint64_t room, int64_t steps,
+    int64_t deadline_ms)
+{
+	s_assign_frames(f, now, room, steps, deadline_ms, 1);
+}
+
+static void
+s_release(s_fix_t *f, int64_t now, uint64_t room)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_RELEASE);
+	assert_non_null(m);
+	m->u.release.room = room;
+	dg_rooms_release(f->rooms, now, m);
 	dg_msg_destroy(&m);
 }
 
@@ -258,12 +275,8 @@ test_10000_rooms(void **state)
 	assert_int_equal(q->u.queues_ok.n_rooms, 10000);
 	assert_int_equal(q->u.queues_ok.omitted, 0);
 	dg_msg_destroy(&q);
-	for (uint64_t r = 1; r <= 10000; r++) {
-		dg_msg_t *m = dg_msg_new(DG_OP_RELEASE);
-		m->u.release.room = r;
-		dg_rooms_release(f.rooms, 2000, m);
-		dg_msg_destroy(&m);
-	}
+	for (uint64_t r = 1; r <= 10000; r++)
+		s_release(&f, 2000, r);
 	assert_int_equal(dg_rooms_count(f.rooms), 0);
 	assert_int_equal(f.cancels, 10000);
 	/* A release is the controller's own: no report back. */
@@ -289,6 +302,70 @@ test_queue_depth(void **state)
 	assert_int_equal(dg_rooms_queued(f.rooms, DG_QUEUE_INCOMING), 3);
 	assert_int_equal(f.failed_retryable, 1);
 	assert_non_null(strstr(f.last_reason, "queue_depth 3"));
+	s_fix_fini(&f);
+}
+
+/* A room waiting for more pool space than is free does not hold back
+ * the smaller rooms behind it, but only `overtake` of them pass it:
+ * then the space freed is kept for it.  (Rooms took pool space in
+ * arrival order, so one large request blocked the whole stage until
+ * its deadline.) */
+static void
+test_large_room_lets_small_ones_pass(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	/* 8 slots of 4 KiB; a 1-frame room takes 2 (input and output), a
+	 * 128-frame one 4. */
+	s_fix_init(&f, 1, 100, 1, 1, 8 * 4096);
+	dg_rooms_conf_t c = { .role = "transformer", .name = "t0",
+	    .index = 1, .places = 3, .queue_depth = 100, .max_batch = 1,
+	    .overtake = 2 };
+	dg_rooms_set_conf(f.rooms, &c);
+	for (uint64_t r = 1; r <= 3; r++)
+		s_assign(&f, 1000, r, 10, 600000);
+	s_assign_frames(&f, 1000, 4, 10, 600000, 128);
+	for (uint64_t r = 5; r <= 7; r++)
+		s_assign(&f, 1000, r, 10, 600000);
+	dg_rooms_pump(f.rooms, 1000);
+	/* 1, 2, 3 and 5 hold the pool; 4 waits, and 6 and 7 behind it. */
+	assert_int_equal(f.manifests, 4);
+	assert_int_equal(dg_rooms_queued(f.rooms, DG_QUEUE_INCOMING), 3);
+	s_release(&f, 1001, 1);
+	dg_rooms_pump(f.rooms, 1001);
+	assert_int_equal(f.manifests, 5);       /* 6 passed 4, twice now */
+	/* Room 4 has been passed twice: what frees now is its. */
+	s_release(&f, 1002, 2);
+	dg_rooms_pump(f.rooms, 1002);
+	assert_int_equal(f.manifests, 5);       /* 7 waits behind it */
+	s_release(&f, 1003, 3);
+	dg_rooms_pump(f.rooms, 1003);
+	assert_int_equal(f.manifests, 6);       /* 4's */
+	assert_int_equal(dg_rooms_queued(f.rooms, DG_QUEUE_INCOMING), 1);
+	assert_int_equal(f.to_ctl[DG_OP_STAGE_FAILED], 0);
+	s_fix_fini(&f);
+}
+
+/* A room that needs more than the whole pool fails at its assign, not
+ * at its deadline, naming the sizes; it is the request's fault, so it
+ * is not placed again. */
+static void
+test_room_larger_than_pool(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, 1, 100, 1, 1, 8 * 4096);
+	s_assign_frames(&f, 1000, 1, 10, 600000, 512);
+	assert_int_equal(f.failed_final, 1);
+	assert_string_equal(f.last_reason, "invalid: needs 64 KiB in a "
+	    "transformer pool; t0's is 32 KiB");
+	assert_int_equal(dg_rooms_count(f.rooms), 0);
+	/* One that fits exactly is taken. */
+	s_assign_frames(&f, 1000, 2, 10, 600000, 256);
+	dg_rooms_pump(f.rooms, 1000);
+	assert_int_equal(f.manifests, 1);
 	s_fix_fini(&f);
 }
 
@@ -467,6 +544,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_10000_rooms),
 		cmocka_unit_test(test_queue_depth),
+		cmocka_unit_test(test_large_room_lets_small_ones_pass),
+		cmocka_unit_test(test_room_larger_than_pool),
 		cmocka_unit_test(test_end_in_every_queue),
 		cmocka_unit_test(test_middle_of_the_chain),
 		cmocka_unit_test(test_send_memory_kept_until_its_event),
