@@ -575,6 +575,10 @@ s_req_admit(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 	self->active++;
 }
 
+/* How long after admission was last full each client is held to an
+ * equal share of it (dg_lc_submit). */
+#define CONTENDED_MS 1000
+
 static const char *
 s_check_submit(const dg_submit_msg_t *sub)
 {
@@ -662,6 +666,7 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 		return;
 	}
 	if ((int64_t)self->active >= self->conf->max_pending) {
+		self->contended_until = now + CONTENDED_MS;
 		s_error(self, from, m->seq, DG_PROTO_E_BUSY, "%zu requests in "
 		    "flight (max_pending)", self->active);
 		return;
@@ -675,6 +680,21 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 		    "%ld requests in flight (max_pending_per_client)",
 		    (long)mine);
 		return;
+	}
+	/* While admission is full, or was a moment ago, what frees goes
+	 * to the clients below an equal share of it, not to whoever asks
+	 * first: a flood's fastest client would take it all. */
+	if (now < self->contended_until) {
+		size_t clients = zhashx_size(self->per_client) + (mine == 0);
+		int64_t share = self->conf->max_pending / (int64_t)clients;
+		if (mine >= (share > 0 ? share : 1)) {
+			s_error(self, from, m->seq, DG_PROTO_E_BUSY, "this "
+			    "client has %ld requests in flight, its share of "
+			    "a full admission (max_pending %lld among %zu "
+			    "clients)", (long)mine,
+			    (long long)self->conf->max_pending, clients);
+			return;
+		}
 	}
 	dg_lc_req_t *r = s_req_new(self);
 	if (!r) {

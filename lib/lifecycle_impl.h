@@ -53,6 +53,7 @@ struct _dg_lifecycle_t {
 	size_t active;
 	uint64_t ndone, nfailed, ncancelled, replayed;
 	int64_t next_deadline;          /* no live deadline before this */
+	int64_t contended_until;        /* admission was full: shares apply */
 	bool draining;
 };
 

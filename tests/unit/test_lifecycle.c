@@ -591,6 +591,73 @@ s_submit_key(s_fix_t *f, const char *user, const char *key)
 	dg_msg_destroy(&m);
 }
 
+/* A flood of 20 clients, each submitting as fast as it can against a
+ * full admission (max_pending 100) while the oldest requests end: every
+ * client gets about the same.  (The space that freed went to whoever
+ * asked first: accepted counts ranged from 42 to 2,604.) */
+static void
+test_admission_fair_under_flood(void **state)
+{
+	enum { CLIENTS = 20, ROUNDS = 300 };
+	s_fix_t f;
+	dg_route_t from[CLIENTS];
+	size_t accepted[CLIENTS] = { 0 };
+	uint64_t *live = calloc(100000, sizeof *live);
+	size_t head = 0, tail = 0;
+	(void)state;
+
+	assert_non_null(live);
+	s_fix_init(&f, s_three, 3);
+	f.conf.max_pending = 100;
+	f.conf.max_pending_per_client = 100;
+	s_three_up(&f);
+	for (int c = 0; c < CLIENTS; c++) {
+		char id[16];
+		snprintf(id, sizeof id, "client-%02d", c);
+		from[c] = f.client;
+		from[c].identity = zframe_new(id, strlen(id));
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		f.now += 10;
+		/* The ten oldest end. */
+		for (int k = 0; k < 10 && head < tail; k++) {
+			dg_msg_t *m = dg_msg_new(DG_OP_CANCEL);
+			m->u.cancel.request = live[head++];
+			dg_lc_cancel(f.lc, f.now, &f.client, m, true);
+			dg_msg_destroy(&m);
+		}
+		/* Everyone asks again, always in the same order. */
+		for (int c = 0; c < CLIENTS; c++) {
+			for (int k = 0; k < 5; k++) {
+				dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
+				m->seq = ++f.seq;
+				m->u.submit = (dg_submit_msg_t){ .prompt = "a",
+				    .frames = 5, .height = 64, .width = 64,
+				    .steps = 4, .seed = 1 };
+				size_t before = f.rec.n;
+				dg_lc_submit(f.lc, f.now, &from[c], m);
+				dg_msg_destroy(&m);
+				if (f.rec.n > before &&
+				    f.rec.out[before].op == DG_OP_SUBMIT_OK) {
+					accepted[c]++;
+					live[tail++] = f.rec.out[before].request;
+				}
+			}
+		}
+		f.rec.n = 0;    /* only the last round's messages matter */
+	}
+	size_t lo = SIZE_MAX, hi = 0;
+	for (int c = 0; c < CLIENTS; c++) {
+		lo = accepted[c] < lo ? accepted[c] : lo;
+		hi = accepted[c] > hi ? accepted[c] : hi;
+		zframe_destroy(&from[c].identity);
+	}
+	print_message("accepted per client: %zu to %zu\n", lo, hi);
+	assert_true(lo > 0 && hi <= 2 * lo);
+	free(live);
+	s_fix_fini(&f);
+}
+
 /* The request id of the last submit.ok, or 0. */
 static uint64_t
 s_last_ok(const s_fix_t *f)
@@ -683,6 +750,7 @@ main(void)
 		cmocka_unit_test(test_cancel_release_every_state),
 		cmocka_unit_test(test_four_stage_chain),
 		cmocka_unit_test(test_idempotent_submit),
+		cmocka_unit_test(test_admission_fair_under_flood),
 		cmocka_unit_test(test_controller_paused),
 	};
 	/* Thousands of re-dispatches are logged at info: keep errors. */
