@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <czmq.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,10 @@ typedef struct {
 	int64_t last_snapshot;
 	int64_t last_tick;
 	bool changed;
+	/* Memory handed back after a flood (s_trim). */
+	uint64_t msgs_since_trim;
+	int64_t last_msg, last_trim;
+	size_t known_peak;
 } s_ctl_t;
 
 /* The tick runs every 20 ms; a gap this long means the process did not
@@ -334,6 +339,8 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	if (!s_allowed(self, sock, route, m))
 		return;
 	self->changed = true;
+	self->msgs_since_trim++;
+	self->last_msg = now;
 	switch (m->op) {
 	case DG_OP_SUBMIT: dg_lc_submit(self->lc, now, route, m); break;
 	case DG_OP_STATUS: dg_lc_status(self->lc, now, route, m); break;
@@ -447,6 +454,37 @@ s_publish_snapshot(s_ctl_t *self, int64_t now)
 	self->last_snapshot = now;
 }
 
+/* glibc keeps what a flood allocated and freed (requests, replies,
+ * ZeroMQ's queues) mapped: the controller stayed at 295 MB after one
+ * that took it from 16.  Give it back once the flood is over: when the
+ * messages stop, or when the requests kept for `status` fall to half
+ * their peak (keep_finished_ms later).  At most every 5 s, and never
+ * while idle: malloc_trim walks the heap. */
+#define TRIM_QUIET_MS 1000
+#define TRIM_EVERY_MS 5000
+
+static void
+s_trim(s_ctl_t *self, int64_t now)
+{
+	dg_lc_counts_t c;
+
+	dg_lc_counts(self->lc, &c);
+	if (c.known > self->known_peak)
+		self->known_peak = c.known;
+	if (now - self->last_trim < TRIM_EVERY_MS)
+		return;
+	bool quiet = self->msgs_since_trim > 0 &&
+	    now - self->last_msg >= TRIM_QUIET_MS;
+	bool forgot = self->known_peak >= 1000 &&
+	    c.known <= self->known_peak / 2;
+	if (!quiet && !forgot)
+		return;
+	malloc_trim(0);
+	self->last_trim = now;
+	self->msgs_since_trim = 0;
+	self->known_peak = c.known;
+}
+
 static int
 s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
@@ -470,6 +508,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	 * the assigns that depend on them leave. */
 	s_release_held(self);
 	dg_wire_uncork();
+	s_trim(self, now);
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
