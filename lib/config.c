@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "config_keys.h"
+#include "run.h"
 
 /* Slots: 0..3 the fixed sections, 4.. the stages in file order. */
 #define SLOT_CONTROLLER 0
@@ -336,6 +337,7 @@ s_set_value(const dg_key_t *k, void *base, const char *value,
     char *why, size_t whysize)
 {
 	char *field = (char *)base + k->offset;
+	char expanded[DG_ENDPOINT_MAX + 1];
 	int64_t v = 0;
 	int rc = 0;
 
@@ -391,6 +393,19 @@ s_set_value(const dg_key_t *k, void *base, const char *value,
 			snprintf(why, whysize, "expected an endpoint such as "
 			    "tcp://127.0.0.1:7700 or ipc:///run/disagg/x");
 			return -1;
+		}
+		/* ipc://%r/NAME: a socket in the run folder, which only its
+		 * owner may enter (run.h): what the shipped examples use. */
+		if (strncmp(value, DG_ENDPOINT_RUN, strlen(DG_ENDPOINT_RUN)) ==
+		    0) {
+			if (snprintf(expanded, sizeof expanded, "ipc://%s/%s",
+			    dg_run_dir(), value + strlen(DG_ENDPOINT_RUN)) >=
+			    (int)sizeof expanded) {
+				snprintf(why, whysize, "the run folder's path "
+				    "is too long for an endpoint");
+				return -1;
+			}
+			value = expanded;
 		}
 		/* fall through */
 	case DG_KT_STR:

@@ -181,6 +181,9 @@ const char *dg_policy_name(int policy);
 int dg_parse_size(const char *text, int64_t *out);
 int dg_parse_duration_ms(const char *text, int64_t *out);
 int dg_parse_bool(const char *text, bool *out);
+/* An endpoint's prefix that stands for the run folder (run.h):
+ * ipc://%r/ctl is the socket ctl in it. */
+#define DG_ENDPOINT_RUN "ipc://%r/"
 /* 0 when `text` is tcp://host:port, ipc://path or inproc://name. */
 int dg_endpoint_check(const char *text);
 

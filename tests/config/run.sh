@@ -45,6 +45,13 @@ for f in etc/*.ini; do
 	sed 1d "$T_TMP/dump1" > "$T_TMP/a"
 	sed 1d "$T_TMP/dump2" > "$T_TMP/b"
 	check "config $f -T reads back unchanged" cmp -s "$T_TMP/a" "$T_TMP/b"
+	# Safe by default: no TCP endpoint any local process could reach
+	# (they were all on 127.0.0.1); sockets in the run folder instead.
+	DISAGG_RUN=/run-folder "$D" -T -f "$f" > "$T_TMP/dump3" 2>&1
+	check "config $f: every endpoint a socket in the run folder" sh -c \
+	    "! grep -q '= *tcp://' '$T_TMP/dump3' &&
+	     ! grep -E '^(listen|publish|peer) *=' '$T_TMP/dump3' |
+	         grep -v '= *ipc:///run-folder/'"
 done
 
 "$D" -n -f etc/disagg.ini -N nosuch > "$T_TMP/out" 2>&1

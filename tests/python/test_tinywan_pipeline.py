@@ -25,11 +25,11 @@ def tinywan_ini(folder, provider):
     """etc/tinywan.ini with this test's endpoints, folders and provider."""
     folder = Path(folder)
     text = (REPO / "etc" / "tinywan.ini").read_text()
-    for old, new in (("tcp://127.0.0.1:7900", ipc_path(folder, "ctl")),
-                     ("tcp://127.0.0.1:7901", ipc_path(folder, "pub")),
-                     ("tcp://127.0.0.1:7910", ipc_path(folder, "e0")),
-                     ("tcp://127.0.0.1:7920", ipc_path(folder, "t0")),
-                     ("tcp://127.0.0.1:7930", ipc_path(folder, "d0")),
+    for old, new in (("ipc://%r/controller", ipc_path(folder, "ctl")),
+                     ("ipc://%r/events", ipc_path(folder, "pub")),
+                     ("ipc://%r/e0", ipc_path(folder, "e0")),
+                     ("ipc://%r/t0", ipc_path(folder, "t0")),
+                     ("ipc://%r/d0", ipc_path(folder, "d0")),
                      ("provider = auto", "provider = " + provider),
                      ("weights = out/tinywan.pt",
                       "weights = %s" % (folder / "tinywan.pt")),

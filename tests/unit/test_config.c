@@ -164,6 +164,33 @@ test_parsers(void **state)
 	assert_int_equal(dg_endpoint_check("udp://h:1"), -1);
 }
 
+/* ipc://%r/NAME is the socket NAME in the run folder; one whose path
+ * would not fit is an error of the file, not a cut endpoint. */
+static void
+test_run_folder_endpoints(void **state)
+{
+	char long_dir[300];
+	(void)state;
+
+	setenv("DISAGG_RUN", "/srv/run", 1);
+	dg_config_t *cfg = s_parse("[controller]\nlisten = ipc://%r/ctl\n"
+	    "[encoder e0]\npeer = ipc://%r/e0\n");
+	assert_int_equal(dg_config_error_count(cfg), 0);
+	assert_string_equal(dg_config_controller(cfg)->listen,
+	    "ipc:///srv/run/ctl");
+	assert_string_equal(dg_config_stage(cfg, "e0")->peer,
+	    "ipc:///srv/run/e0");
+	dg_config_destroy(&cfg);
+	memset(long_dir, 'd', sizeof long_dir - 1);
+	long_dir[0] = '/';
+	long_dir[sizeof long_dir - 1] = '\0';
+	setenv("DISAGG_RUN", long_dir, 1);
+	s_expect_error("[controller]\nlisten = ipc://%r/ctl\n",
+	    "t.ini:2: bad value for 'listen' in [controller]: the run "
+	    "folder's path is too long for an endpoint, got 'ipc://%r/ctl'");
+	unsetenv("DISAGG_RUN");
+}
+
 static void
 test_errors(void **state)
 {
@@ -420,6 +447,7 @@ main(void)
 		cmocka_unit_test(test_stage_values),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_run_folder_endpoints),
 		cmocka_unit_test(test_nul_in_file),
 		cmocka_unit_test(test_not_a_file),
 		cmocka_unit_test(test_dump_round_trip),
