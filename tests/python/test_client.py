@@ -304,6 +304,19 @@ def test_endpoint_from_run_folder(pipe, monkeypatch):
     assert controller_endpoint() == "tcp://127.0.0.1:7700"
 
 
+def test_endpoint_in_the_run_folder(tmp_short, monkeypatch):
+    """The shipped examples' ipc://%r/NAME is a socket in the run folder
+    (the Python client tried to connect to "ipc://%r/controller")."""
+    monkeypatch.delenv("DISAGG_CONTROLLER", raising=False)
+    monkeypatch.setenv("DISAGG_RUN", str(tmp_short))
+    ini = tmp_short / "t.ini"
+    ini.write_text("[controller]\nlisten = ipc://%r/controller\n")
+    assert controller_endpoint(file=str(ini)) == \
+        "ipc://%s/controller" % tmp_short
+    (tmp_short / "up.ini").write_text(ini.read_text())
+    assert controller_endpoint() == "ipc://%s/controller" % tmp_short
+
+
 def test_dead_endpoint_times_out(tmp_short):
     for ep in ("ipc://%s/nobody" % tmp_short,
                "tcp://127.0.0.1:%d" % free_port()):

@@ -28,6 +28,7 @@ __all__ = ["Client", "Request", "Watch", "Error", "controller_endpoint",
 PROTOCOL_VERSION = 1
 MAX_FRAME = 4 << 20                     # DG_PROTO_MAX_FRAME
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
+RUN_ENDPOINT = "ipc://%r/"
 DEFAULT_TIMEOUT = 5.0                   # seconds, the CLI's --timeout
 STATUS_EVERY = 1.0                      # result(): ask status this often
 TERMINAL = ("done", "failed", "cancelled")
@@ -85,6 +86,10 @@ def _ini_listen(path):
         value = re.split(r"\s;", m.group(2), maxsplit=1)[0].strip()
         if m.group(1) == "listen":
             listen = value
+    # ipc://%r/NAME: the socket NAME in the run folder, as the daemons
+    # read it (DG_ENDPOINT_RUN, lib/config.c).
+    if listen and listen.startswith(RUN_ENDPOINT):
+        listen = "ipc://%s/%s" % (run_dir(), listen[len(RUN_ENDPOINT):])
     return listen or DEFAULT_ENDPOINT
 
 
