@@ -612,7 +612,7 @@ test_admission_fair_under_flood(void **state)
 	f.conf.max_pending_per_client = 100;
 	s_three_up(&f);
 	for (int c = 0; c < CLIENTS; c++) {
-		char id[16];
+		char id[32];
 		snprintf(id, sizeof id, "client-%02d", c);
 		from[c] = f.client;
 		from[c].identity = zframe_new(id, strlen(id));
