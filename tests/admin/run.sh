@@ -159,10 +159,12 @@ one_provider() {
 	check "sockets e0 human output names the ROUTER $tag" \
 	    grep -q '^ROUTER  bind ' "$T_TMP/out"
 
-	# ---- requests held by the slow transformer (one worker, 4 steps
-	# of 1 s each): queues and rooms show them.
+	# ---- requests held by the slow transformer (one worker, 60 steps
+	# of 1 s each, so that none ends before the release below, however
+	# loaded the machine: with 4 the last one's 12 s were seen to run
+	# out): queues and rooms show them.
 	"$DISAGG" submit --count 3 --frames 1 --height 64 --width 64 \
-	    --steps 4 --json > "$dir/submit.json" 2>&1
+	    --steps 60 --json > "$dir/submit.json" 2>&1
 	check "three requests submitted $tag" \
 	    test "$(grep -c '"request"' "$dir/submit.json")" = 3
 	check "queues t0 shows rooms while they are held $tag" \
