@@ -11,7 +11,9 @@
 #define _GNU_SOURCE
 #include <czmq.h>
 #include <systemd/sd-daemon.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,10 +134,50 @@ dg_daemon_reload(dg_daemon_t *d, char *report, size_t size)
 	return 0;
 }
 
+/* Only stdin, stdout and stderr may cross a restart in place: the new
+ * image opens its own sockets, fabric and log.  libfabric's tcp provider
+ * opens its sockets and epoll sets without O_CLOEXEC, so each restart
+ * would otherwise keep the last one's (its listening sockets among
+ * them). */
+static void
+s_cloexec_all(void)
+{
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	/* Kernels before 5.11.  Without /proc the exec of /proc/self/exe
+	 * fails too. */
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir) {
+		dg_log_warn("restart in place: /proc/self/fd: %s",
+		    strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(dir))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (end == e->d_name || *end || fd <= 2 || fd == dirfd(dir))
+			continue;
+		int flags = fcntl((int)fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			(void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+	}
+	closedir(dir);
+}
+
+/* How many times this process has restarted in place. */
+static long
+s_restarts(void)
+{
+	const char *n = getenv("DISAGG_REEXEC");
+
+	return n ? strtol(n, NULL, 10) : 0;
+}
+
 void
 dg_daemon_reexec(dg_daemon_t *d)
 {
-	char *argv[16];
+	char *argv[16], count[24];
 	int n = 0;
 
 	argv[n++] = (char *)"disaggd";
@@ -148,8 +190,22 @@ dg_daemon_reexec(dg_daemon_t *d)
 	argv[n++] = (char *)"-N";
 	argv[n++] = d->name;
 	argv[n] = NULL;
-	setenv("DISAGG_REEXEC", "1", 1);
+	snprintf(count, sizeof count, "%ld", s_restarts() + 1);
+	setenv("DISAGG_REEXEC", count, 1);
+	s_cloexec_all();
 	execv("/proc/self/exe", argv);
+}
+
+bool
+dg_daemon_test_wedge(const dg_daemon_t *d)
+{
+	const char *v = getenv("DISAGG_TEST_WEDGE");
+	const char *colon = v ? strrchr(v, ':') : NULL;
+
+	if (!colon || (size_t)(colon - v) != strlen(d->name) ||
+	    strncmp(v, d->name, strlen(d->name)) != 0)
+		return false;
+	return s_restarts() < strtol(colon + 1, NULL, 10);
 }
 
 void

@@ -72,8 +72,15 @@ bool dg_daemon_from_daemon(dg_daemon_t *d, const char *user);
 bool dg_daemon_from_admin(dg_daemon_t *d, const char *user);
 
 /* Replace this process with a fresh disaggd running the same section of
- * the same file (absolute path), in the same mode.  Returns only on
- * failure. */
+ * the same file (absolute path), in the same mode, keeping only
+ * descriptors 0 to 2; DISAGG_REEXEC counts the restarts.  Returns only
+ * on failure. */
 void dg_daemon_reexec(dg_daemon_t *d);
+
+/* Test only (tests/wedge): DISAGG_TEST_WEDGE=NAME:N asks stage NAME to
+ * act as if its fabric were wedged whenever it holds a room, until it
+ * has restarted in place N times, so that the restart itself can be
+ * tested on a provider that never wedges. */
+bool dg_daemon_test_wedge(const dg_daemon_t *d);
 
 #endif

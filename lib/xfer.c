@@ -3,8 +3,8 @@
  *  caller's half of the queues to and from the progress thread; the rest
  *  is in xfer_progress.c (the progress thread and each transfer's state),
  *  xfer_rails.c (peers, rails, quarantine and retries), xfer_watchdog.c
- *  (deadlines and a stuck provider) and xfer_setup.c (the fabric and
- *  the pool's registration).
+ *  (deadlines and a stuck provider), xfer_wedge.c (which stall is a
+ *  wedge) and xfer_setup.c (the fabric and the pool's registration).
  *
  *  Threads: the caller's (control loop) and one progress thread.  After
  *  dg_xfer_new() returns, only the progress thread calls into libfabric
@@ -202,6 +202,7 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	self->nrails = (int)(conf->rails < 1 ? 1 : conf->rails > DG_XFER_MAX_RAILS ?
 	    DG_XFER_MAX_RAILS : conf->rails);
 	snprintf(self->provider, sizeof self->provider, "%s", conf->provider);
+	self->can_wedge = dg_xfer_provider_can_wedge(self->provider);
 	pthread_mutex_init(&self->cmd_lock, NULL);
 	pthread_mutex_init(&self->ev_lock, NULL);
 	pthread_mutex_init(&self->rx_lock, NULL);
@@ -209,6 +210,8 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	pthread_mutex_init(&self->pend_lock, NULL);
 	self->stop_fd = -1;
 	atomic_init(&self->last_loop, dg_xfer_now_ms());
+	atomic_init(&self->tick, dg_xfer_now_ms());
+	atomic_init(&self->paused, 0);
 	atomic_init(&self->wedged, false);
 	atomic_init(&self->napping, false);
 	self->cmds_tail = &self->cmds;

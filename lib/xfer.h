@@ -144,9 +144,11 @@ int dg_xfer_cancel(dg_xfer_t *self, uint64_t id);
 
 void dg_xfer_stats(dg_xfer_t *self, dg_xfer_stats_t *out);
 
-/* True once the progress thread has been stuck inside the provider for a
- * second (see xfer_watchdog.c): transfers still end at their deadlines,
- * but no new one can progress; the daemon should report itself unhealthy. */
+/* True once a provider that can wedge (shm) has: its progress thread
+ * stuck spinning inside it for a second, or a write to a stopped peer
+ * held 3 s after its send ended, time this process was stopped left out
+ * (xfer_wedge.c).  Transfers still end at their deadlines, but no new one
+ * can progress: the daemon should restart. */
 bool dg_xfer_wedged(const dg_xfer_t *self);
 /* Health of every (peer, rail) this engine has talked to; returns the
  * number written (at most max). */

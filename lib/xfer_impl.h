@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "threads.h"
 #include "xfer.h"
@@ -45,7 +46,7 @@ typedef struct s_op {
 	bool idle;              /* on the send's free list */
 	struct s_op *next;      /* free list or orphan list */
 	struct s_peer *peer;    /* whom it writes to */
-	int64_t orphaned_at;    /* ms, once orphaned */
+	int64_t orphaned_at;    /* ms of dg_xfer_run_clock(), once orphaned */
 } s_op_t;
 
 typedef struct s_send {
@@ -129,12 +130,16 @@ struct _dg_xfer_t {
 	                                   watchdog to mark it blocked */
 	int cq_fd;              /* -1 without a wait object */
 	bool is_shm;
+	bool can_wedge;         /* dg_xfer_provider_can_wedge() */
 
 	pthread_t thread, watchdog;
 	bool started, watching;
 	atomic_bool stop;
 	int stop_fd;                    /* wakes the watchdog to stop */
 	_Atomic int64_t last_loop;      /* progress thread's last round */
+	_Atomic int64_t tick;           /* the watchdog's last tick */
+	_Atomic int64_t paused;         /* ms this process was seen not
+	                                   running, in all (xfer_wedge.c) */
 	atomic_bool napping;            /* progress thread in its idle wait */
 	bool ev_signalled;              /* ev_fd written, not yet drained */
 	atomic_bool wedged;
@@ -211,6 +216,33 @@ int dg_xfer_pick_rail(dg_xfer_t *self, s_peer_t *p, int64_t now);
 bool dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c,
     int rail, const char *what);
 void dg_xfer_publish_health(dg_xfer_t *self, int64_t now);
+
+/* xfer_wedge.c: the watchdog's own state, its thread's alone. */
+#define DG_XFER_TICK_MS 5       /* the watchdog's tick */
+typedef struct {
+	int64_t last_tick;
+	int64_t resumed;        /* end of the last pause */
+	int64_t spin_from;      /* 0, or since when the CPU is watched */
+	int64_t spin_cpu;       /* the progress thread's CPU ms then */
+	bool warned;
+	bool has_cpu;
+	clockid_t cpu;          /* the progress thread's CPU clock */
+} dg_xfer_watch_t;
+
+/* Whether `provider` is one that can wedge (today only shm). */
+bool dg_xfer_provider_can_wedge(const char *provider);
+/* The engine's clock less the pauses of the whole process, for delays
+ * the engine judges; dg_xfer_run_ms() is -1 while a pause may still be
+ * uncounted (judge nothing then). */
+int64_t dg_xfer_run_clock(dg_xfer_t *self, int64_t now);
+int64_t dg_xfer_run_ms(dg_xfer_t *self, int64_t now);
+void dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w);
+/* Each tick, first: counts a gap in the ticks as a pause. */
+void dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
+/* How long the progress thread has not turned, pauses left out; marks
+ * the engine wedged when it is stuck spinning in a provider that can
+ * wedge. */
+int64_t dg_xfer_watch_stuck(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
 
 /* xfer_watchdog.c */
 void *dg_xfer_watchdog_loop(void *arg);

@@ -89,7 +89,8 @@ dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 			free(op);
 		} else {
 			op->tx = NULL;
-			op->orphaned_at = dg_xfer_now_ms();
+			op->orphaned_at = dg_xfer_run_clock(self,
+			    dg_xfer_now_ms());
 			op->next = self->orphans;
 			self->orphans = op;
 			if (op->peer)

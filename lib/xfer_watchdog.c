@@ -5,8 +5,9 @@
  *  cannot: libfabric 1.17's shm provider takes spinlocks that live in
  *  the peers' shared memory, and a peer killed while holding one leaves
  *  our fi_cq_read() spinning for ever.  The watchdog fails every open
- *  receive at its deadline and every send shortly after its own, marks
- *  the engine wedged, and the daemon reports itself unhealthy.  Each
+ *  receive at its deadline and every send shortly after its own, and,
+ *  for a provider that can wedge, marks the engine wedged (which stall
+ *  counts: xfer_wedge.c); the daemon then restarts in place.  Each
  *  transfer is claimed exactly once, by whichever thread ends it first,
  *  so there is still exactly one event per transfer.  */
 #define _GNU_SOURCE
@@ -75,26 +76,29 @@ dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now)
  * later completion, to healthy peers too, waits behind it for ever.  An
  * op of an ended send still held past ORPHAN_WEDGE_MS means exactly
  * that: call the engine wedged, so that the daemon restarts in place as
- * it does for a peer that died holding a lock. */
+ * it does for a peer that died holding a lock.  Held counts only while
+ * this process ran: stopped, it could not read completions either. */
 #define ORPHAN_WEDGE_MS 3000
 
 void
 dg_xfer_check_orphans(dg_xfer_t *self, int64_t now)
 {
-	if (!self->orphans || atomic_load(&self->wedged) ||
-	    strcmp(self->provider, "shm") != 0)
+	if (!self->orphans || !self->can_wedge || atomic_load(&self->wedged))
 		return;
-	int64_t oldest = now;
+	int64_t run = dg_xfer_run_ms(self, now);
+	if (run < 0)
+		return;
+	int64_t oldest = run;
 	for (s_op_t *op = self->orphans; op; op = op->next)
 		if (op->orphaned_at < oldest)
 			oldest = op->orphaned_at;
-	if (now - oldest < ORPHAN_WEDGE_MS)
+	if (run - oldest < ORPHAN_WEDGE_MS)
 		return;
 	atomic_store(&self->wedged, true);
 	dg_log_error("xfer: a write to a peer that stopped making progress "
-	    "has been outstanding for %lld ms, and the shm provider completes "
+	    "has been outstanding for %lld ms, and the %s provider completes "
 	    "every later write behind it; restart this daemon",
-	    (long long)(now - oldest));
+	    (long long)(run - oldest), self->provider);
 }
 
 /* Receives end at their deadline here, whatever the progress thread is
@@ -124,7 +128,6 @@ s_check_recv_deadlines(dg_xfer_t *self, int64_t now)
 /* Sends the progress thread did not end by their deadline (plus a grace
  * to let it): end them here. */
 #define WATCHDOG_GRACE_MS 500
-#define WEDGED_MS         1000
 
 static void
 s_check_send_deadlines(dg_xfer_t *self, int64_t now, int64_t stuck)
@@ -167,25 +170,19 @@ dg_xfer_watchdog_loop(void *arg)
 {
 	dg_xfer_t *self = arg;
 	struct pollfd p = { .fd = self->stop_fd, .events = POLLIN };
+	dg_xfer_watch_t w;
 
+	dg_xfer_watch_init(self, &w);
 	dg_thread_register("watchdog");
 	while (!atomic_load(&self->stop)) {
 		dg_thread_set(DG_THREAD_IDLE, 0);
-		(void)poll(&p, 1, 5); /* tick; the stop fd wakes it early */
+		/* The tick; the stop fd wakes it early. */
+		(void)poll(&p, 1, DG_XFER_TICK_MS);
 		dg_thread_set(DG_THREAD_BUSY, 0);
 		int64_t now = dg_xfer_now_ms();
+		dg_xfer_watch_pause(self, &w, now);
 		s_check_recv_deadlines(self, now);
-		int64_t stuck = now - atomic_load(&self->last_loop);
-		if (stuck > WEDGED_MS && !atomic_load(&self->wedged)) {
-			atomic_store(&self->wedged, true);
-			dg_thread_mark(self->progress_thread,
-			    DG_THREAD_BLOCKED);
-			dg_log_error("xfer: the progress thread has been stuck "
-			    "in the %s provider for %lld ms (a peer that died "
-			    "holding a shared lock?); failing transfers at "
-			    "their deadlines: restart this daemon",
-			    self->provider, (long long)stuck);
-		}
+		int64_t stuck = dg_xfer_watch_stuck(self, &w, now);
 		s_check_send_deadlines(self, now, stuck);
 	}
 	dg_thread_unregister();
