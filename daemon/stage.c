@@ -138,6 +138,8 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 		.expert = self->conf->expert, .boundary = self->conf->boundary,
 		.queue_depth = self->conf->queue_depth,
 		.overtake = self->conf->overtake,
+		.transfer_timeout_ms =
+		    dg_config_fabric(self->d->cfg)->transfer_timeout_ms,
 		.max_batch = self->conf->max_batch,
 		.verify = dg_config_fabric(self->d->cfg)->verify,
 	};

@@ -96,7 +96,7 @@ const dg_key_t dg_config_keys[] = {
 	  "how long a failed (peer, rail) is avoided" },
 	{ DG_SEC_FABRIC, "transfer_timeout_ms", DG_KT_DURATION, "30s",
 	  1 * MS, 1 * HOUR, DG_KF_RELOAD, F(transfer_timeout_ms), 0, NULL,
-	  "deadline of one tensor transfer" },
+	  "deadline of one tensor send, from its start, unless the request's comes first" },
 	{ DG_SEC_FABRIC, "chunk_retries", DG_KT_INT, "3",
 	  0, 16, DG_KF_RELOAD, F(chunk_retries), 0, NULL,
 	  "retries of one chunk, each on the next healthy rail" },

@@ -458,8 +458,12 @@ s_try_send(dg_rooms_t *self, int64_t now, dg_room_t *r)
 		return;
 	}
 	s_phase(self, r, DG_ROOM_SENDING);
+	int64_t timeout = s_left_ms(r, now);
+	if (self->conf.transfer_timeout_ms > 0 &&
+	    timeout > self->conf.transfer_timeout_ms)
+		timeout = self->conf.transfer_timeout_ms;
 	if (self->io.send(self->io.arg, m, &r->out_ext, r->out_offsets,
-	    s_left_ms(r, now), &r->send_id, why, sizeof why) < 0) {
+	    timeout, &r->send_id, why, sizeof why) < 0) {
 		s_fail(self, r, true, "cannot send: %s", why);
 		return;
 	}

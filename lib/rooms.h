@@ -91,6 +91,10 @@ typedef struct {
 	int64_t boundary;
 	int64_t queue_depth;
 	int64_t overtake;               /* rooms that may pass one waiting */
+	/* A send's deadline, from when it starts, unless the request's
+	 * comes first; 0: the request's.  (A receive waits for the
+	 * request's: it is armed before the data exists.) */
+	int64_t transfer_timeout_ms;
 	int64_t max_batch;
 	bool verify;                    /* check checksums of inputs */
 } dg_rooms_conf_t;
@@ -101,7 +105,8 @@ dg_rooms_t *dg_rooms_new(const dg_rooms_conf_t *conf, dg_pool_t *pool,
     const dg_rooms_io_t *io);
 /* Frees every room, and the batches never run: after the workers. */
 void dg_rooms_destroy(dg_rooms_t **self_p);
-/* Reloadable: queue_depth, overtake, max_batch, verify. */
+/* Reloadable: queue_depth, overtake, transfer_timeout_ms, max_batch,
+ * verify. */
 void dg_rooms_set_conf(dg_rooms_t *self, const dg_rooms_conf_t *conf);
 
 /* ---- events ------------------------------------------------------------ */

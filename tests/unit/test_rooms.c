@@ -26,6 +26,7 @@ typedef struct {
 	size_t failed_retryable, failed_final;
 	size_t manifests, transfer_failed_up, transfer_failed_down, done_down;
 	size_t expects, sends, cancels;
+	int64_t send_timeout;           /* of the last send */
 	uint64_t next_id;
 	dg_room_batch_t **batches;      /* handed to "workers" */
 	size_t nbatches, capbatches;
@@ -88,9 +89,9 @@ s_send(void *arg, const dg_manifest_msg_t *m, const dg_extent_t *ext,
     size_t whysize)
 {
 	s_fix_t *f = arg;
-	(void)m; (void)ext; (void)src; (void)timeout_ms; (void)why;
-	(void)whysize;
+	(void)m; (void)ext; (void)src; (void)why; (void)whysize;
 	f->sends++;
+	f->send_timeout = timeout_ms;
 	*id = ++f->next_id;
 	return 0;
 }
@@ -463,6 +464,10 @@ test_middle_of_the_chain(void **state)
 	(void)state;
 
 	s_fix_init(&f, 1, 100, 1, 4, 1u << 20);
+	dg_rooms_conf_t c = { .role = "transformer", .name = "t0",
+	    .index = 1, .places = 3, .queue_depth = 100, .max_batch = 4,
+	    .overtake = 8, .transfer_timeout_ms = 5000 };
+	dg_rooms_set_conf(f.rooms, &c);
 	s_assign(&f, 1000, 7, 10, 60000);
 	dg_rooms_pump(f.rooms, 1000);
 	assert_int_equal(f.manifests, 1);
@@ -480,6 +485,8 @@ test_middle_of_the_chain(void **state)
 	assert_int_equal(s_downstream(&f, 1060, 7, 2, why, sizeof why),
 	    DG_PROTO_OK);
 	assert_int_equal(f.sends, 1);
+	/* transfer_timeout_ms, not the 59 s the request has left. */
+	assert_int_equal(f.send_timeout, 5000);
 	assert_int_equal(f.to_ctl[DG_OP_ROOM_PHASE], 2);
 	dg_xfer_event_t ev = { .id = 2, .room = 7, .phase = 2,
 	    .dir = DG_XFER_SEND, .status = DG_XFER_DONE, .bytes = 64 };
