@@ -412,7 +412,8 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 		dg_config_destroy(&self.d.cfg);
 		return 1;
 	}
-	if (!foreground && daemon(0, 0) < 0) {
+	/* A restart in place is detached already, and keeps its pid. */
+	if (!foreground && s_restarts() == 0 && daemon(0, 0) < 0) {
 		fprintf(stderr, "disaggd: daemon: %s\n", strerror(errno));
 		dg_config_destroy(&self.d.cfg);
 		return 1;
