@@ -24,7 +24,8 @@ CFLAGS   ?= -O2 -g
 LDFLAGS  ?=
 FUZZ_SECONDS ?= 60
 
-PKGS     := libczmq libzmq inih libfabric msgpack ncursesw libxxhash libsystemd
+PKGS     := libczmq libzmq inih libfabric msgpack ncursesw libxxhash libsystemd \
+            libmicrohttpd
 # Embedded CPython for python: stages: Debian's 3.11, never another
 # python3 that PATH may find first.
 PYTHON   ?= /usr/bin/python3
