@@ -20,6 +20,8 @@
 #include "journal.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "relay.h"
 #include "threads.h"
 #include "wire.h"
@@ -40,6 +42,10 @@ typedef struct {
 	uint64_t msgs_since_trim;
 	int64_t last_msg, last_trim;
 	size_t known_peak;
+	/* GET /metrics, when [controller] metrics names where. */
+	dg_metrics_t *metrics;
+	dg_metrics_http_t *http;
+	int64_t metrics_at;
 } s_ctl_t;
 
 /* The tick runs every 20 ms; a gap this long means the process did not
@@ -485,6 +491,25 @@ s_trim(s_ctl_t *self, int64_t now)
 	self->known_peak = c.known;
 }
 
+/* What a scrape gets: written by the loop, at most a second old. */
+#define METRICS_EVERY_MS 1000
+
+static void
+s_metrics(s_ctl_t *self, int64_t now)
+{
+	size_t len;
+
+	if (!self->http || (self->metrics_at &&
+	    now - self->metrics_at < METRICS_EVERY_MS))
+		return;
+	self->metrics_at = now;
+	dg_metrics_reset(self->metrics);
+	dg_lc_metrics(self->lc, self->d->name, self->metrics);
+	const char *text = dg_metrics_text(self->metrics, &len);
+	if (text)
+		dg_metrics_http_publish(self->http, text, len);
+}
+
 static int
 s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
@@ -509,6 +534,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	s_release_held(self);
 	dg_wire_uncork();
 	s_trim(self, now);
+	s_metrics(self, now);
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
@@ -589,6 +615,16 @@ s_start(dg_daemon_t *d, void **state)
 	self->reg = dg_lifecycle_registry(self->lc);
 	if (*c->journal && s_open_journal(self, c->journal) < 0)
 		return -1;
+	if (*c->metrics) {
+		char why[256];
+		self->metrics = dg_metrics_new();
+		self->http = dg_metrics_http_new(c->metrics, why, sizeof why);
+		if (!self->metrics || !self->http) {
+			dg_log_error("%s", self->http ? "out of memory" : why);
+			return -1;
+		}
+		dg_log_info("metrics: http://%s/metrics", c->metrics);
+	}
 	self->router = zsock_new(ZMQ_ROUTER);
 	self->pub = zsock_new(ZMQ_PUB);
 	if (!self->router || !self->pub)
@@ -684,6 +720,8 @@ s_stop(void **state)
 	 * the exit by at most this, well inside systemd's stop timeout. */
 	if (self->router)
 		zsock_set_linger(self->router, 30000);
+	dg_metrics_http_destroy(&self->http);
+	dg_metrics_destroy(&self->metrics);
 	dg_relays_destroy(&self->relays);
 	dg_lifecycle_destroy(&self->lc);
 	zlistx_destroy(&self->held);

@@ -30,6 +30,7 @@
 #include "wire.h"
 #include "workers.h"
 #include "xfer.h"
+#include "stage_metrics.h"
 
 typedef struct {
 	dg_daemon_t *d;
@@ -50,6 +51,7 @@ typedef struct {
 	uint64_t seq;
 	int64_t stats_at;
 	uint64_t done_at_stats;
+	dg_stage_metrics_t *metrics;    /* GET /metrics, when configured */
 } s_stage_t;
 
 /* ---- what the core asks ------------------------------------------------ */
@@ -206,8 +208,11 @@ s_on_xfer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	(void)item;
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
-	while (dg_xfer_next_event(self->xfer, &ev))
+	while (dg_xfer_next_event(self->xfer, &ev)) {
+		if (self->metrics)
+			dg_stage_metrics_xfer(self->metrics, &ev);
 		dg_rooms_xfer_event(self->rooms, zclock_mono(), &ev);
+	}
 	s_turn_end(self);
 	dg_wire_uncork();
 	dg_thread_set(DG_THREAD_IDLE, 0);
@@ -225,8 +230,11 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	(void)item;
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
-	while ((b = dg_workers_next_done(self->workers)))
+	while ((b = dg_workers_next_done(self->workers))) {
+		if (self->metrics)
+			dg_stage_metrics_batch(self->metrics, b);
 		dg_rooms_batch_done(self->rooms, zclock_mono(), b);
+	}
 	s_turn_end(self);
 	dg_wire_uncork();
 	dg_thread_set(DG_THREAD_IDLE, 0);
@@ -517,6 +525,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 		self->stats_at = now;
 	}
 	dg_rooms_tick(self->rooms, now);
+	if (self->metrics)
+		dg_stage_metrics_tick(self->metrics, now, self->rooms,
+		    self->pool, self->xfer);
 	s_turn_end(self);
 	dg_wire_uncork();
 	dg_thread_set(DG_THREAD_IDLE, 0);
@@ -652,6 +663,15 @@ s_start(dg_daemon_t *d, void **state)
 	    s_after_peers, self);
 	if (!self->peers)
 		return -1;
+	if (*self->conf->metrics) {
+		self->metrics = dg_stage_metrics_new(self->conf->metrics,
+		    self->conf->role, d->name, why, sizeof why);
+		if (!self->metrics) {
+			dg_log_error("%s", why);
+			return -1;
+		}
+		dg_log_info("metrics: http://%s/metrics", self->conf->metrics);
+	}
 	zmq_pollitem_t xi = { .fd = dg_xfer_fd(self->xfer), .events = ZMQ_POLLIN };
 	zloop_poller(d->loop, &xi, s_on_xfer, self);
 	zmq_pollitem_t wi = { .fd = dg_workers_fd(self->workers),
@@ -711,6 +731,7 @@ s_stop(void **state)
 	/* Threads first: then no batch is out, and the rooms (with the
 	 * batches never run) are freed with nothing else touching them. */
 	dg_workers_destroy(&self->workers);
+	dg_stage_metrics_destroy(&self->metrics);
 	dg_rooms_destroy(&self->rooms);
 	dg_xfer_destroy(&self->xfer);
 	dg_pool_destroy(&self->pool);

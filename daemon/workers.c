@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -55,7 +56,12 @@ s_run(dg_workers_t *self, dg_room_batch_t *b)
 	}
 	for (size_t i = 0; i < b->n; i++)
 		items[i] = *dg_room_item(b->rooms[i]);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = self->ops->run(self->plugin, items, b->n);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	b->compute_s = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	for (size_t i = 0; i < b->n; i++) {
 		dg_stage_item_t *it = dg_room_item(b->rooms[i]);
 		*it = items[i];

@@ -49,6 +49,7 @@ typedef struct {
 	int64_t heartbeat_ms;
 	int64_t drain_timeout_ms;
 	char journal[DG_PATH_MAX];
+	char metrics[DG_NAME_MAX];      /* HOST:PORT, "" off */
 	int log_level;                  /* dg_log_level_t */
 } dg_controller_conf_t;
 
@@ -96,6 +97,7 @@ typedef struct {
 	int64_t overtake;
 	int64_t step_ms;
 	char output_dir[DG_PATH_MAX];
+	char metrics[DG_NAME_MAX];      /* HOST:PORT, "" off */
 	int64_t drain_timeout_ms;
 	int64_t stall_ms;
 	int expert;                     /* dg_expert_t */

@@ -114,6 +114,7 @@ dg_lifecycle_new(const dg_pipeline_conf_t *chain,
 	self->reqs = zhashx_new();
 	self->rooms = zhashx_new();
 	self->per_client = zhashx_new();
+	dg_hist_init(&self->duration, dg_hist_seconds, dg_hist_seconds_n);
 	self->keys = zhashx_new();
 	self->pending = zlistx_new();
 	self->live = zlistx_new();
@@ -322,6 +323,7 @@ s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 	free(r->prompt);
 	free(r->negative);
 	r->prompt = r->negative = NULL;
+	dg_hist_observe(&self->duration, (double)(now - r->created) / 1000);
 	if (state == DG_REQ_DONE)
 		self->ndone++;
 	else if (state == DG_REQ_FAILED)

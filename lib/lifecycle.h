@@ -164,6 +164,13 @@ typedef struct {
 } dg_lc_counts_t;
 
 void dg_lc_counts(const dg_lifecycle_t *self, dg_lc_counts_t *out);
+/* The controller's Prometheus metrics (metrics.h), labelled
+ * instance=`name`: requests by terminal status, in flight and waiting
+ * for instances, their duration, instances by role and state, build
+ * info. */
+struct _dg_metrics_t;
+void dg_lc_metrics(dg_lifecycle_t *self, const char *name,
+    struct _dg_metrics_t *m);
 /* rooms.ok: every live room, or those placed on instance `name`; and
  * queues.ok of the controller itself (its pending requests).  NULL when
  * out of memory.  A list longer than the protocol allows is cut, and the

@@ -5,6 +5,7 @@
 #define DG_LIFECYCLE_IMPL_H
 
 #include "lifecycle.h"
+#include "metrics.h"
 
 /* One place of the chain for one request. */
 typedef struct {
@@ -54,6 +55,7 @@ struct _dg_lifecycle_t {
 	uint64_t ndone, nfailed, ncancelled, replayed;
 	int64_t next_deadline;          /* no live deadline before this */
 	int64_t contended_until;        /* admission was full: shares apply */
+	dg_hist_t duration;             /* submit to result, seconds */
 	bool draining;
 };
 

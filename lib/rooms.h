@@ -51,6 +51,7 @@ typedef struct dg_room dg_room_t;
 typedef struct {
 	dg_room_t **rooms;
 	size_t n;
+	double compute_s;               /* the plugin's run, set by the worker */
 } dg_room_batch_t;
 
 /* The item a worker hands the plugin, and the room's id. */

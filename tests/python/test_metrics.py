@@ -1,0 +1,100 @@
+"""test_metrics.py: GET /metrics of a running pipeline's daemons, in
+Prometheus's text format: promtool accepts it, and the figures follow
+what the pipeline does (a request done is counted done)."""
+
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import free_port, one_host_ini, wait_until
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=5) as r:
+        assert r.headers["Content-Type"].startswith(
+            "text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def promtool_check(text):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: make deps installs prometheus"
+    r = subprocess.run([promtool, "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def sample(text, name, **labels):
+    """The value of the sample `name` whose labels include `labels`."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if all('%s="%s"' % kv in head for kv in labels.items()):
+            return float(value)
+    return None
+
+
+def test_controller_metrics(pipeline_factory):
+    port = free_port()
+    p = pipeline_factory(lambda f: one_host_ini(
+        f, controller="metrics = 127.0.0.1:%d" % port), name="metrics")
+    text = scrape(port)
+    promtool_check(text)
+    assert sample(text, "disagg_requests_total", status="done",
+                  role="controller", instance="controller") == 0
+    assert sample(text, "disagg_build_info", role="controller") == 1
+    wait_until(lambda: sample(scrape(port), "disagg_instances",
+                              role="transformer", state="up") == 1, 10,
+               "the transformer up in the metrics")
+    with p.client() as c:
+        assert c.submit(frames=5, height=64, width=64,
+                        steps=2).result(60)["status"] == "done"
+    wait_until(lambda: sample(scrape(port), "disagg_requests_total",
+                              status="done") == 1, 10,
+               "the request counted done")
+    text = scrape(port)
+    promtool_check(text)
+    assert sample(text, "disagg_request_duration_seconds_count") == 1
+    assert sample(text, "disagg_requests_in_flight") == 0
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen("http://127.0.0.1:%d/other" % port,
+                               timeout=5)
+    assert e.value.code == 404
+
+
+def test_stage_metrics(pipeline_factory):
+    port = free_port()
+
+    def ini(f):
+        return one_host_ini(f).replace(
+            "[transformer t0]\n",
+            "[transformer t0]\nmetrics = 127.0.0.1:%d\n" % port)
+    p = pipeline_factory(ini, name="smetrics")
+    promtool_check(scrape(port))
+    with p.client() as c:
+        assert c.submit(frames=5, height=64, width=64,
+                        steps=2).result(60)["status"] == "done"
+    wait_until(lambda: sample(scrape(port), "disagg_stage_rooms_total",
+                              status="done", role="transformer",
+                              instance="t0") == 1, 10,
+               "t0's room counted done")
+    text = scrape(port)
+    promtool_check(text)
+    assert sample(text, "disagg_stage_compute_seconds_count") == 1
+    assert sample(text, "disagg_stage_batch_size_count") == 1
+    # The context and latents in, the latents out.
+    assert sample(text, "disagg_transfer_bytes_total",
+                  direction="receive") > 0
+    assert sample(text, "disagg_transfer_bytes_total",
+                  direction="send") > 0
+    assert sample(text, "disagg_transfer_seconds_count",
+                  direction="send") == 1
+    assert sample(text, "disagg_stage_rooms", queue="running") == 0
+    assert sample(text, "disagg_pool_bytes", state="free") == 64 << 20
+    assert sample(text, "disagg_transfer_errors_total",
+                  **{"class": "send_failed"}) == 0
