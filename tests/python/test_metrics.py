@@ -98,3 +98,61 @@ def test_stage_metrics(pipeline_factory):
     assert sample(text, "disagg_pool_bytes", state="free") == 64 << 20
     assert sample(text, "disagg_transfer_errors_total",
                   **{"class": "send_failed"}) == 0
+
+
+def test_prometheus_scrapes_a_pipeline(pipeline_factory, tmp_path):
+    """A real Prometheus server, on loopback, scrapes the controller and
+    a stage and answers for their series through its query API."""
+    import json
+    import urllib.parse
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus is missing: make deps installs it"
+    ctl, stage, web = free_port(), free_port(), free_port()
+
+    def ini(f):
+        return one_host_ini(
+            f, controller="metrics = 127.0.0.1:%d" % ctl).replace(
+            "[transformer t0]\n",
+            "[transformer t0]\nmetrics = 127.0.0.1:%d\n" % stage)
+    p = pipeline_factory(ini, name="prom")
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: disagg\n"
+        # Our `instance` (t0) over Prometheus's own (the target).
+        "    honor_labels: true\n    static_configs:\n"
+        "      - targets: ['127.0.0.1:%d', '127.0.0.1:%d']\n" % (ctl, stage))
+    log = open(tmp_path / "prometheus.log", "w")
+    server = subprocess.Popen(
+        [prometheus, "--config.file=%s" % (tmp_path / "prometheus.yml"),
+         "--storage.tsdb.path=%s" % (tmp_path / "data"),
+         "--web.listen-address=127.0.0.1:%d" % web],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with p.client() as c:
+            assert c.submit(frames=5, height=64, width=64,
+                            steps=2).result(60)["status"] == "done"
+
+        def query(q):
+            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (
+                web, urllib.parse.quote(q))
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    got = json.load(r)
+            except (OSError, ValueError):
+                return []
+            return got.get("data", {}).get("result", [])
+
+        def done_counted():
+            return [r for r in query('disagg_requests_total'
+                                     '{status="done"}')
+                    if r["value"][1] == "1"]
+        wait_until(done_counted, 60, "Prometheus has the request done")
+        wait_until(lambda: query('disagg_stage_rooms_total'
+                                 '{instance="t0",status="done"}'), 30,
+                   "Prometheus has t0's room done")
+        up = query("up")
+        assert len(up) == 2 and all(r["value"][1] == "1" for r in up), up
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
