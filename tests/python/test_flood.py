@@ -89,9 +89,11 @@ def test_flood_every_result_and_memory_back(pipeline_factory):
     for t in threads:
         t.start()
     peak = base
-    while any(t.is_alive() for t in threads):
-        peak = max(peak, rss_mib(pid))
-        time.sleep(0.2)
+    # The peak, sampled while waiting for the clients to end.
+    for t in threads:
+        while t.is_alive():
+            peak = max(peak, rss_mib(pid))
+            t.join(0.2)
     errors = [g for g in got if isinstance(g, BaseException)]
     if errors:
         raise errors[0]
