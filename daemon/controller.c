@@ -315,7 +315,7 @@ s_allowed(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	case DG_OP_HELLO: case DG_OP_HEARTBEAT: case DG_OP_STATS:
 	case DG_OP_BYE: case DG_OP_STAGE_DONE: case DG_OP_STAGE_FAILED:
 	case DG_OP_ROOM_PHASE: case DG_OP_ASSIGN_OK: case DG_OP_RELEASE_OK:
-	case DG_OP_QUEUES_OK: case DG_OP_THREADS_OK: case DG_OP_SOCKETS_OK:
+	case DG_OP_PROGRESS: case DG_OP_QUEUES_OK: case DG_OP_THREADS_OK: case DG_OP_SOCKETS_OK:
 	case DG_OP_RELOAD_OK:
 		if (!dg_daemon_from_daemon(self->d, route->user))
 			need = "the daemons' key";
@@ -361,6 +361,7 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	case DG_OP_STAGE_DONE: dg_lc_stage_done(self->lc, now, m); break;
 	case DG_OP_STAGE_FAILED: dg_lc_stage_failed(self->lc, now, m); break;
 	case DG_OP_ROOM_PHASE: dg_lc_room_phase(self->lc, now, m); break;
+	case DG_OP_PROGRESS: dg_lc_progress(self->lc, now, m); break;
 	case DG_OP_ASSIGN_OK:
 	case DG_OP_RELEASE_OK: break;
 	case DG_OP_INSTANCES: s_on_instances(self, route, m); break;

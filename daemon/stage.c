@@ -31,6 +31,7 @@
 #include "workers.h"
 #include "xfer.h"
 #include "stage_metrics.h"
+#include "step_board.h"
 
 typedef struct {
 	dg_daemon_t *d;
@@ -52,7 +53,36 @@ typedef struct {
 	int64_t stats_at;
 	uint64_t done_at_stats;
 	dg_stage_metrics_t *metrics;    /* GET /metrics, when configured */
+	int64_t steps_at;               /* the step board's last take */
 } s_stage_t;
+
+/* The plugin's env->step has no argument to say whose board: a daemon
+ * runs one stage, so it is this process's. */
+static dg_step_board_t *s_board;
+
+static void
+s_on_step(uint64_t room, int64_t step, int64_t steps)
+{
+	dg_thread_progress();
+	(void)dg_step_board_set(s_board, room, step, steps);
+}
+
+static void
+s_step_to_rooms(void *arg, uint64_t room, int64_t step, int64_t steps)
+{
+	dg_rooms_step(arg, room, step, steps);
+}
+
+/* At most every 100 ms (ARCHITECTURE.md, "Progress"), and before a
+ * batch's end is handled, so that its last step goes before stage.done. */
+static void
+s_take_steps(s_stage_t *self, int64_t now, bool now_or_never)
+{
+	if (!now_or_never && now - self->steps_at < 100)
+		return;
+	self->steps_at = now;
+	dg_step_board_take(s_board, s_step_to_rooms, self->rooms);
+}
 
 /* ---- what the core asks ------------------------------------------------ */
 
@@ -66,7 +96,11 @@ s_to_ctl(s_stage_t *self, dg_msg_t *m)
 static void
 s_io_to_controller(void *arg, dg_msg_t *m)
 {
-	s_to_ctl(arg, m);
+	s_stage_t *self = arg;
+
+	if (m->op == DG_OP_STAGE_DONE && self->metrics)
+		dg_stage_metrics_room(self->metrics, &m->u.stage_done);
+	s_to_ctl(self, m);
 }
 
 static int
@@ -230,6 +264,7 @@ s_on_workers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	(void)item;
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
+	s_take_steps(self, zclock_mono(), true);
 	while ((b = dg_workers_next_done(self->workers))) {
 		if (self->metrics)
 			dg_stage_metrics_batch(self->metrics, b);
@@ -525,6 +560,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 		self->stats_at = now;
 	}
 	dg_rooms_tick(self->rooms, now);
+	s_take_steps(self, now, false);
 	if (self->metrics)
 		dg_stage_metrics_tick(self->metrics, now, self->rooms,
 		    self->pool, self->xfer);
@@ -563,6 +599,7 @@ s_plugin(s_stage_t *self)
 		.device = self->conf->memory == DG_MEMORY_CUDA ?
 		    (int)self->conf->device : -1,
 		.progress = dg_thread_progress,
+		.step = s_on_step,
 		.stage = self->conf->stage,
 		.python_path = self->conf->python_path,
 		.memory = self->conf->memory == DG_MEMORY_CUDA ? "cuda" : "host",
@@ -633,6 +670,8 @@ s_start(dg_daemon_t *d, void **state)
 		dg_log_error("pool: %s", why);
 		return -1;
 	}
+	if (!(s_board = dg_step_board_new()))
+		return -1;
 	if (s_plugin(self) < 0)
 		return -1;
 	self->xfer = dg_xfer_new(&fabric, self->pool, *self->conf->host ?
@@ -731,6 +770,7 @@ s_stop(void **state)
 	/* Threads first: then no batch is out, and the rooms (with the
 	 * batches never run) are freed with nothing else touching them. */
 	dg_workers_destroy(&self->workers);
+	dg_step_board_destroy(&s_board);
 	dg_stage_metrics_destroy(&self->metrics);
 	dg_rooms_destroy(&self->rooms);
 	dg_xfer_destroy(&self->xfer);

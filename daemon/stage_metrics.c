@@ -16,9 +16,13 @@ struct _dg_stage_metrics_t {
 	dg_metrics_http_t *http;
 	int64_t at;
 	dg_hist_t compute, batch, xfer[2];      /* xfer: send, receive */
+	dg_hist_t parts[5];                     /* s_parts */
 };
 
 static const char *const s_dirs[2] = { "send", "receive" };
+/* result.timings' words for a room's time at a stage. */
+static const char *const s_parts[5] =
+	{ "queue", "transfer_in", "compute", "transfer_out", "total" };
 
 dg_stage_metrics_t *
 dg_stage_metrics_new(const char *hostport, const char *role,
@@ -43,6 +47,9 @@ dg_stage_metrics_new(const char *hostport, const char *role,
 	dg_hist_init(&self->batch, dg_hist_sizes, dg_hist_sizes_n);
 	for (int d = 0; d < 2; d++)
 		dg_hist_init(&self->xfer[d], dg_hist_seconds,
+		    dg_hist_seconds_n);
+	for (int p = 0; p < 5; p++)
+		dg_hist_init(&self->parts[p], dg_hist_seconds,
 		    dg_hist_seconds_n);
 	return self;
 }
@@ -71,6 +78,16 @@ dg_stage_metrics_xfer(dg_stage_metrics_t *self, const dg_xfer_event_t *ev)
 	if (ev->status == DG_XFER_DONE)
 		dg_hist_observe(&self->xfer[ev->dir == DG_XFER_SEND ? 0 : 1],
 		    (double)ev->ms / 1000);
+}
+
+void
+dg_stage_metrics_room(dg_stage_metrics_t *self, const dg_stage_done_msg_t *sd)
+{
+	const int64_t us[5] = { sd->queue_us, sd->in_us, sd->compute_us,
+	    sd->out_us, sd->total_us };
+
+	for (int p = 0; p < 5; p++)
+		dg_hist_observe(&self->parts[p], (double)us[p] / 1e6);
 }
 
 /* One sample labelled role, instance and one more label (or none). */
@@ -180,16 +197,25 @@ dg_stage_metrics_tick(dg_stage_metrics_t *self, int64_t now,
 	    "Rooms per batch run.");
 	dg_metrics_histogram(m, "disagg_stage_batch_size",
 	    (dg_labels_t){ me, 2 }, &self->batch);
+	dg_metrics_family(m, "disagg_stage_room_seconds", DG_METRIC_HISTOGRAM,
+	    "Where a room's time at this stage went, as result.timings "
+	    "has it: queue, transfer_in, compute, transfer_out, total.");
+	for (int p = 0; p < 5; p++) {
+		const char *l[] = { "role", self->role, "instance", self->name,
+		    "component", s_parts[p] };
+		dg_metrics_histogram(m, "disagg_stage_room_seconds",
+		    (dg_labels_t){ l, 3 }, &self->parts[p]);
+	}
 
 	dg_pool_stats_t ps;
 	dg_pool_stats(pool, &ps);
 	double slot = (double)dg_pool_slot_size(pool);
 	dg_metrics_family(m, "disagg_pool_bytes", DG_METRIC_GAUGE,
-	    "The pool's bytes, free or held by rooms.");
-	s_one(self, "disagg_pool_bytes", "state", "free",
-	    ps.slots_free * slot);
-	s_one(self, "disagg_pool_bytes", "state", "held",
-	    (ps.slots - ps.slots_free) * slot);
+	    "The pool's bytes by slot state: free, reserved (for a room's "
+	    "input or output), filling (data arriving), ready, in_use.");
+	for (int s = 0; s < DG_SLOT_NSTATES; s++)
+		s_one(self, "disagg_pool_bytes", "state",
+		    dg_slot_state_name(s), ps.slots_in[s] * slot);
 	dg_metrics_family(m, "disagg_pool_extents", DG_METRIC_GAUGE,
 	    "Extents (one room's input or output) held, by slot state.");
 	for (int s = 1; s < DG_SLOT_NSTATES; s++)

@@ -23,6 +23,9 @@ void dg_stage_metrics_batch(dg_stage_metrics_t *self,
     const dg_room_batch_t *b);
 void dg_stage_metrics_xfer(dg_stage_metrics_t *self,
     const dg_xfer_event_t *ev);
+/* A room that ended well here: where its time went (stage.done). */
+void dg_stage_metrics_room(dg_stage_metrics_t *self,
+    const dg_stage_done_msg_t *sd);
 /* Write and publish the text, at most once a second. */
 void dg_stage_metrics_tick(dg_stage_metrics_t *self, int64_t now,
     dg_rooms_t *rooms, dg_pool_t *pool, dg_xfer_t *xfer);

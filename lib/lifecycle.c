@@ -119,8 +119,9 @@ dg_lifecycle_new(const dg_pipeline_conf_t *chain,
 	self->pending = zlistx_new();
 	self->live = zlistx_new();
 	self->finished = zlistx_new();
+	self->held = zlistx_new();
 	if (!self->reg || !self->reqs || !self->rooms || !self->per_client ||
-	    !self->keys ||
+	    !self->keys || !self->held ||
 	    !self->pending || !self->live || !self->finished) {
 		dg_lifecycle_destroy(&self);
 		return NULL;
@@ -140,6 +141,7 @@ dg_lifecycle_destroy(dg_lifecycle_t **self_p)
 	zlistx_destroy(&self->pending);
 	zlistx_destroy(&self->live);
 	zlistx_destroy(&self->finished);
+	zlistx_destroy(&self->held);
 	zhashx_destroy(&self->rooms);
 	zhashx_destroy(&self->per_client);
 	zhashx_destroy(&self->keys);
@@ -300,11 +302,13 @@ static void
 s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
     dg_req_state_t state, const char *why)
 {
-	dg_kv_t timings[DG_CHAIN_MAX + 1];
-	size_t nt = 0;
+	dg_kv_t timings[DG_LC_TIMINGS_MAX];
 
 	if (dg_lc_terminal(r))
 		return;
+	/* The result says it all: a progress word held back would only
+	 * come after it. */
+	dg_lc_progress_drop(self, r);
 	if (state != DG_REQ_DONE)
 		s_send_release(self, r, why ? why : dg_req_state_name(state));
 	else
@@ -339,13 +343,9 @@ s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 		m->u.result.bytes = r->bytes;
 		m->u.result.digest = r->digest;
 		m->u.result.error = state == DG_REQ_DONE ? NULL : r->error;
-		for (size_t s = 0; s < self->n; s++)
-			if (r->place[s].done)
-				timings[nt++] = (dg_kv_t){ self->chain.roles[s],
-				    r->place[s].ms };
-		timings[nt++] = (dg_kv_t){ "total", now - r->created };
 		m->u.result.timings = timings;
-		m->u.result.n_timings = nt;
+		m->u.result.n_timings = dg_lc_timings(self, r, now, m,
+		    timings);
 		m->u.result.key = r->key;
 		/* The journal keeps the submitter with the key; the client
 		 * hears its key alone. */
@@ -399,9 +399,10 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 	}
 	for (size_t s = 0; s < self->n; s++) {
 		chosen[s]->optimistic++;
+		/* A new room starts from scratch everywhere. */
+		r->place[s] = (dg_lc_place_t){ 0 };
 		snprintf(r->place[s].inst, sizeof r->place[s].inst, "%s",
 		    chosen[s]->name);
-		r->place[s].done = false;
 		rows[s] = (dg_stage_row_t){ .role = self->chain.roles[s],
 		    .name = chosen[s]->name, .peer = chosen[s]->peer };
 	}
@@ -566,6 +567,7 @@ s_req_admit(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 	r->width = sub->width;
 	r->steps = sub->steps;
 	r->seed = sub->seed;
+	r->progress = sub->progress;
 	r->timeout_ms = timeout > 1 ? timeout : 1;
 	r->created = now;
 	r->deadline = r->created + r->timeout_ms;
@@ -836,6 +838,14 @@ dg_lc_status(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	s->error = *r->error ? r->error : NULL;
 	const char *at = dg_lc_stage_of(self, r);
 	s->stage = *at ? at : NULL;
+	const dg_lc_place_t *p = dg_lc_place_of(self, r);
+	if (p) {
+		s->step = p->step;
+		s->steps = p->steps;
+	}
+	dg_kv_t timings[DG_LC_TIMINGS_MAX];
+	s->timings = timings;
+	s->n_timings = dg_lc_timings(self, r, now, ok, timings);
 	if (*r->place[0].inst) {
 		for (size_t i = 0; i < self->n; i++)
 			rows[i] = (dg_stage_row_t){ .role = self->chain.roles[i],
@@ -996,6 +1006,11 @@ dg_lc_stage_done(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 		return;
 	r->place[s].done = true;
 	r->place[s].ms = sd->ms;
+	r->place[s].queue_us = sd->queue_us;
+	r->place[s].in_us = sd->in_us;
+	r->place[s].compute_us = sd->compute_us;
+	r->place[s].out_us = sd->out_us;
+	r->place[s].total_us = sd->total_us;
 	if ((size_t)s + 1 < self->n) {
 		/* Its output is delivered: the next stage holds it. */
 		s_advance(r, 2 * (s + 1) + 1);
@@ -1181,6 +1196,7 @@ dg_lc_tick(dg_lifecycle_t *self, int64_t now)
 	}
 	s_deadlines(self, now);
 	s_forget_finished(self, now);
+	dg_lc_progress_flush(self, now);
 }
 
 void
@@ -1199,6 +1215,8 @@ dg_lc_next_wake(dg_lifecycle_t *self, int64_t now)
 
 	if (self->next_deadline < next)
 		next = self->next_deadline;
+	if (dg_lc_progress_due(self) < next)
+		next = dg_lc_progress_due(self);
 	uint64_t *id = zlistx_first(self->finished);
 	dg_lc_req_t *r = id ? dg_lc_req_find(self, *id) : NULL;
 	if (r && (int64_t)zlistx_size(self->finished) >

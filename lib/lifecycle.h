@@ -123,6 +123,10 @@ void dg_lc_stage_done(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m);
 void dg_lc_stage_failed(dg_lifecycle_t *self, int64_t now,
     const dg_msg_t *m);
 void dg_lc_room_phase(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m);
+/* progress from a stage: kept for status and rooms, and sent on to a
+ * client that asked, at most every DG_LC_PROGRESS_EVERY_MS per request
+ * (the newest word; words in between are dropped). */
+void dg_lc_progress(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m);
 
 /* Operators' ops (the driver has checked the key).  drain: `exit` asks
  * the daemon itself to drain and exit. */

@@ -12,6 +12,9 @@ typedef struct {
 	char inst[DG_NAME_MAX];         /* "" until placed */
 	bool done;
 	int64_t ms;
+	/* stage.done's account of the room's time there (result.timings) */
+	int64_t queue_us, in_us, compute_us, out_us, total_us;
+	int64_t step, steps;            /* its last progress, 0 of 0: none */
 } dg_lc_place_t;
 
 typedef struct dg_lc_req {
@@ -34,6 +37,12 @@ typedef struct dg_lc_req {
 	char digest[40];
 	void *live;                     /* handle in the live list */
 	void *pend;                     /* handle in the pending list */
+	/* The client asked for `progress`: the last one it was sent, and
+	 * whether a newer one waits in `held` for PROGRESS_EVERY_MS. */
+	bool progress;
+	int64_t progress_at;
+	void *held;
+	int held_place;
 	dg_lc_place_t place[];              /* one per role of the chain */
 } dg_lc_req_t;
 
@@ -50,6 +59,7 @@ struct _dg_lifecycle_t {
 	zlistx_t *pending;              /* dg_lc_req_t waiting for instances */
 	zlistx_t *live;                 /* dg_lc_req_t not finished, by age */
 	zlistx_t *finished;             /* ids, oldest first, for expiry */
+	zlistx_t *held;                 /* dg_lc_req_t with progress to send */
 	uint64_t next_request, next_room, rooms_reserved;
 	size_t active;
 	uint64_t ndone, nfailed, ncancelled, replayed;
@@ -59,6 +69,20 @@ struct _dg_lifecycle_t {
 	bool draining;
 };
 
+/* A client hears of a request's progress at most this often. */
+#define DG_LC_PROGRESS_EVERY_MS 100
+
+/* lifecycle_progress.c: send what `held` holds whose time has come;
+ * when the next one is due (INT64_MAX: none); forget a request's. */
+void dg_lc_progress_flush(dg_lifecycle_t *self, int64_t now);
+int64_t dg_lc_progress_due(const dg_lifecycle_t *self);
+void dg_lc_progress_drop(dg_lifecycle_t *self, dg_lc_req_t *r);
+/* result.timings and status.ok's: `out` has room for
+ * DG_LC_TIMINGS_MAX, keys in `m`'s arena.  Returns how many. */
+#define DG_LC_TIMINGS_MAX (6 * DG_CHAIN_MAX + 1)
+size_t dg_lc_timings(dg_lifecycle_t *self, const dg_lc_req_t *r,
+    int64_t now, dg_msg_t *m, dg_kv_t *out);
+
 /* A request by id, finished ones too; NULL when unknown. */
 dg_lc_req_t *dg_lc_req_find(dg_lifecycle_t *self, uint64_t id);
 bool dg_lc_terminal(const dg_lc_req_t *r);
@@ -66,6 +90,10 @@ bool dg_lc_terminal(const dg_lc_req_t *r);
  * not placed). */
 dg_req_state_t dg_lc_state(const dg_lifecycle_t *self, const dg_lc_req_t *r);
 const char *dg_lc_stage_of(const dg_lifecycle_t *self, const dg_lc_req_t *r);
+/* The place a live request is at (NULL when none): its step of steps is
+ * what status.ok and rooms.ok show. */
+const dg_lc_place_t *dg_lc_place_of(const dg_lifecycle_t *self,
+    const dg_lc_req_t *r);
 /* Version 1's three places of a request: the first, the middle ones
  * joined with ',' (in `m`'s arena), the last. */
 void dg_lc_v1_places(dg_lifecycle_t *self, const dg_lc_req_t *r, dg_msg_t *m,

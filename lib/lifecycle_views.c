@@ -75,10 +75,18 @@ dg_lc_state(const dg_lifecycle_t *self, const dg_lc_req_t *r)
 const char *
 dg_lc_stage_of(const dg_lifecycle_t *self, const dg_lc_req_t *r)
 {
+	const dg_lc_place_t *p = dg_lc_place_of(self, r);
+
+	return p ? self->chain.roles[p - r->place] : "";
+}
+
+const dg_lc_place_t *
+dg_lc_place_of(const dg_lifecycle_t *self, const dg_lc_req_t *r)
+{
 	if (dg_lc_terminal(r) || r->state == DG_REQ_PENDING)
-		return "";
+		return NULL;
 	size_t at = r->rank <= 0 ? 0 : (size_t)(r->rank / 2);
-	return at < self->n ? self->chain.roles[at] : "";
+	return at < self->n ? &r->place[at] : NULL;
 }
 
 /* Version 1's three places: first, the middle ones joined, last. */
@@ -172,6 +180,11 @@ dg_lc_rooms_reply(dg_lifecycle_t *self, int64_t now, const char *name,
 			.stage = dg_lc_stage_of(self, r),
 			.stages = pl, .n_stages = self->n,
 		};
+		const dg_lc_place_t *at = dg_lc_place_of(self, r);
+		if (at) {
+			rows[n - 1].step = at->step;
+			rows[n - 1].steps = at->steps;
+		}
 	}
 	ok->seq = seq;
 	ok->u.rooms_ok.rooms = rows;

@@ -605,10 +605,13 @@ dg_pool_stats(const dg_pool_t *cself, dg_pool_stats_t *out)
 	while ((i = s_next_taken(self, i, self->slots)) < self->slots) {
 		const struct s_head *h = &self->heads[i];
 		int st = s_state(atomic_load(&h->word));
-		if (st != DG_SLOT_FREE)
-			out->extents[st]++;
 		uint32_t n = atomic_load(&h->nslots);
+		if (st != DG_SLOT_FREE) {
+			out->extents[st]++;
+			out->slots_in[st] += n;
+		}
 		i += n ? n : 1;
 	}
+	out->slots_in[DG_SLOT_FREE] = self->nfree;
 	pthread_mutex_unlock(&self->lock);
 }

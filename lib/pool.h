@@ -63,6 +63,7 @@ typedef struct {
 	uint64_t nospace;               /* reserve that found no room */
 	uint32_t slots, slots_free;
 	uint32_t extents[DG_SLOT_NSTATES]; /* live extents per state */
+	uint32_t slots_in[DG_SLOT_NSTATES]; /* their slots ([FREE]: free) */
 } dg_pool_stats_t;
 
 typedef struct _dg_pool_t dg_pool_t;

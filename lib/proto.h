@@ -53,6 +53,7 @@ typedef enum {
 	DG_OP_STATUS_OK       = 104,
 	DG_OP_CANCEL          = 105,
 	DG_OP_CANCEL_OK       = 106,
+	DG_OP_PROGRESS        = 107,
 	/* 200..: daemon <-> controller */
 	DG_OP_HELLO           = 200,
 	DG_OP_HELLO_OK        = 201,
@@ -189,9 +190,18 @@ typedef struct {                        /* submit */
 	/* ? the submitter's public key, as the controller journals it;
 	 * what a client sends here is ignored */
 	const char *owner;
+	bool progress;                  /* ? send this client `progress` */
 } dg_submit_msg_t;
 
 #define DG_SUBMIT_KEY_MAX 64
+
+typedef struct {                        /* progress */
+	uint64_t request;
+	uint64_t room;                  /* ? from a stage */
+	const char *role;
+	int64_t step;                   /* 1 .. steps */
+	int64_t steps;
+} dg_progress_msg_t;
 
 typedef struct {                        /* status */
 	uint64_t request;               /* ? */
@@ -235,6 +245,9 @@ typedef struct {                        /* status.ok */
 	const char *stage;              /* ? the role it is at now */
 	const dg_stage_row_t *stages;   /* ? the whole chain */
 	size_t n_stages;
+	int64_t step, steps;            /* ? the last progress of `stage` */
+	const dg_kv_t *timings;         /* ? as in result, so far */
+	size_t n_timings;
 } dg_status_ok_msg_t;
 
 typedef struct {                        /* hello */
@@ -311,6 +324,8 @@ typedef struct {                        /* stage.done */
 	const char *output;             /* ? */
 	uint64_t bytes;                 /* ? */
 	const char *digest;             /* ? */
+	/* ? where the room's time at this stage went (result.timings) */
+	int64_t queue_us, in_us, compute_us, out_us, total_us;
 } dg_stage_done_msg_t;
 
 typedef struct {                        /* stage.failed */
@@ -366,6 +381,8 @@ typedef struct {                        /* transfer.done */
 	/* ? what the sender wrote, with its checksums, for verify = on */
 	const dg_tensor_row_t *tensors;
 	size_t n_tensors;
+	int64_t us;                     /* ? the write took, as timed by
+	                                   the sender */
 } dg_transfer_done_msg_t;
 
 typedef struct {                        /* transfer.failed */
@@ -407,6 +424,7 @@ typedef struct {                        /* queues.ok: rooms[] */
 	uint64_t request;
 	const char *queue;
 	int64_t age_ms;
+	int64_t step, steps;            /* ? its last progress */
 } dg_queue_row_t;
 
 typedef struct {                        /* queues.ok */
@@ -428,6 +446,7 @@ typedef struct {                        /* rooms.ok: rooms[] */
 	const char *stage;              /* ? the role it is at now */
 	const dg_stage_row_t *stages;   /* ? the whole chain */
 	size_t n_stages;
+	int64_t step, steps;            /* ? the last progress of `stage` */
 } dg_room_row_t;
 
 typedef struct {                        /* rooms.ok */
@@ -524,6 +543,7 @@ typedef struct dg_msg {
 		dg_status_ok_msg_t status_ok;
 		dg_request_msg_t cancel;
 		dg_request_msg_t cancel_ok;
+		dg_progress_msg_t progress;
 		dg_hello_msg_t hello;
 		dg_hello_ok_msg_t hello_ok;
 		dg_heartbeat_msg_t heartbeat;

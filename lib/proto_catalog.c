@@ -90,6 +90,17 @@ static const dg_field_desc_t s_submit[] = {
 	INT(deadline_ms, OPT),
 	STR(key, OPT),
 	STR(owner, OPT),
+	BOOL(progress, OPT),
+};
+#undef T
+
+#define T dg_progress_msg_t
+static const dg_field_desc_t s_progress[] = {
+	UINT(request, REQ),
+	UINT(room, OPT),
+	STR(role, REQ),
+	INT(step, REQ),
+	INT(steps, REQ),
 };
 #undef T
 
@@ -144,6 +155,9 @@ static const dg_field_desc_t s_status_ok[] = {
 	STR(error, OPT),
 	STR(stage, OPT),
 	ROWS(stages, OPT, dg_stage_row_t, s_place_row, DG_CHAIN_ROWS, 0),
+	INT(step, OPT),
+	INT(steps, OPT),
+	KVMAP(timings, OPT),
 };
 #undef T
 
@@ -234,6 +248,11 @@ static const dg_field_desc_t s_stage_done[] = {
 	STR(output, OPT),
 	UINT(bytes, OPT),
 	STR(digest, OPT),
+	INT(queue_us, OPT),
+	INT(in_us, OPT),
+	INT(compute_us, OPT),
+	INT(out_us, OPT),
+	INT(total_us, OPT),
 };
 #undef T
 
@@ -302,6 +321,7 @@ static const dg_field_desc_t s_transfer_done[] = {
 	UINT(bytes, REQ),
 	ROWS(tensors, OPT, dg_tensor_row_t, s_tensor_row,
 	     DG_PROTO_MAX_TENSORS, DG_PROTO_E_TOO_MANY_TENSORS),
+	INT(us, OPT),
 };
 #undef T
 
@@ -354,6 +374,8 @@ static const dg_field_desc_t s_queue[] = {
 	UINT(request, REQ),
 	STR(queue, REQ),
 	INT(age_ms, REQ),
+	INT(step, OPT),
+	INT(steps, OPT),
 };
 #undef T
 static const dg_struct_desc_t s_queue_row =
@@ -379,6 +401,8 @@ static const dg_field_desc_t s_room_fields[] = {
 	INT(age_ms, REQ),
 	STR(stage, OPT),
 	ROWS(stages, OPT, dg_stage_row_t, s_place_row, DG_CHAIN_ROWS, 0),
+	INT(step, OPT),
+	INT(steps, OPT),
 };
 #undef T
 static const dg_struct_desc_t s_room_row =
@@ -485,6 +509,7 @@ static const dg_op_desc_t s_ops[] = {
 	OP(DG_OP_STATUS_OK, "status.ok", dg_status_ok_msg_t, s_status_ok),
 	OP(DG_OP_CANCEL, "cancel", dg_request_msg_t, s_request),
 	OP(DG_OP_CANCEL_OK, "cancel.ok", dg_request_msg_t, s_request),
+	OP(DG_OP_PROGRESS, "progress", dg_progress_msg_t, s_progress),
 	OP2(DG_OP_HELLO, "hello", dg_hello_msg_t, s_hello),
 	OP2(DG_OP_HELLO_OK, "hello.ok", dg_hello_ok_msg_t, s_hello_ok),
 	OP2(DG_OP_HEARTBEAT, "heartbeat", dg_heartbeat_msg_t, s_heartbeat),

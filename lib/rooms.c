@@ -44,6 +44,12 @@ struct dg_room {
 	void *qhandle;
 	int64_t created, queued_at, deadline;
 	int64_t ready_at;               /* input here: the stage's own time */
+	/* Where its time went (stage.done): input reserved, handed to a
+	 * worker, back from it, its send started (0: not yet); the
+	 * upstream's write as it timed it, the plugin's run, our write. */
+	int64_t reserved_at, run_at, ran_at, send_at;
+	int64_t in_us, compute_us, out_us;
+	int64_t step, steps;            /* its last progress, 0 of 0: none */
 	bool in_worker, released, failed;
 	/* Rooms that took pool space while this one waited for it: past
 	 * conf.overtake nothing passes it (s_pass). */
@@ -345,6 +351,12 @@ s_finished(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	 * a result add up instead of nesting. */
 	int64_t ms = now - (r->ready_at ? r->ready_at : r->created);
 	dg_msg_t *m = dg_msg_new(DG_OP_STAGE_DONE);
+	/* Waiting here: for input memory, for a worker, and for the next
+	 * stage's memory (its manifest).  What total leaves over is the
+	 * wait for the stage before to compute. */
+	int64_t queue_ms = (r->reserved_at ? r->reserved_at - r->created : 0) +
+	    (r->run_at ? r->run_at - (r->ready_at ? r->ready_at : r->created) :
+	    0) + (r->send_at ? r->send_at - r->ran_at : 0);
 
 	self->done++;
 	self->lat[self->nlat++ % LAT_WINDOW] = ms;
@@ -353,6 +365,11 @@ s_finished(dg_rooms_t *self, int64_t now, dg_room_t *r)
 		m->u.stage_done.request = r->request;
 		m->u.stage_done.role = self->conf.role;
 		m->u.stage_done.ms = ms;
+		m->u.stage_done.queue_us = queue_ms * 1000;
+		m->u.stage_done.in_us = r->in_us;
+		m->u.stage_done.compute_us = r->compute_us;
+		m->u.stage_done.out_us = r->out_us;
+		m->u.stage_done.total_us = (now - r->created) * 1000;
 		if (s_last(self)) {
 			m->u.stage_done.output = r->item.output;
 			m->u.stage_done.bytes = r->item.output_bytes;
@@ -433,6 +450,7 @@ s_try_receive(dg_rooms_t *self, int64_t now, dg_room_t *r)
 		return true;
 	}
 	dg_msg_destroy(&m);
+	r->reserved_at = now;
 	s_enqueue(self, now, r, DG_QUEUE_WAITING);
 	return true;
 }
@@ -467,6 +485,7 @@ s_try_send(dg_rooms_t *self, int64_t now, dg_room_t *r)
 		s_fail(self, r, true, "cannot send: %s", why);
 		return;
 	}
+	r->send_at = now;
 	r->sending = true;
 }
 
@@ -615,6 +634,7 @@ dg_rooms_pump(dg_rooms_t *self, int64_t now)
 		for (size_t i = 0; i < b->n; i++) {
 			dg_room_t *x = b->rooms[i];
 			s_enqueue(self, now, x, DG_QUEUE_RUNNING);
+			x->run_at = now;
 			x->in_worker = true;
 			s_phase(self, x, DG_ROOM_RUNNING);
 			s_lay_out(self, x);
@@ -630,6 +650,8 @@ dg_rooms_batch_done(dg_rooms_t *self, int64_t now, dg_room_batch_t *b)
 	for (size_t i = 0; i < b->n; i++) {
 		dg_room_t *r = b->rooms[i];
 		r->in_worker = false;
+		r->ran_at = now;
+		r->compute_us = (int64_t)(b->compute_s * 1e6);
 		if (r->released) {
 			s_room_free(self, r);
 			continue;
@@ -669,6 +691,27 @@ s_find(dg_rooms_t *self, uint64_t room)
 }
 
 void
+dg_rooms_step(dg_rooms_t *self, uint64_t room, int64_t step, int64_t steps)
+{
+	dg_room_t *r = s_find(self, room);
+
+	/* A worker's word about a room that has ended since is stale. */
+	if (!r || r->released || !r->in_worker || steps < 1 || step < 1 ||
+	    step > steps || (step == r->step && steps == r->steps))
+		return;
+	r->step = step;
+	r->steps = steps;
+	dg_msg_t *m = dg_msg_new(DG_OP_PROGRESS);
+	if (!m)
+		return;
+	m->u.progress = (dg_progress_msg_t){ .request = r->request,
+	    .room = r->room, .role = self->conf.role, .step = step,
+	    .steps = steps };
+	self->io.to_controller(self->io.arg, m);
+	dg_msg_destroy(&m);
+}
+
+void
 dg_rooms_xfer_event(dg_rooms_t *self, int64_t now, const dg_xfer_event_t *ev)
 {
 	dg_room_t *r = s_find(self, ev->room);
@@ -701,6 +744,7 @@ dg_rooms_xfer_event(dg_rooms_t *self, int64_t now, const dg_xfer_event_t *ev)
 			s_fail(self, r, true, "send: %s", ev->reason);
 			return;
 		}
+		r->out_us = ev->us;
 		dg_msg_t *m = dg_msg_new(DG_OP_TRANSFER_DONE);
 		dg_tensor_row_t rows[DG_STAGE_MAX_TENSORS];
 		if (m) {
@@ -715,6 +759,7 @@ dg_rooms_xfer_event(dg_rooms_t *self, int64_t now, const dg_xfer_event_t *ev)
 			m->u.transfer_done.bytes = ev->bytes;
 			m->u.transfer_done.tensors = rows;
 			m->u.transfer_done.n_tensors = mf->n_tensors;
+			m->u.transfer_done.us = ev->us;
 			self->io.to_downstream(self->io.arg, &r->down_route, m);
 			dg_msg_destroy(&m);
 		}
@@ -795,6 +840,7 @@ dg_rooms_transfer_done(dg_rooms_t *self, int64_t now, const dg_msg_t *m)
 	    m->u.transfer_done.n_tensors : DG_STAGE_MAX_TENSORS;
 	for (size_t i = 0; i < r->nsums; i++)
 		r->sums[i] = m->u.transfer_done.tensors[i].checksum;
+	r->in_us = m->u.transfer_done.us;
 	r->done_msg = true;
 	s_try_ready(self, now, r);
 }
@@ -1061,7 +1107,8 @@ dg_rooms_queues_reply(dg_rooms_t *self, int64_t now, uint64_t seq)
 		    r = zlistx_next(self->queues[q]))
 			rows[n++] = (dg_queue_row_t){ .room = r->room,
 			    .request = r->request, .queue = s_queue_names[q],
-			    .age_ms = now - r->queued_at };
+			    .age_ms = now - r->queued_at, .step = r->step,
+			    .steps = r->steps };
 	}
 	ok->seq = seq;
 	ok->u.queues_ok.name = self->conf.name;

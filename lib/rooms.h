@@ -60,7 +60,7 @@ uint64_t dg_room_id(const dg_room_t *room);
 
 typedef struct {
 	void *arg;
-	/* stage.done, stage.failed, room.phase.  0 or -1. */
+	/* stage.done, stage.failed, room.phase, progress. */
 	void (*to_controller)(void *arg, dg_msg_t *m);
 	/* A manifest or transfer.failed for the stage before us, at its
 	 * peer endpoint.  0, or -1 when it cannot be sent. */
@@ -127,6 +127,11 @@ void dg_rooms_xfer_event(dg_rooms_t *self, int64_t now,
     const dg_xfer_event_t *ev);
 /* A batch back from a worker (takes it); `ms` its compute time. */
 void dg_rooms_batch_done(dg_rooms_t *self, int64_t now, dg_room_batch_t *b);
+/* A worker said how far a room's request is (stage.h, env->step): it
+ * goes to the controller as `progress`, and shows in queues.ok.  Steps
+ * out of 1..steps, repeats and rooms no longer in a worker are dropped. */
+void dg_rooms_step(dg_rooms_t *self, uint64_t room, int64_t step,
+    int64_t steps);
 /* Move what can move: incoming rooms into free memory, ready ones to
  * free workers.  Call after every turn of events. */
 void dg_rooms_pump(dg_rooms_t *self, int64_t now);

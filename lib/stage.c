@@ -307,9 +307,29 @@ s_all_stopped(const dg_stage_item_t *items, size_t n)
  * within one slice, however long a step is. */
 #define STOP_SLICE_MS 20
 
+/* Tell each item's request how far it is after step k (0-based) of a
+ * batch that runs `steps`: an item whose range is shorter is done
+ * sooner and says so once. */
+static void
+s_report_step(dg_stage_item_t *items, size_t n, int64_t k, int64_t steps,
+    const dg_stage_clock_t *clock)
+{
+	for (size_t i = 0; i < n; i++) {
+		const dg_request_t *req = items[i].req;
+		if (!clock->denoise) {
+			clock->step(req->room, k + 1, steps);
+			continue;
+		}
+		int64_t mine = req->step_end - req->step_begin;
+		if (k < mine)
+			clock->step(req->room, req->step_begin + k + 1,
+			    req->steps);
+	}
+}
+
 void
 dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
-    int64_t step_ms, void (*progress)(void))
+    int64_t step_ms, const dg_stage_clock_t *clock)
 {
 	for (int64_t k = 0; step_ms > 0 && k < steps; k++) {
 		for (int64_t slept = 0; slept < step_ms;
@@ -326,7 +346,9 @@ dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
 			dg_stage_cost(step_ms - slept < STOP_SLICE_MS ?
 			    step_ms - slept : STOP_SLICE_MS);
 		}
-		if (progress)
-			progress();
+		if (clock->step)
+			s_report_step(items, n, k, steps, clock);
+		else if (clock->progress)
+			clock->progress();
 	}
 }

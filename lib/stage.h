@@ -33,8 +33,10 @@
  * options, option_lines and the pool's address and size.
  * 3: dg_request_t gained step_begin and step_end, dg_stage_env_t
  * expert; env->role is the role's name in the configuration's chain,
- * whatever it is. */
-#define DG_STAGE_ABI         3
+ * whatever it is.
+ * 4: dg_stage_env_t gained step, which says how far a request's
+ * denoising has come (clients that asked see it). */
+#define DG_STAGE_ABI         4
 #define DG_STAGE_MAX_TENSORS 8
 #define DG_STAGE_MAX_DIMS    6
 
@@ -100,6 +102,13 @@ typedef struct {
 	/* ABI 3: the stage's place in the chain, 0 .. places - 1: the
 	 * first takes the request alone, the last writes the output. */
 	int place, places;
+	/* ABI 4 and later: call from run() when request item->req->room
+	 * has done `step` of its `steps` (1 .. steps, counted over the
+	 * whole request, so an expert that runs steps 25..49 of 50 says 26
+	 * to 50).  It also counts as progress (above).  Thread-safe, cheap
+	 * (the daemon keeps the latest and forwards it at most every 100
+	 * ms), never blocks.  NULL when the daemon does not take it. */
+	void (*step)(uint64_t room, int64_t step, int64_t steps);
 } dg_stage_env_t;
 
 /* One request of a batch.  Inputs and outputs are host memory inside the

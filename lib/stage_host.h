@@ -4,6 +4,7 @@
 #ifndef DG_STAGE_HOST_H
 #define DG_STAGE_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,10 +70,20 @@ void dg_stage_steps(int expert, int64_t boundary, int64_t steps,
  * spin, so that it costs no CPU. */
 void dg_stage_cost(int64_t ms);
 /* `steps` of step_ms each, a step at a time so that progress is
- * reported (a silent worker marks the daemon unhealthy) and a batch
- * whose rooms were all released stops early, each item then failing
- * with how far it got. */
+ * reported (a silent worker marks the daemon unhealthy; env->step tells
+ * each item's request how far it is, counting from its step_begin) and
+ * a batch whose rooms were all released stops early, each item then
+ * failing with how far it got. */
+typedef struct {
+	void (*progress)(void);         /* env->progress */
+	void (*step)(uint64_t room, int64_t step, int64_t steps);
+	/* Steps of the request's denoising (each item then counts from its
+	 * req->step_begin, of req->steps), or of this stage's own work (1
+	 * of 1 for an encoder). */
+	bool denoise;
+} dg_stage_clock_t;
+
 void dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
-    int64_t step_ms, void (*progress)(void));
+    int64_t step_ms, const dg_stage_clock_t *clock);
 
 #endif

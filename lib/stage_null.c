@@ -27,7 +27,7 @@ typedef struct {
 	s_role_t role;
 	dg_tensor_plan_t in, out;       /* the same for every request */
 	int64_t step_ms;
-	void (*progress)(void);
+	dg_stage_clock_t clock;         /* progress and steps */
 } s_null_t;
 
 static const dg_tensor_spec_t s_context = {
@@ -48,8 +48,6 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 		return -1;
 	}
 	const char *role = env->role ? env->role : "";
-	self->step_ms = env->step_ms;
-	self->progress = env->progress;
 	/* A chain of any roles: the place says what each one does. */
 	if (env->abi >= 3 && env->places >= 2)
 		role = env->place == 0 ? "encoder" :
@@ -72,7 +70,9 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 		return -1;
 	}
 	self->step_ms = env->step_ms;
-	self->progress = env->progress;
+	self->clock = (dg_stage_clock_t){ .progress = env->progress,
+	    .step = env->abi >= 4 ? env->step : NULL,
+	    .denoise = self->role == ROLE_TRANSFORMER };
 	*state = self;
 	return 0;
 }
@@ -100,7 +100,7 @@ s_take_time(const s_null_t *self, dg_stage_item_t *items, size_t n)
 		for (size_t i = 0; i < n; i++)
 			if (items[i].req->steps > steps)
 				steps = items[i].req->steps;
-	dg_stage_take_time(items, n, steps, self->step_ms, self->progress);
+	dg_stage_take_time(items, n, steps, self->step_ms, &self->clock);
 }
 
 static int

@@ -49,6 +49,7 @@ typedef struct {
 	char role[32], name[64];
 	int device;                     /* -1: host pool */
 	void (*progress)(void);
+	void (*step)(uint64_t room, int64_t step, int64_t steps);
 } s_py_t;
 
 /* What an item's `_Ctl` reaches through its capsule; `live` is cleared
@@ -56,6 +57,8 @@ typedef struct {
 typedef struct {
 	const _Atomic int *stop;
 	void (*progress)(void);
+	void (*step)(uint64_t room, int64_t step, int64_t steps);
+	uint64_t room;
 	bool live;
 } s_ctl_t;
 
@@ -130,7 +133,12 @@ s_mod_progress(PyObject *self, PyObject *args)
 	s_ctl_t *c = s_ctl_of(cap);
 	if (!c)
 		return NULL;
-	if (c->live && c->progress)
+	if (!c->live)
+		Py_RETURN_NONE;
+	/* A step outside 1..steps says nothing a client could show. */
+	if (c->step && steps > 0 && step >= 1 && step <= steps)
+		c->step(c->room, step, steps);
+	else if (c->progress)
 		c->progress();
 	Py_RETURN_NONE;
 }
@@ -381,6 +389,7 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 	    "");
 	self->device = env->device;
 	self->progress = env->progress;
+	self->step = env->abi >= 4 ? env->step : NULL;
 	char *outdir = NULL;
 	if (env->role && strcmp(env->role, "decoder") == 0 &&
 	    !(outdir = dg_stage_output_dir(env->output_dir, why, whysize))) {
@@ -654,7 +663,7 @@ s_run(void *state, dg_stage_item_t *items, size_t n)
 			break;
 		}
 		*c = (s_ctl_t){ .stop = it->stop, .progress = self->progress,
-		    .live = true };
+		    .step = self->step, .room = it->req->room, .live = true };
 		ctls[i] = c;
 		PyObject *req = s_request(it->req);
 		PyObject *ins = s_tensors(it->in_plan, (void *const *)it->in,

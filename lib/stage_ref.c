@@ -53,7 +53,7 @@ typedef struct {
 	s_role_t role;
 	dg_expert_t expert;
 	int64_t step_ms;
-	void (*progress)(void);
+	dg_stage_clock_t clock;         /* progress and steps */
 	char *output_dir;               /* decoder */
 	uint16_t bf16[256];             /* encoder: int8 / 64 as bf16 */
 } s_ref_t;
@@ -206,7 +206,9 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 		self->expert = !strcmp(env->expert, "high") ? DG_EXPERT_HIGH :
 		    !strcmp(env->expert, "low") ? DG_EXPERT_LOW : DG_EXPERT_ALL;
 	self->step_ms = env->step_ms;
-	self->progress = env->progress;
+	self->clock = (dg_stage_clock_t){ .progress = env->progress,
+	    .step = env->abi >= 4 ? env->step : NULL,
+	    .denoise = role == ROLE_TRANSFORMER };
 	for (int b = 0; b < 256; b++) {
 		/* Exact: an int8 over 64 needs 8 significant bits, bf16 has 8. */
 		float f = (float)(int8_t)b / 64.0f;
@@ -311,7 +313,7 @@ s_encoder_run(void *state, dg_stage_item_t *items, size_t n)
 		if (s_check_item(self, it) == 0)
 			s_encode(self, it->req, it->out[0]);
 	}
-	dg_stage_take_time(items, n, 1, self->step_ms, self->progress);
+	dg_stage_take_time(items, n, 1, self->step_ms, &self->clock);
 	return 0;
 }
 
@@ -479,7 +481,7 @@ s_transformer_run(void *state, dg_stage_item_t *items, size_t n)
 			steps = end - begin;
 	}
 	/* The batch runs as long as its longest request. */
-	dg_stage_take_time(items, n, steps, self->step_ms, self->progress);
+	dg_stage_take_time(items, n, steps, self->step_ms, &self->clock);
 	return 0;
 }
 
@@ -595,7 +597,7 @@ s_decoder_run(void *state, dg_stage_item_t *items, size_t n)
 			it->output_bytes = 0;
 		}
 	}
-	dg_stage_take_time(items, n, 1, self->step_ms, self->progress);
+	dg_stage_take_time(items, n, 1, self->step_ms, &self->clock);
 	return 0;
 }
 

@@ -38,6 +38,15 @@ dg_xfer_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+dg_xfer_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 bool
 dg_xfer_probe_hmem_cuda(const char *provider, int device, char *why,
     size_t whysize)
@@ -544,6 +553,7 @@ dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	tx->max_attempts = (int)self->conf.transfer_attempts;
 	tx->chunk_retries = (int)self->conf.chunk_retries;
 	tx->started = dg_xfer_now_ms();
+	tx->started_us = dg_xfer_now_us();
 	tx->deadline = tx->started + timeout_ms;
 
 	/* The peer table belongs to the progress thread, so the peer is

@@ -55,6 +55,7 @@ typedef struct {
 	uint64_t bytes_left;
 	int attempts;           /* send: whole-transfer attempts used */
 	int64_t ms;             /* from start to this event */
+	int64_t us;             /* the same in microseconds (sends) */
 	char reason[256];
 } dg_xfer_event_t;
 

@@ -67,6 +67,7 @@ typedef struct s_send {
 	s_op_t *free_ops;
 	int attempts, max_attempts, chunk_retries;
 	int64_t started, deadline;
+	int64_t started_us;     /* for the event's `us` */
 	uint64_t bytes_total, bytes_done;
 	char error[200];
 	bool cancelled;
@@ -185,6 +186,7 @@ struct _dg_xfer_t {
 
 /* xfer.c: the clock, and the queues between the threads. */
 int64_t dg_xfer_now_ms(void);
+int64_t dg_xfer_now_us(void);
 void dg_xfer_kick(int fd);
 void dg_xfer_drain_fd(int fd);
 void dg_xfer_emit(dg_xfer_t *self, const dg_xfer_event_t *ev);

@@ -78,6 +78,7 @@ dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 		.room = tx->room, .phase = tx->phase, .bytes = tx->bytes_done,
 		.bytes_left = tx->bytes_total - tx->bytes_done,
 		.attempts = tx->attempts, .ms = dg_xfer_now_ms() - tx->started,
+		.us = dg_xfer_now_us() - tx->started_us,
 	};
 	if (status != DG_XFER_DONE)
 		snprintf(ev.reason, sizeof ev.reason, "%s", tx->error);

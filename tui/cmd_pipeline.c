@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cmd_pipeline.h"
 #include "lifecycle.h"
+#include "submit_bars.h"
 
 enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
        OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
@@ -24,7 +26,93 @@ typedef struct {
 	uint64_t id;
 	bool over;
 	char state[16];
+	dg_bars_t bars;                 /* its progress, when it has any */
+	double age_s;
 } s_track_t;
+
+static int
+s_cols(void)
+{
+	struct winsize ws;
+
+	return ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ?
+	    ws.ws_col : 80;
+}
+
+/* A progress message: a bar per stage on a terminal, redrawn in place;
+ * off one, a line per change. */
+static void
+s_progress(s_track_t *track, int count, const dg_progress_msg_t *p,
+    bool tty)
+{
+	char line[512];
+
+	for (int i = 0; i < count; i++) {
+		s_track_t *t = &track[i];
+		if (t->id != p->request || t->over ||
+		    !dg_bars_take(&t->bars, p))
+			continue;
+		if (tty) {
+			dg_bars_line(&t->bars, t->id, t->age_s, s_cols(), line,
+			    sizeof line);
+			printf("\r\033[K%s", line);
+		} else {
+			dg_bars_change(p, line, sizeof line);
+			printf("%s\n", line);
+		}
+		fflush(stdout);
+	}
+}
+
+/* `timings` (result, status.ok) as a table: a row per stage with the
+ * parts of its time, then the request's total. */
+static void
+s_print_timings(const dg_kv_t *t, size_t n)
+{
+	static const char *const parts[] =
+	    { "queue_us", "in_us", "compute_us", "out_us", "total_us" };
+	bool head = false;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *role = t[i].key;
+		if (strchr(role, '.') || strcmp(role, "total") == 0)
+			continue;
+		if (!head)
+			printf("  %-14s %9s %9s %9s %9s %9s  (ms)\n", "timings",
+			    "queue", "in", "compute", "out", "total");
+		head = true;
+		printf("  %-14s", role);
+		for (size_t k = 0; k < 5; k++) {
+			char key[DG_NAME_MAX + 16];
+			snprintf(key, sizeof key, "%s.%s", role, parts[k]);
+			size_t j = 0;
+			while (j < n && strcmp(t[j].key, key) != 0)
+				j++;
+			if (j < n)
+				printf(" %9.1f", (double)t[j].value / 1000.0);
+			else
+				printf(" %9s", "-");
+		}
+		printf("\n");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t[i].key, "total") == 0)
+			printf("  %-14s %49lld\n", "total",
+			    (long long)t[i].value);
+}
+
+/* The same for --json: an object of the keys as they came. */
+static void
+s_json_timings(const dg_kv_t *t, size_t n)
+{
+	printf(",\"timings\":{");
+	for (size_t i = 0; i < n; i++) {
+		printf("%s", i ? "," : "");
+		dg_json_str(stdout, t[i].key);
+		printf(":%lld", (long long)t[i].value);
+	}
+	printf("}");
+}
 
 static void
 s_print_result(const dg_msg_t *m, bool json)
@@ -43,13 +131,8 @@ s_print_result(const dg_msg_t *m, bool json)
 			printf(",\"error\":");
 			dg_json_str(stdout, r->error);
 		}
-		printf(",\"timings\":{");
-		for (size_t i = 0; i < r->n_timings; i++) {
-			printf("%s", i ? "," : "");
-			dg_json_str(stdout, r->timings[i].key);
-			printf(":%lld", (long long)r->timings[i].value);
-		}
-		printf("}}\n");
+		s_json_timings(r->timings, r->n_timings);
+		printf("}\n");
 		return;
 	}
 	printf("request %llu %s", (unsigned long long)r->request, r->status);
@@ -59,13 +142,7 @@ s_print_result(const dg_msg_t *m, bool json)
 	if (r->output && *r->output)
 		printf("  output  %s (%llu bytes, digest %s)\n", r->output,
 		    (unsigned long long)r->bytes, r->digest ? r->digest : "");
-	if (r->n_timings) {
-		printf("  timings");
-		for (size_t i = 0; i < r->n_timings; i++)
-			printf(" %s %lld ms", r->timings[i].key,
-			    (long long)r->timings[i].value);
-		printf("\n");
-	}
+	s_print_timings(r->timings, r->n_timings);
 }
 
 int
@@ -153,6 +230,8 @@ dg_cmd_submit(int argc, char *argv[])
 		    (unsigned long long)r[0], (unsigned long long)r[1]);
 		key = made;
 	}
+	/* Progress is for eyes: not with --json or --quiet. */
+	sub.progress = wait && !c.json && !quiet;
 	s_track_t *track = calloc((size_t)count, sizeof *track);
 	int rc = DG_EXIT_OK, open = 0;
 	for (int i = 0; i < count && track; i++) {
@@ -192,6 +271,8 @@ dg_cmd_submit(int argc, char *argv[])
 	int64_t next_poll = 0;
 	while (wait && open > 0 && rc != DG_EXIT_UNREACHABLE) {
 		dg_msg_t *m = dg_client_next(cl, 100);
+		if (m && m->op == DG_OP_PROGRESS && sub.progress)
+			s_progress(track, count, &m->u.progress, tty);
 		if (m && m->op == DG_OP_RESULT) {
 			for (int i = 0; i < count; i++) {
 				if (track[i].id != m->u.result.request ||
@@ -247,6 +328,15 @@ dg_cmd_submit(int argc, char *argv[])
 				} else if (over) {
 					snprintf(track[i].state,
 					    sizeof track[i].state, "%s", state);
+				} else if (tty && track[i].bars.n) {
+					char line[512];
+					track[i].age_s = (double)
+					    st->u.status_ok.age_ms / 1000.0;
+					dg_bars_line(&track[i].bars,
+					    track[i].id, track[i].age_s,
+					    s_cols(), line, sizeof line);
+					printf("\r\033[K%s", line);
+					fflush(stdout);
 				} else if (tty) {
 					printf("\r\033[Krequest %llu: %-10s "
 					    "%5.1f s  (%d of %d open)",
@@ -348,6 +438,13 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 					}
 					printf("]");
 				}
+				if (s->steps)
+					printf(",\"step\":%lld,\"steps\":%lld",
+					    (long long)s->step,
+					    (long long)s->steps);
+				if (s->n_timings)
+					s_json_timings(s->timings,
+					    s->n_timings);
 				printf("}\n");
 			} else {
 				printf("request %llu %s", (unsigned long long)
@@ -356,6 +453,10 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 				 * "denoising at low on e0 > h0 > l0 > d0". */
 				if (s->stage)
 					printf(" at %s", s->stage);
+				if (s->steps)
+					printf(" step %lld/%lld",
+					    (long long)s->step,
+					    (long long)s->steps);
 				for (size_t k = 0; k < s->n_stages; k++)
 					printf("%s%s", k ? " > " : " on ",
 					    s->stages[k].name);
@@ -369,6 +470,7 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 				if (s->error)
 					printf(": %s", s->error);
 				printf("\n");
+				s_print_timings(s->timings, s->n_timings);
 			}
 		} else if (c.json) {
 			printf("{\"request\":%llu,\"cancelled\":true}\n",

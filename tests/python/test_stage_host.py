@@ -106,6 +106,19 @@ def test_two_workers_run_two_batches_at_once(toy):
     assert max(seen) == 2, seen
 
 
+def test_item_progress_reaches_the_client(toy):
+    # item.progress(k, 50) in Middle's slow path: the client that asked
+    # hears the Python stage's own steps.
+    with toy.client() as c:
+        req = c.submit("slow progress", frames=5, height=64, width=64,
+                       steps=2, seed=9, progress=True)
+        word = wait_until(lambda: req.progress(timeout=0.5), 30,
+                          "a progress word")
+        assert word["role"] == "transformer" and word["steps"] == 50
+        assert 1 <= word["step"] <= 50
+        assert req.result(30)["status"] == "done"
+
+
 def test_release_stops_a_running_python_stage(toy):
     with toy.client() as c:
         req = submit(c, "slow release me")

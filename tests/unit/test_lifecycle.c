@@ -22,6 +22,8 @@ typedef struct {
 	uint64_t request, room, seq;
 	char status[16];                /* result status / error code */
 	char error[256];
+	char role[16];                  /* progress, status.ok */
+	int64_t step, steps, compute_us; /* compute_us: the transformer's */
 } s_out_t;
 
 typedef struct {
@@ -62,6 +64,15 @@ s_to_client(void *arg, const dg_route_t *to, const dg_msg_t *m, bool held)
 		int st = dg_req_state_lookup(m->u.result.status);
 		assert_true(st >= DG_REQ_DONE);
 		rec->results[st]++;
+		for (size_t i = 0; i < m->u.result.n_timings; i++)
+			if (!strcmp(m->u.result.timings[i].key,
+			    "transformer.compute_us"))
+				o->compute_us = m->u.result.timings[i].value;
+	} else if (m->op == DG_OP_PROGRESS) {
+		o->request = m->u.progress.request;
+		snprintf(o->role, sizeof o->role, "%s", m->u.progress.role);
+		o->step = m->u.progress.step;
+		o->steps = m->u.progress.steps;
 	} else if (m->op == DG_OP_SUBMIT_OK) {
 		o->request = m->u.submit_ok.request;
 	} else if (m->op == DG_OP_STATUS_OK) {
@@ -72,6 +83,8 @@ s_to_client(void *arg, const dg_route_t *to, const dg_msg_t *m, bool held)
 		    st->stage ? st->stage : "-", st->encoder ? st->encoder : "-",
 		    st->transformer ? st->transformer : "-",
 		    st->decoder ? st->decoder : "-", st->n_stages);
+		o->step = st->step;
+		o->steps = st->steps;
 	}
 }
 
@@ -196,6 +209,19 @@ s_submit(s_fix_t *f, int64_t deadline_ms)
 	dg_msg_destroy(&m);
 }
 
+/* A stage's progress word. */
+static void
+s_step(s_fix_t *f, uint64_t room, uint64_t request, const char *role,
+    int64_t step, int64_t steps)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_PROGRESS);
+	assert_non_null(m);
+	m->u.progress = (dg_progress_msg_t){ .room = room, .request = request,
+	    .role = role, .step = step, .steps = steps };
+	dg_lc_progress(f->lc, f->now, m);
+	dg_msg_destroy(&m);
+}
+
 static void
 s_report(s_fix_t *f, dg_op_t op, uint64_t room, uint64_t request,
     const char *role, const char *what)
@@ -206,7 +232,8 @@ s_report(s_fix_t *f, dg_op_t op, uint64_t room, uint64_t request,
 		m->u.stage_done = (dg_stage_done_msg_t){ .room = room,
 		    .request = request, .role = role, .ms = 7,
 		    .output = what, .bytes = what ? 100 : 0,
-		    .digest = what ? "abc" : NULL };
+		    .digest = what ? "abc" : NULL, .compute_us = 6500,
+		    .total_us = 7000 };
 		dg_lc_stage_done(f->lc, f->now, m);
 	} else if (op == DG_OP_ROOM_PHASE) {
 		m->u.room_phase = (dg_room_phase_msg_t){ .room = room,
@@ -739,6 +766,98 @@ test_idempotent_submit(void **state)
 	s_fix_fini(&f);
 }
 
+/* The last progress the client got, or NULL. */
+static const s_out_t *
+s_last_progress(const s_fix_t *f)
+{
+	for (size_t i = f->rec.n; i-- > 0;)
+		if (f->rec.out[i].op == DG_OP_PROGRESS)
+			return &f->rec.out[i];
+	return NULL;
+}
+
+/* A client that asks hears a request's progress at most every 100 ms,
+ * the newest word each time; one that does not ask hears none; stale
+ * and malformed words are dropped; status shows the step; a word held
+ * back when the request ends is never sent after its result; and the
+ * result's timings carry the stages' accounts. */
+static void
+test_progress(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
+	m->seq = ++f.seq;
+	m->u.submit = (dg_submit_msg_t){ .prompt = "a cat", .frames = 5,
+	    .height = 64, .width = 64, .steps = 40, .seed = 1,
+	    .progress = true };
+	dg_lc_submit(f.lc, f.now, &f.client, m);
+	dg_msg_destroy(&m);
+	s_submit(&f, 0);                /* request 2: no progress asked */
+	uint64_t r1 = s_room_of(&f, 1), r2 = s_room_of(&f, 2);
+	assert_true(r1 && r2);
+
+	s_step(&f, r1, 1, "transformer", 1, 40);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), 1);
+	assert_int_equal(s_last_progress(&f)->step, 1);
+	assert_string_equal(s_last_progress(&f)->role, "transformer");
+	f.now += 10;
+	s_step(&f, r1, 1, "transformer", 2, 40);
+	f.now += 40;
+	s_step(&f, r1, 1, "transformer", 5, 40);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), 1);
+	/* Due at +100: the tick then sends the newest, 5. */
+	assert_int_equal(dg_lc_next_wake(f.lc, f.now), 1100);
+	f.now = 1099;
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), 1);
+	f.now = 1100;
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), 2);
+	assert_int_equal(s_last_progress(&f)->step, 5);
+	/* Nothing held: no wake for progress. */
+	assert_true(dg_lc_next_wake(f.lc, f.now) > f.now + 100);
+
+	/* Not asked, wrong request, wrong room, out of range: nothing. */
+	f.now += 500;
+	s_step(&f, r2, 2, "transformer", 3, 4);
+	s_step(&f, r1, 2, "transformer", 6, 40);
+	s_step(&f, r1 + 100, 1, "transformer", 6, 40);
+	s_step(&f, r1, 1, "transformer", 41, 40);
+	s_step(&f, r1, 1, "transformer", 0, 40);
+	s_step(&f, r1, 1, "nosuch", 6, 40);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), 2);
+	/* Status shows the step of the stage at work. */
+	s_report(&f, DG_OP_ROOM_PHASE, r1, 1, "transformer", "running");
+	const s_out_t *st = s_status(&f, 1);
+	assert_int_equal(st->step, 5);
+	assert_int_equal(st->steps, 40);
+	st = s_status(&f, 2);
+	assert_int_equal(st->steps, 0);
+
+	/* A word held back, then the request ends: the result is last. */
+	s_step(&f, r1, 1, "transformer", 39, 40);
+	f.now += 1;
+	s_step(&f, r1, 1, "transformer", 40, 40);
+	size_t before = s_count(&f, DG_OP_PROGRESS, NULL);
+	for (size_t i = 0; i < 3; i++)
+		s_report(&f, DG_OP_STAGE_DONE, r1, 1, s_three[i],
+		    i == 2 ? "/out/1.y4m" : NULL);
+	assert_int_equal(f.rec.results[DG_REQ_DONE], 1);
+	assert_int_equal(f.rec.out[f.rec.n - 1].op, DG_OP_RESULT);
+	assert_int_equal(f.rec.out[f.rec.n - 1].compute_us, 6500);
+	f.now += 1000;
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), before);
+	/* A word about a place that is done, or a finished request. */
+	s_step(&f, r1, 1, "transformer", 40, 40);
+	assert_int_equal(s_count(&f, DG_OP_PROGRESS, NULL), before);
+	s_fix_fini(&f);
+}
+
 int
 main(void)
 {
@@ -752,6 +871,7 @@ main(void)
 		cmocka_unit_test(test_idempotent_submit),
 		cmocka_unit_test(test_admission_fair_under_flood),
 		cmocka_unit_test(test_controller_paused),
+		cmocka_unit_test(test_progress),
 	};
 	/* Thousands of re-dispatches are logged at info: keep errors. */
 	dg_log_set_level(DG_LOG_ERROR);

@@ -247,7 +247,7 @@ static const dg_instance_row_t s_instances[] = {
 	  11, 12, 13, 14, 15, 16, 17, 0.25, 80000, 250000, 1500, 19 },
 };
 static const dg_queue_row_t s_queue_rows[] = {
-	{ 101, 9001, "waiting", 35 }, { 102, 9002, "ready", 5 },
+	{ 101, 9001, "running", 35, 3, 8 }, { 102, 9002, "ready", 5, 0, 0 },
 };
 static const dg_stage_row_t s_places[] = {
 	{ "encoder", "e0", "tcp://10.0.0.1:7710" }, { "high", "h0", NULL },
@@ -255,8 +255,9 @@ static const dg_stage_row_t s_places[] = {
 };
 static const dg_room_row_t s_room_rows[] = {
 	{ 201, 9101, "encoding", "e0", "h0,l0", "d0", 4096, 77, "encoder",
-	  s_places, 4 },
-	{ 202, 9102, "decoding", "e1", "t1", "d1", 8192, 88, NULL, NULL, 0 },
+	  s_places, 4, 1, 1 },
+	{ 202, 9102, "decoding", "e1", "t1", "d1", 8192, 88, NULL, NULL, 0,
+	  0, 0 },
 };
 static const dg_thread_row_t s_thread_rows[] = {
 	{ "control", "polling", 301, 1500, 2, 4242, "sleeping" },
@@ -292,6 +293,7 @@ s_fill_submit(dg_msg_t *m)
 	b->deadline_ms = 120000;
 	b->key = "batch-7/item-12";
 	b->owner = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+	b->progress = true;
 }
 
 static void
@@ -339,6 +341,17 @@ s_fill_status_ok(dg_msg_t *m)
 	b->stage = "high";
 	b->stages = s_places;
 	b->n_stages = N(s_places);
+	b->step = 12;
+	b->steps = 50;
+	b->timings = s_timings;
+	b->n_timings = N(s_timings);
+}
+
+static void
+s_fill_progress(dg_msg_t *m)
+{
+	m->u.progress = (dg_progress_msg_t){ .request = 82, .room = 4243,
+	    .role = "high", .step = 7, .steps = 40 };
 }
 
 static void
@@ -458,6 +471,11 @@ s_fill_stage_done(dg_msg_t *m)
 	b->output = "out/504.y4m";
 	b->bytes = 9999999;
 	b->digest = "sha256:feedface";
+	b->queue_us = 1200;
+	b->in_us = 3400;
+	b->compute_us = 3100000;
+	b->out_us = 56;
+	b->total_us = 3300000;
 }
 
 static void
@@ -521,6 +539,7 @@ s_fill_transfer_done(dg_msg_t *m)
 	b->bytes = 12582912;
 	b->tensors = s_tensors;
 	b->n_tensors = N(s_tensors);
+	b->us = 2917;
 }
 
 static void
@@ -681,6 +700,7 @@ static const struct {
 	{ DG_OP_STATUS_OK, s_fill_status_ok },
 	{ DG_OP_CANCEL, s_fill_cancel },
 	{ DG_OP_CANCEL_OK, s_fill_cancel_ok },
+	{ DG_OP_PROGRESS, s_fill_progress },
 	{ DG_OP_HELLO, s_fill_hello },
 	{ DG_OP_HELLO_OK, s_fill_hello_ok },
 	{ DG_OP_HEARTBEAT, s_fill_heartbeat },
@@ -917,15 +937,16 @@ test_catalog_shape(void **state)
 static const char *const s_spec[] = {
 	"error: code message",
 	"submit: prompt negative_prompt? frames height width steps seed "
-	"deadline_ms? key? owner?",
+	"deadline_ms? key? owner? progress?",
 	"submit.ok: request",
 	"result: request status output bytes digest error? timings key? "
 	"owner?",
 	"status: request? key?",
 	"status.ok: request state room? encoder? transformer? decoder? "
-	"age_ms? retries? error? stage? stages?",
+	"age_ms? retries? error? stage? stages? step? steps? timings?",
 	"cancel: request",
 	"cancel.ok: request",
+	"progress: request room? role step steps",
 	"hello: role name host pid peer fabric? provider? pool_bytes slots "
 	"workers version?",
 	"hello.ok: heartbeat_ms dead_after_ms instance",
@@ -936,13 +957,14 @@ static const char *const s_spec[] = {
 	"assign: request room attempt prompt negative_prompt? frames height "
 	"width steps seed deadline_ms stages",
 	"assign.ok: room",
-	"stage.done: room request role ms output? bytes? digest?",
+	"stage.done: room request role ms output? bytes? digest? queue_us? "
+	"in_us? compute_us? out_us? total_us?",
 	"stage.failed: room request role reason retryable",
 	"release: room reason?",
 	"release.ok: room",
 	"room.phase: room request role state",
 	"manifest: room phase slot gen fabric key base token chunk tensors",
-	"transfer.done: room phase gen bytes tensors?",
+	"transfer.done: room phase gen bytes tensors? us?",
 	"transfer.failed: room phase gen reason stale?",
 	"instances:",
 	"instances.ok: instances publish?",
@@ -967,9 +989,9 @@ static const char *const s_spec[] = {
 	"instance: role name host state peer incoming waiting ready running "
 	"sending rooms free_slots rps p50_us p99_us heartbeat_age_ms "
 	"stalled_ms?",
-	"queue: room request queue age_ms",
+	"queue: room request queue age_ms step? steps?",
 	"room: room request state encoder transformer decoder bytes age_ms "
-	"stage? stages?",
+	"stage? stages? step? steps?",
 	"place: role name peer?",
 	"stage: role name peer",
 	"thread: name state room? cpu_us progress_age_ms tid? kernel?",

@@ -10,12 +10,12 @@ Two halves, imported lazily so that each costs only what it uses:
   ``disagg.tinywan``, a Wan-shaped PyTorch pipeline built on it.
 """
 
-__all__ = ["Client", "Request", "Error"]
+__all__ = ["Client", "Request", "Error", "breakdown"]
 
 
 def __getattr__(name):
     # PEP 562: the client pulls in zmq, which a stage daemon never needs.
-    if name in ("Client", "Request"):
+    if name in ("Client", "Request", "breakdown"):
         from . import client
         return getattr(client, name)
     if name == "Error":

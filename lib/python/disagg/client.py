@@ -241,6 +241,26 @@ def _result_dict(msg):
     }
 
 
+_PARTS = (("queue_us", "queue"), ("in_us", "transfer_in"),
+          ("compute_us", "compute"), ("out_us", "transfer_out"),
+          ("total_us", "total"))
+
+
+def breakdown(timings):
+    """A result's (or status's) timings as seconds per stage: {role:
+    {"queue", "transfer_in", "compute", "transfer_out", "total"}} in the
+    chain's order, and "total" (the request's, submit to result)."""
+    out = {}
+    for key, value in timings.items():
+        role, _, part = key.rpartition(".")
+        for wire, name in _PARTS:
+            if role and part == wire:
+                out.setdefault(role, {})[name] = value / 1e6
+    if "total" in timings:
+        out["total"] = timings["total"] / 1e3
+    return out
+
+
 def _int_arg(name, value, minimum=None):
     if isinstance(value, bool) or not isinstance(value, int):
         raise Error("invalid", "%s must be an integer, not %r" % (name, value))
@@ -289,13 +309,15 @@ class Request:
     otherwise).  It belongs to its Client and to that Client's thread.
     """
 
-    __slots__ = ("client", "id", "_result", "_ours")
+    __slots__ = ("client", "id", "_result", "_ours", "_progress", "_seen")
 
-    def __init__(self, client, request_id, ours=True):
+    def __init__(self, client, request_id, ours=True, progress=False):
         self.client = client
         self.id = request_id
         self._result = None
         self._ours = ours           # submitted here: its result comes here
+        self._progress = progress   # asked for progress messages
+        self._seen = None           # the last word progress() returned
 
     def __repr__(self):
         return "<disagg Request %d%s>" % (
@@ -320,6 +342,28 @@ class Request:
         if self._result is None:
             self._result = self.client._take_result(self.id)
         return self._result is not None
+
+    def progress(self, timeout=0):
+        """How far the request has come: a dict with role (the stage at
+        work), step and steps (1 <= step <= steps), from the newest
+        ``progress`` message, or None when none has come.  It waits up to
+        `timeout` seconds (0: not at all; None: until the request ends)
+        for a word newer than the one it returned last, and returns the
+        newest it has anyway.  Only for a request submitted with
+        progress=True (else Error "invalid"); the controller sends at
+        most one word per request every 100 ms, so a stage's last steps
+        may go unsaid when the next stage starts at once."""
+        if not self._progress:
+            raise Error("invalid", "request %d was not submitted with "
+                        "progress=True" % self.id)
+        word = self.client._wait_progress(self.id, self._seen, timeout)
+        self._seen = word
+        return dict(word) if word else None
+
+    def timings(self, timeout=None):
+        """Where the request's time went, in seconds: breakdown() of its
+        result's timings (waits for the result)."""
+        return breakdown(self.result(timeout)["timings"])
 
     def status(self, timeout=None):
         """The controller's view of the request: Client.status()."""
@@ -376,6 +420,7 @@ class Client:
         self._keys = _curve_keys(key, server_key)
         self._ctx = context or zmq.Context.instance()
         self._results = {}
+        self._progress = {}         # request -> its newest progress word
         self._sock = self._socket(zmq.DEALER, self.endpoint)
         # A distinctive start, so that replies meant for an earlier
         # client with the same identity are not taken for ours.
@@ -461,6 +506,10 @@ class Client:
                 continue                # not ours to crash on
             if msg["op"] == "result" and "request" in msg:
                 self._results[msg["request"]] = _result_dict(msg)
+                self._progress.pop(msg["request"], None)
+            elif msg["op"] == "progress" and "request" in msg:
+                self._progress[msg["request"]] = {
+                    k: msg.get(k) for k in ("role", "step", "steps")}
             return msg
 
     def _drain_socket(self):
@@ -481,7 +530,8 @@ class Client:
             msg = self._recv(deadline)
             if msg is None:
                 raise self._timeout_error(seconds)
-            if msg["op"] in ("result", "event") or msg.get("seq") != seq:
+            if msg["op"] in ("result", "event", "progress") or \
+                    msg.get("seq") != seq:
                 continue                # filed, or a late reply to another
             if msg["op"] == "error":
                 raise Error(str(msg.get("code") or "error"),
@@ -500,7 +550,7 @@ class Client:
                steps=SUBMIT_DEFAULTS["steps"],
                seed=SUBMIT_DEFAULTS["seed"],
                negative_prompt=None, deadline_ms=None, timeout=None,
-               key=None):
+               key=None, progress=False):
         """Queue a request; returns its Request once the controller has
         accepted it (submit.ok).  The defaults are ``disagg submit``'s.
         The controller checks the ranges (Error "invalid") and admission
@@ -512,7 +562,10 @@ class Client:
         safe to repeat: when no reply comes within `timeout`, it is
         sent once more with the same key, and the controller answers
         with the same request instead of starting a second.  Giving a
-        key again later gets the same request, its result included."""
+        key again later gets the same request, its result included.
+
+        progress=True asks the controller for the request's ``progress``
+        messages (step k of n at each stage): Request.progress()."""
         fields = {
             "prompt": _str_arg("prompt", prompt),
             "frames": _int_arg("frames", frames),
@@ -528,13 +581,15 @@ class Client:
             fields["deadline_ms"] = _int_arg("deadline_ms", deadline_ms)
         fields["key"] = _str_arg("key", key) if key is not None else \
             "py-" + os.urandom(16).hex()
+        if progress:
+            fields["progress"] = True
         try:
             reply = self.call("submit", timeout=timeout, **fields)
         except Error as e:
             if e.code != "timeout":
                 raise
             reply = self.call("submit", timeout=timeout, **fields)
-        return Request(self, reply["request"])
+        return Request(self, reply["request"], progress=bool(progress))
 
     def request(self, request_id):
         """A Request for an id known otherwise (an earlier client's, or
@@ -577,6 +632,18 @@ class Client:
         if request_id not in self._results and self._sock is not None:
             self._drain_socket()
         return self._results.pop(request_id, None)
+
+    def _wait_progress(self, request_id, seen, timeout):
+        deadline = _Deadline(timeout)
+        if self._sock is not None:
+            self._drain_socket()
+        while True:
+            word = self._progress.get(request_id)
+            if word != seen or request_id in self._results or \
+                    deadline.passed() or self._sock is None:
+                return word or seen
+            self._recv(_Deadline(min(0.1, deadline.left())
+                                 if deadline.left() is not None else 0.1))
 
     def _wait_result(self, request_id, timeout, ours=True):
         deadline = _Deadline(timeout)
