@@ -217,6 +217,7 @@ BINDIR     ?= $(PREFIX)/bin
 INCLUDEDIR ?= $(PREFIX)/include
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/disagg
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(SYSCONFDIR)/systemd/system
 
@@ -228,7 +229,9 @@ install: all
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCLUDEDIR)/disagg \
 	    $(DESTDIR)$(PYTHONDIR)/disagg/tinywan \
-	    $(DESTDIR)$(SYSCONFDIR)/disagg $(DESTDIR)$(UNITDIR)
+	    $(DESTDIR)$(SYSCONFDIR)/disagg $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(DATADIR)
+	install -m 644 etc/grafana-disagg.json $(DESTDIR)$(DATADIR)/
 	install -m 755 tui/disagg $(DESTDIR)$(BINDIR)/disagg
 	install -m 755 daemon/disaggd $(DESTDIR)$(SBINDIR)/disaggd
 	install -m 644 lib/stage.h $(DESTDIR)$(INCLUDEDIR)/disagg/stage.h

@@ -16,6 +16,7 @@ for f in usr/bin/disagg usr/sbin/disaggd usr/share/man/man1/disagg.1 \
     usr/share/man/man8/disaggd.8 etc/disagg/disagg.ini \
     usr/share/man/man3/disagg-stage.3 usr/share/man/man7/disagg-python.7 \
     usr/share/man/man7/disagg-client.7 usr/include/disagg/stage.h \
+    usr/share/disagg/grafana-disagg.json \
     usr/lib/python3.11/dist-packages/disagg/client.py \
     usr/lib/python3.11/dist-packages/disagg/tinywan/stages.py \
     etc/systemd/system/disagg-controller.service \

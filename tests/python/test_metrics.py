@@ -2,6 +2,7 @@
 Prometheus's text format: promtool accepts it, and the figures follow
 what the pipeline does (a request done is counted done)."""
 
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -9,7 +10,11 @@ import urllib.request
 
 import pytest
 
+from pathlib import Path
+
 from conftest import free_port, one_host_ini, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(port):
@@ -95,7 +100,19 @@ def test_stage_metrics(pipeline_factory):
     assert sample(text, "disagg_transfer_seconds_count",
                   direction="send") == 1
     assert sample(text, "disagg_stage_rooms", queue="running") == 0
+    # Every slot state has its bytes; an idle pool is all free.
     assert sample(text, "disagg_pool_bytes", state="free") == 64 << 20
+    for state in ("reserved", "filling", "ready", "in_use"):
+        assert sample(text, "disagg_pool_bytes", state=state) == 0
+    # Where the room's time went: one observation per component, and
+    # the 2 steps' compute at least as long as the batch's run.
+    for part in ("queue", "transfer_in", "compute", "transfer_out",
+                 "total"):
+        assert sample(text, "disagg_stage_room_seconds_count",
+                      component=part) == 1, part
+    assert sample(text, "disagg_stage_room_seconds_sum",
+                  component="total") >= sample(
+        text, "disagg_stage_room_seconds_sum", component="compute")
     assert sample(text, "disagg_transfer_errors_total",
                   **{"class": "send_failed"}) == 0
 
@@ -152,6 +169,20 @@ def test_prometheus_scrapes_a_pipeline(pipeline_factory, tmp_path):
                    "Prometheus has t0's room done")
         up = query("up")
         assert len(up) == 2 and all(r["value"][1] == "1" for r in up), up
+        # The shipped Grafana dashboard: every query parses and runs, and
+        # every series it names exists.
+        dash = json.loads((ROOT / "etc" / "grafana-disagg.json").read_text())
+        exprs = [t["expr"].replace("$job", ".*")
+                 for panel in dash["panels"] for t in panel["targets"]]
+        assert len(exprs) >= 12
+        for q in exprs:
+            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (
+                web, urllib.parse.quote(q))
+            with urllib.request.urlopen(url, timeout=5) as r:
+                assert json.load(r)["status"] == "success", q
+        names = set(re.findall(r"\bdisagg_[a-z_]+", " ".join(exprs)))
+        for name in names:
+            assert query('count({__name__="%s"})' % name), name
     finally:
         server.terminate()
         server.wait(30)
