@@ -46,6 +46,11 @@ dg_lc_metrics(dg_lifecycle_t *self, const char *name, dg_metrics_t *m)
 	    "admission queue).");
 	dg_metrics_sample(m, "disagg_requests_waiting", me,
 	    (double)c.pending);
+	dg_metrics_family(m, "disagg_requests_in_flight_limit",
+	    DG_METRIC_GAUGE, "max_pending: past it, submit is answered "
+	    "busy.");
+	dg_metrics_sample(m, "disagg_requests_in_flight_limit", me,
+	    (double)self->conf->max_pending);
 	dg_metrics_family(m, "disagg_request_duration_seconds",
 	    DG_METRIC_HISTOGRAM, "From submit to result, every request "
 	    "that ended.");

@@ -66,6 +66,7 @@ def test_controller_metrics(pipeline_factory):
     promtool_check(text)
     assert sample(text, "disagg_request_duration_seconds_count") == 1
     assert sample(text, "disagg_requests_in_flight") == 0
+    assert sample(text, "disagg_requests_in_flight_limit") > 0
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen("http://127.0.0.1:%d/other" % port,
                                timeout=5)
