@@ -69,8 +69,13 @@ def test_four_stage_chain_is_the_reference(pipeline_factory, tmp_short):
         inst = c.instances()
     for (f, h, w, s), r, i in zip(sizes, results, range(len(sizes))):
         assert r["status"] == "done", r
-        # Each place of the chain is timed under its own role name.
-        assert set(r["timings"]) == set(EXPERTS) | {"total"}
+        # Each place of the chain is timed under its own role name, and
+        # its parts under ROLE.PART_us.
+        assert {k for k in r["timings"] if "." not in k} == \
+            set(EXPERTS) | {"total"}
+        assert {k for k in r["timings"] if "." in k} == {
+            "%s.%s_us" % (role, part) for role in EXPERTS
+            for part in ("queue", "in", "compute", "out", "total")}
         ref = subprocess.run(
             [DISAGG, "ref", "-f", str(p.ini), "-o", str(tmp_short),
              "--prompt", "lighthouse %d" % i, "--frames", str(f),
