@@ -123,6 +123,10 @@ void dg_fmt_age(char *buf, size_t size, int64_t ms);
 dg_cell_fn dg_cell_id;          /* 0: "-" */
 dg_cell_fn dg_cell_places;      /* a chain as "e0 > h0 > l0 > d0" */
 dg_cell_fn dg_cell_dash;        /* NULL or "": "-" */
+/* "12/50" from the int64 step at the column's offset and the steps right
+ * after it (every row with a step has them side by side); "-" for 0 of
+ * 0.  Sorts by the step, as every number sorts by its value. */
+dg_cell_fn dg_cell_step;
 dg_cell_fn dg_cell_age;         /* ms as "850ms", "12.4s", "3m05s" */
 dg_cell_fn dg_cell_age_cli;     /* ms as "850ms" below 10 s, "12s" */
 dg_cell_fn dg_cell_secs;        /* ms as whole seconds, "12s" */

@@ -23,6 +23,12 @@
 #define RIGHT                   .right = true
 #define N(a)                    (sizeof(a) / sizeof((a)[0]))
 
+/* dg_cell_step reads steps right after step. */
+_Static_assert(offsetof(dg_room_row_t, steps) ==
+    offsetof(dg_room_row_t, step) + sizeof(int64_t), "room step, steps");
+_Static_assert(offsetof(dg_queue_row_t, steps) ==
+    offsetof(dg_queue_row_t, step) + sizeof(int64_t), "queue step, steps");
+
 /* ---- instances ---------------------------------------------------------- */
 
 #define T dg_instance_row_t
@@ -100,6 +106,9 @@ static const dg_col_t s_queue_cols[] = {
 	{ "AGE", "age_ms", INT(age_ms), RIGHT,
 	  .text = LOOK_F(10, dg_cell_age_cli),
 	  .console = LOOK_F(8, dg_cell_age) },
+	{ "STEP", "step", INT(step), RIGHT, .text = LOOK_F(9, dg_cell_step),
+	  .console = LOOK_F(9, dg_cell_step) },
+	{ "STEPS", "steps", INT(steps) },
 };
 #undef T
 
@@ -145,6 +154,10 @@ static const dg_col_t s_room_fixed[] = {
 	  .offset = offsetof(T, stages), .count_offset = offsetof(T, n_stages),
 	  .text = LOOK_F(30, dg_cell_places),
 	  .console = LOOK_F(24, dg_cell_places) },
+	/* How far the stage at work is: step k of n. */
+	{ "STEP", "step", INT(step), RIGHT, .text = LOOK_F(9, dg_cell_step),
+	  .console = LOOK_F(9, dg_cell_step) },
+	{ "STEPS", "steps", INT(steps) },
 };
 #undef T
 

@@ -108,6 +108,21 @@ dg_cell_dash(const dg_col_t *col, const void *row, char *buf, size_t size,
 }
 
 const char *
+dg_cell_step(const dg_col_t *col, const void *row, char *buf, size_t size,
+    double *sort)
+{
+	int64_t step = dg_col_i64(col, row);
+	int64_t steps = *(const int64_t *)((const char *)row + col->offset +
+	    sizeof(int64_t));
+
+	*sort = (double)step;
+	if (steps <= 0)
+		return "-";
+	snprintf(buf, size, "%lld/%lld", (long long)step, (long long)steps);
+	return buf;
+}
+
+const char *
 dg_cell_bytes(const dg_col_t *col, const void *row, char *buf, size_t size,
     double *sort)
 {

@@ -57,7 +57,7 @@ wait_until() {
 
 # Every instance up, no room held anywhere.
 all_idle() {
-	"$DISAGG" instances --json | python3 -c '
+	"$DISAGG" instances --json | /usr/bin/python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 rows = rows.get("instances", rows) if isinstance(rows, dict) else rows
@@ -67,7 +67,7 @@ ok = len(rows) >= 3 and all(r["state"] == "up" and r["rooms"] == 0 and
 sys.exit(0 if ok else 1)'
 }
 t0_up() {
-	"$DISAGG" instances --json | python3 -c '
+	"$DISAGG" instances --json | /usr/bin/python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 rows = rows.get("instances", rows) if isinstance(rows, dict) else rows

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "console.h"
 
 typedef struct {
@@ -16,7 +17,7 @@ typedef struct {
 	dg_msg_t *status;               /* status.ok of the request */
 } s_rooms_t;
 
-#define S_PANE 5                        /* screen rows of the pane */
+#define S_PANE 5        /* screen rows of the pane, and one per stage timed */
 
 static void
 s_build(dg_panel_t *p, const dg_console_t *con)
@@ -60,10 +61,66 @@ static void
 s_room_line(const dg_panel_t *p, const dg_prow_t *r, char *line,
     size_t size)
 {
-	snprintf(line, size, "  state %s at %s   placed on %s   bytes %s   "
-	    "age %s", s_cell(p, r, "state"), s_cell(p, r, "stage"),
-	    s_cell(p, r, "stages"), s_cell(p, r, "bytes"),
-	    s_cell(p, r, "age_ms"));
+	snprintf(line, size, "  state %s at %s step %s   placed on %s   "
+	    "bytes %s   age %s", s_cell(p, r, "state"), s_cell(p, r, "stage"),
+	    s_cell(p, r, "step"), s_cell(p, r, "stages"),
+	    s_cell(p, r, "bytes"), s_cell(p, r, "age_ms"));
+}
+
+/* The value of `role`.`part` in status.ok's timings, or -1. */
+static int64_t
+s_timing(const dg_status_ok_msg_t *s, const char *role, const char *part)
+{
+	char key[DG_NAME_MAX + 16];
+
+	snprintf(key, sizeof key, "%s.%s", role, part);
+	for (size_t i = 0; i < s->n_timings; i++)
+		if (strcmp(s->timings[i].key, key) == 0)
+			return s->timings[i].value;
+	return -1;
+}
+
+/* The stages that have timings so far: their version-1 keys (a role's
+ * name, no dot, not "total"), in the chain's order. */
+static size_t
+s_timed(const dg_msg_t *st)
+{
+	size_t n = 0;
+
+	if (!st || st->op != DG_OP_STATUS_OK)
+		return 0;
+	for (size_t i = 0; i < st->u.status_ok.n_timings; i++) {
+		const char *k = st->u.status_ok.timings[i].key;
+		n += !strchr(k, '.') && strcmp(k, "total") != 0;
+	}
+	return n;
+}
+
+/* "  transformer  queue 9.0  in 20.6  compute 121.5  out 0.4  total
+ * 187.0 ms": where the k-th timed stage's time went. */
+static void
+s_timing_line(const dg_status_ok_msg_t *s, size_t k, char *line,
+    size_t size)
+{
+	static const char *const parts[] = { "queue_us", "in_us",
+	    "compute_us", "out_us", "total_us" };
+	static const char *const words[] = { "queue", "in", "compute", "out",
+	    "total" };
+	const char *role = NULL;
+
+	for (size_t i = 0; i < s->n_timings && !role; i++) {
+		const char *key = s->timings[i].key;
+		if (!strchr(key, '.') && strcmp(key, "total") != 0 && k-- == 0)
+			role = key;
+	}
+	snprintf(line, size, "  %-12s", role ? role : "?");
+	for (size_t i = 0; role && i < 5; i++) {
+		int64_t us = s_timing(s, role, parts[i]);
+		if (us >= 0)
+			s_cat(line, size, "  %s %.1f", words[i],
+			    (double)us / 1000.0);
+	}
+	s_cat(line, size, " ms");
 }
 
 /* "  stages: encoder e0 -> high h0 -> low l0 -> decoder d0", from the
@@ -119,15 +176,22 @@ s_pane(s_rooms_t *self, int y, int h)
 	    (double)s->age_ms / 1000.0, (long long)s->retries,
 	    s->error ? ": " : "", s->error ? s->error : "");
 	dg_draw_put(y++, 0, A_NORMAL, line);
-	if (--h > 0 && s_stages_line(st, line, sizeof line))
-		dg_draw_put(y, 0, A_NORMAL, line);
+	if (--h > 0 && s_stages_line(st, line, sizeof line)) {
+		dg_draw_put(y++, 0, A_NORMAL, line);
+		h--;
+	}
+	/* Where the time went at each stage done so far. */
+	for (size_t k = 0; h > 0 && k < s_timed(st); k++, h--) {
+		s_timing_line(s, k, line, sizeof line);
+		dg_draw_put(y++, 0, A_NORMAL, line);
+	}
 }
 
 static void
 s_draw(dg_panel_t *p, dg_console_t *con, int y, int h, int64_t now)
 {
 	s_rooms_t *self = (s_rooms_t *)p;
-	int pane = self->room ? S_PANE : 0;
+	int pane = self->room ? S_PANE + (int)s_timed(self->status) : 0;
 
 	if (h - pane < 2)
 		pane = 0;

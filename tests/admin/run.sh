@@ -13,7 +13,7 @@ TOP=$(pwd)
 DISAGG="$TOP/tui/disagg"
 unset DISAGG_CONTROLLER
 providers=${ADMIN_PROVIDERS:-"shm tcp;ofi_rxm"}
-PY=$(command -v python3)
+PY=$(command -v /usr/bin/python3)
 
 cleanup() {
 	for run in "$T_TMP"/*/run; do

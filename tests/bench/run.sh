@@ -11,7 +11,7 @@ D=${DISAGG:-tui/disagg}
 
 # json_ok FILE PROVIDER: one object, this provider, one row with numbers.
 json_ok() {
-	python3 -c '
+	/usr/bin/python3 -c '
 import json, sys
 o = json.load(open(sys.argv[1]))
 rows = o["rows"]
@@ -33,7 +33,7 @@ for prov in shm "tcp;ofi_rxm"; do
 	fi
 	sed 's/^/# /' "$T_TMP/err"
 	check "bench xfer --json runs [$prov]" test $rc = 0
-	if command -v python3 > /dev/null; then
+	if command -v /usr/bin/python3 > /dev/null; then
 		check "bench xfer --json output parses [$prov]" \
 		    json_ok "$T_TMP/json" "$prov"
 	else

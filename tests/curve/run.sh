@@ -38,7 +38,7 @@ trap 'exit 130' INT TERM HUP
 check "curve: keygen makes the key pairs" test -s "$K/clients/alice_secret"
 
 # Two free TCP ports for the controller.
-ports=$(python3 -c '
+ports=$(/usr/bin/python3 -c '
 import socket
 s = [socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))

@@ -34,7 +34,7 @@ log_level = info
 EOI
 # What systemd would hear: one line per datagram.
 : > "$T_TMP/notify"
-python3 -c '
+/usr/bin/python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
