@@ -125,6 +125,11 @@ def test_status_and_rooms_show_the_step(pipe):
         assert r.returncode == 0, r.stderr
         doc = json.loads(r.stdout)
         assert doc["steps"] == 300 and doc["step"] >= 1, doc
+        for args in (("rooms",), ("queues", "t0")):
+            r = pipe.cli(*args)
+            assert r.returncode == 0, r.stderr
+            assert "STEP" in r.stdout.splitlines()[0], r.stdout
+            assert re.search(r"\b\d+/300\b", r.stdout), r.stdout
         req.cancel()
         assert req.result(30)["status"] == "cancelled"
 
