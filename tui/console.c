@@ -133,7 +133,8 @@ s_connect(dg_console_t *con)
 		/* Without events the views still refresh by polling. */
 		con->sub = dg_auth_sub_new(con->publish, err, sizeof err);
 	}
-	/* What happened while we were away: the kept events again. */
+	/* A question lost with the old sockets holds no event back. */
+	dg_events_kept(con->panel[DG_VIEW_EVENTS], NULL);
 	dg_events_resync(con->panel[DG_VIEW_EVENTS]);
 	return 0;
 }
@@ -260,14 +261,15 @@ dg_console_poll(dg_console_t *con)
 	}
 	if (cls->poll)
 		cls->poll(p, con);
-	/* The kept events once we subscribe: asking before would leave a
-	 * gap between them and the live ones. */
+	/* The kept events past those shown, once we subscribe: before
+	 * the first, what a SUB still connecting missed since. */
 	dg_panel_t *ev = con->panel[DG_VIEW_EVENTS];
-	if (con->sub && dg_events_want(ev) &&
-	    !dg_console_outstanding(con, DG_PEND_EVENTS, 0) &&
-	    dg_console_request(con, dg_msg_new(DG_OP_EVENTS),
-	    DG_PEND_EVENTS, 0, DG_CALL_MS, NULL))
-		dg_events_asked(ev);
+	if (con->sub && !dg_console_outstanding(con, DG_PEND_EVENTS, 0)) {
+		dg_msg_t *ask = dg_events_ask(ev);
+		if (ask && !dg_console_request(con, ask, DG_PEND_EVENTS, 0,
+		    DG_CALL_MS, NULL))
+			dg_events_kept(ev, NULL);
+	}
 	dg_submit_poll(con);
 }
 

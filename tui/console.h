@@ -168,15 +168,15 @@ extern const dg_panel_class_t dg_events_class;
  * the live ones, each once: a live event is held while the kept ones
  * are on their way. */
 void dg_events_live(dg_panel_t *events, const dg_event_msg_t *e);
-/* events.ok (NULL: the request was lost; an error: the controller
- * keeps none); takes nothing. */
+/* The question for the kept ones past what is shown, asked at every
+ * refresh; NULL when this controller keeps none.  Once sent, the live
+ * ones are held until dg_events_kept. */
+dg_msg_t *dg_events_ask(dg_panel_t *events);
+/* Its answer: events.ok, an error (this controller keeps none), or
+ * NULL (lost, or not sent); takes nothing. */
 void dg_events_kept(dg_panel_t *events, const dg_msg_t *m);
-/* Whether the kept events are still to be fetched; and ask for them
- * again (a new connection). */
-bool dg_events_want(const dg_panel_t *events);
+/* A new connection: ask again even a controller that kept none. */
 void dg_events_resync(dg_panel_t *events);
-/* The request for them went: live ones are held until its answer. */
-void dg_events_asked(dg_panel_t *events);
 /* While paused, the view shows the events up to now. */
 void dg_events_freeze(dg_panel_t *events);
 

@@ -45,16 +45,17 @@ static void s_pgdn(dg_console_t *con) { s_move(con, s_page()); }
 static void s_home(dg_console_t *con) { s_move(con, -1000000); }
 static void s_end(dg_console_t *con) { s_move(con, 1000000); }
 
-/* Columns: Right scrolls the leftmost unpinned one off, which makes
- * room for one left out; Left brings it back. */
+/* Columns: Right shows them all in their order, a column further
+ * each time; Left goes back, to the columns chosen by priority. */
 static void
 s_scroll(dg_console_t *con, int step)
 {
 	dg_panel_t *p = dg_console_panel(con);
 
 	if (step > 0 && p->hidden == 0) {
-		dg_console_status(con, false, "every column is on the screen%s",
-		    p->hscroll ? " (Left scrolls back)" : "");
+		dg_console_status(con, false, "%s", p->hscroll ?
+		    "the last column is on the screen (Left scrolls back)" :
+		    "every column is on the screen");
 		return;
 	}
 	if (step < 0 && p->hscroll == 0)

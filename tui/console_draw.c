@@ -179,13 +179,15 @@ s_header(dg_console_t *con, int64_t now)
 	if (p->filter[0])
 		len += (size_t)snprintf(buf + len, sizeof buf - len,
 		    "  filter '%s'", p->filter);
-	/* Columns off the screen, and the keys that bring them. */
-	if (p->hscroll && p->hidden)
-		snprintf(buf + len, sizeof buf - len, "  cols <%d %d> "
-		    "(Left Right)", p->hscroll, p->hidden);
-	else if (p->hscroll)
+	/* Columns off the screen: left of it (scrolled), right of it or
+	 * left out; and the keys that bring them. */
+	int left = p->hscroll ? p->hscroll - 1 : 0;
+	if (left && p->hidden)
+		snprintf(buf + len, sizeof buf - len, "  cols <%d %d>", left,
+		    p->hidden);
+	else if (left)
 		snprintf(buf + len, sizeof buf - len, "  cols <%d (Left)",
-		    p->hscroll);
+		    left);
 	else if (p->hidden)
 		snprintf(buf + len, sizeof buf - len, "  cols %d> (Right)",
 		    p->hidden);

@@ -5,11 +5,13 @@
  *  scroll away, as in a terminal) and describes its own rows for the
  *  console.
  *
- *  Each event is shown once: the SUB is connected before the kept
- *  events are asked for, live ones that come meanwhile are held, and
- *  the kept ones, then the held ones, are added past the last id seen.
- *  Ids start again with a new epoch (a restarted controller), which a
- *  live id that goes back also shows.  */
+ *  Each event is shown once, in order: the kept ones past the last id
+ *  seen are asked for at every refresh (which also fills what a SUB
+ *  still connecting missed), live ones that come meanwhile are held,
+ *  and the kept ones, then the held ones, are added past the last id
+ *  seen.  Ids start again with a new epoch (a restarted controller),
+ *  which a live id that goes back also shows: then every kept one is
+ *  asked for again.  */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +34,9 @@ typedef struct {
 	uint64_t n;                     /* events ever received */
 	uint64_t frozen;                /* n when the console paused */
 	/* merging the kept events with the live ones */
-	bool want;                      /* the kept ones are to be asked */
-	bool syncing;                   /* ... and live ones held */
+	bool unserved;                  /* the controller keeps none */
+	bool syncing;                   /* asked: live ones are held */
+	uint64_t after;                 /* what the question said */
 	uint64_t epoch;                 /* of the ids below; 0: unknown */
 	uint64_t last_id;               /* the newest id shown */
 	s_event_t held[S_KEEP];
@@ -186,7 +189,7 @@ dg_events_live(dg_panel_t *events, const dg_event_msg_t *e)
 	 * start again; what it kept before this one is fetched first. */
 	if (!self->syncing && e->id && e->id <= self->last_id) {
 		self->epoch = 0;
-		dg_events_resync(events);
+		self->syncing = true;
 	}
 	/* Held until the kept ones are in: they come first. */
 	if (!self->syncing) {
@@ -207,6 +210,12 @@ dg_events_kept(dg_panel_t *events, const dg_msg_t *m)
 		if (k->epoch != self->epoch) {
 			self->epoch = k->epoch;
 			self->last_id = 0;
+			/* Asked past an id of another run: ask for all,
+			 * the live ones still held. */
+			if (self->after) {
+				self->after = 0;
+				return;
+			}
 		}
 		for (size_t i = 0; i < k->n_events; i++)
 			s_add(self, &k->events[i]);
@@ -214,7 +223,7 @@ dg_events_kept(dg_panel_t *events, const dg_msg_t *m)
 	/* Lost: asked again at the next poll, the live ones meanwhile
 	 * shown as they come.  An error: this controller keeps none (or
 	 * cannot say), and the live ones are all. */
-	self->want = !m;
+	self->unserved = m && m->op != DG_OP_EVENTS_OK;
 	self->syncing = false;
 	for (size_t i = 0; i < self->nheld; i++) {
 		dg_event_msg_t e = s_msg(&self->held[i]);
@@ -224,28 +233,24 @@ dg_events_kept(dg_panel_t *events, const dg_msg_t *m)
 	self->nheld = 0;
 }
 
-bool
-dg_events_want(const dg_panel_t *events)
-{
-	return ((const s_events_t *)events)->want;
-}
-
-void
-dg_events_asked(dg_panel_t *events)
+dg_msg_t *
+dg_events_ask(dg_panel_t *events)
 {
 	s_events_t *self = (s_events_t *)events;
+	dg_msg_t *m = self->unserved ? NULL : dg_msg_new(DG_OP_EVENTS);
 
-	self->want = false;
+	if (!m)
+		return NULL;
+	self->after = self->epoch ? self->last_id : 0;
+	m->u.events.after = self->after;
 	self->syncing = true;
+	return m;
 }
 
 void
 dg_events_resync(dg_panel_t *events)
 {
-	s_events_t *self = (s_events_t *)events;
-
-	self->want = true;
-	self->syncing = true;
+	((s_events_t *)events)->unserved = false;
 }
 
 void

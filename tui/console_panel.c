@@ -434,20 +434,45 @@ s_shown_width(const dg_panel_t *p)
 	return w;
 }
 
+/* The narrow forms, when the columns shown do not fit. */
+static void
+s_narrow(dg_panel_t *p, int width)
+{
+	if (s_shown_width(p) <= width)
+		return;
+	for (int i = 0; i < p->nshown; i++) {
+		const dg_fit_t *f = s_fit_of(p, p->shown[i].col);
+		if (f && f->narrow_width) {
+			p->shown[i].width = f->narrow_width;
+			p->shown[i].title = f->narrow_title;
+		}
+	}
+}
+
+/* Drop shown column i. */
+static void
+s_drop(dg_panel_t *p, int i)
+{
+	memmove(&p->shown[i], &p->shown[i + 1],
+	    (size_t)(p->nshown - i - 1) * sizeof *p->shown);
+	p->nshown--;
+}
+
 void
 dg_panel_fit(dg_panel_t *p, int width)
 {
-	int unpinned = 0;
+	int unpinned = 0, skip;
 
 	for (int c = 0; c < p->ncols; c++)
 		unpinned += s_prio(p, c) > 0;
-	if (p->hscroll > unpinned - 1)
-		p->hscroll = unpinned > 0 ? unpinned - 1 : 0;
+	if (p->hscroll > unpinned)
+		p->hscroll = unpinned;
 	if (p->hscroll < 0)
 		p->hscroll = 0;
-	/* Pinned ones, and the unpinned ones past the scroll. */
+	/* Pinned ones, and the unpinned ones from the scroll on. */
+	skip = p->hscroll ? p->hscroll - 1 : 0;
 	p->nshown = 0;
-	for (int c = 0, skip = p->hscroll; c < p->ncols; c++) {
+	for (int c = 0; c < p->ncols; c++) {
 		if (s_prio(p, c) > 0 && skip > 0) {
 			skip--;
 			continue;
@@ -456,31 +481,26 @@ dg_panel_fit(dg_panel_t *p, int width)
 		    .width = p->cols[c]->console.width,
 		    .title = dg_col_title(p->cols[c], DG_SURFACE_CONSOLE) };
 	}
-	if (s_shown_width(p) > width)
-		for (int i = 0; i < p->nshown; i++) {
-			const dg_fit_t *f = s_fit_of(p, p->shown[i].col);
-			if (f && f->narrow_width) {
-				p->shown[i].width = f->narrow_width;
-				p->shown[i].title = f->narrow_title;
-			}
-		}
-	/* Drop the least needed, the rightmost of equals first. */
+	s_narrow(p, width);
 	while (s_shown_width(p) > width) {
+		/* Scrolled: the columns in their order, as many as fit.
+		 * Not: the least needed go, the rightmost of equals
+		 * first. */
 		int worst = -1, wp = 0;
 		for (int i = 0; i < p->nshown; i++) {
 			int pr = s_prio(p, p->shown[i].col);
-			if (pr > 0 && pr >= wp) {
+			if (pr > 0 && (p->hscroll || pr >= wp)) {
 				worst = i;
 				wp = pr;
 			}
 		}
 		if (worst < 0)
 			break;
-		memmove(&p->shown[worst], &p->shown[worst + 1],
-		    (size_t)(p->nshown - worst - 1) * sizeof *p->shown);
-		p->nshown--;
+		s_drop(p, worst);
 	}
-	p->hidden = p->ncols - p->nshown - p->hscroll;
+	/* Scrolled past: those left of the first shown. */
+	p->hidden = p->ncols - p->nshown -
+	    (p->hscroll ? p->hscroll - 1 : 0);
 }
 
 /* `text` in `width` display columns, on the right or the left; a text

@@ -112,7 +112,8 @@ struct dg_panel {
 	dg_shown_t *shown;
 	int nshown;
 	int hidden;             /* columns left out for room */
-	int hscroll;            /* unpinned columns scrolled off the left */
+	int hscroll;            /* 0: by priority; n: from the n-th
+	                           unpinned column on */
 };
 
 /* NULL when memory is short. */
@@ -142,9 +143,11 @@ void dg_panel_select(dg_panel_t *p, dg_console_t *con, long i);
 void dg_panel_line(const dg_panel_t *p, const dg_prow_t *row, char *buf,
     size_t size);
 /* Choose the columns a screen `width` wide shows: every one when they
- * fit; else the narrow forms, then the fewest drops by priority.  The
- * first `hscroll` unpinned columns are scrolled off, which makes room
- * for those dropped to their right; `hidden` counts what is left out. */
+ * fit; else the narrow forms, then the fewest drops by priority.
+ * Scrolled (`hscroll` n > 0), the pinned ones and the unpinned ones
+ * from the n-th on, in their order, as many as fit, so that scrolling
+ * reaches every column; `hidden` counts those right of the screen, or
+ * left out. */
 void dg_panel_fit(dg_panel_t *p, int width);
 /* One row, or the titles, as the screen shows it (dg_panel_fit). */
 void dg_panel_fit_line(const dg_panel_t *p, const dg_prow_t *row,
