@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "evring.h"
 #include "fit.h"
 #include "journal.h"
 #include "lifecycle.h"
@@ -34,6 +35,7 @@ typedef struct {
 	dg_registry_t *reg;             /* the core's */
 	dg_relays_t *relays;
 	dg_journal_t *journal;          /* NULL: no journal configured */
+	dg_evring_t *events;            /* the newest, for later consoles */
 	zlistx_t *held;                 /* s_held_t: replies awaiting sync */
 	int64_t last_snapshot;
 	int64_t last_tick;
@@ -150,8 +152,12 @@ s_io_publish(void *arg, dg_msg_t *m)
 	s_ctl_t *self = arg;
 
 	self->changed = true;
-	if (m->op == DG_OP_EVENT)
+	if (m->op == DG_OP_EVENT) {
 		m->u.event.ts_ms = zclock_time();
+		/* Numbered before it goes, so that a console merging the
+		 * kept ones with the live ones sees each once. */
+		dg_evring_add(self->events, &m->u.event);
+	}
 	dg_wire_send(self->pub, NULL, m);
 }
 
@@ -245,18 +251,33 @@ s_on_instances(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 	dg_msg_destroy(&ok);
 }
 
+/* A reply the core made, or out of memory when it could not. */
+static void
+s_reply(s_ctl_t *self, const dg_route_t *route, uint64_t seq, dg_msg_t **ok)
+{
+	if (*ok)
+		dg_wire_send(self->router, route, *ok);
+	else
+		dg_wire_send_error(self->router, route, seq,
+		    DG_PROTO_E_NOMEM, "out of memory");
+	dg_msg_destroy(ok);
+}
+
+/* The kept events, for a console that opened after them. */
+static void
+s_on_events(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
+{
+	dg_msg_t *ok = dg_evring_reply(self->events, m->u.events.after,
+	    m->seq);
+	s_reply(self, route, m->seq, &ok);
+}
+
 static void
 s_on_rooms(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 {
 	dg_msg_t *ok = dg_lc_rooms_reply(self->lc, zclock_mono(),
 	    m->u.rooms.name, m->seq);
-
-	if (ok)
-		dg_wire_send(self->router, route, ok);
-	else
-		dg_wire_send_error(self->router, route, m->seq,
-		    DG_PROTO_E_NOMEM, "out of memory");
-	dg_msg_destroy(&ok);
+	s_reply(self, route, m->seq, &ok);
 }
 
 /* queues, threads, sockets, reload {name}: answered here for the
@@ -283,12 +304,7 @@ s_on_admin(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 			reply = dg_admin_reload(self->d, m->seq);
 			break;
 		}
-		if (reply)
-			dg_wire_send(self->router, route, reply);
-		else
-			dg_wire_send_error(self->router, route, m->seq,
-			    DG_PROTO_E_NOMEM, "out of memory");
-		dg_msg_destroy(&reply);
+		s_reply(self, route, m->seq, &reply);
 		return;
 	}
 	dg_inst_t *in = dg_registry_find(self->reg, name);
@@ -369,6 +385,7 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	case DG_OP_UNDRAIN: dg_lc_drain(self->lc, now, route, m, false); break;
 	case DG_OP_RELEASE: dg_lc_release(self->lc, now, route, m); break;
 	case DG_OP_ROOMS: s_on_rooms(self, route, m); break;
+	case DG_OP_EVENTS: s_on_events(self, route, m); break;
 	case DG_OP_QUEUES:
 	case DG_OP_THREADS:
 	case DG_OP_SOCKETS:
@@ -453,6 +470,7 @@ s_publish_snapshot(s_ctl_t *self, int64_t now)
 		m->u.snapshot.active = c.active;
 		m->u.snapshot.done = c.done;
 		m->u.snapshot.failed = c.failed;
+		m->u.snapshot.cancelled = c.cancelled;
 		dg_wire_send(self->pub, NULL, m);
 	}
 	free(rows);
@@ -599,6 +617,12 @@ s_start(dg_daemon_t *d, void **state)
 	if (!self->held)
 		return -1;
 	zlistx_set_destructor(self->held, s_held_destroy);
+	/* The epoch is this run's start: a console that sees it change
+	 * knows the ids started again. */
+	self->events = dg_evring_new((size_t)c->keep_events,
+	    (uint64_t)zclock_time());
+	if (!self->events)
+		return -1;
 	dg_lc_io_t io = {
 		.arg = self, .to_client = s_io_to_client,
 		.client_error = s_io_client_error,
@@ -690,7 +714,12 @@ static void
 s_reload(void *state)
 {
 	s_ctl_t *self = state;
-	dg_lifecycle_set_conf(self->lc, dg_config_controller(self->d->cfg));
+	const dg_controller_conf_t *c = dg_config_controller(self->d->cfg);
+
+	dg_lifecycle_set_conf(self->lc, c);
+	if (dg_evring_set_keep(self->events, (size_t)c->keep_events) < 0)
+		dg_log_error("keep_events: out of memory; still %zu kept",
+		    dg_evring_keep(self->events));
 }
 
 static void
@@ -727,6 +756,7 @@ s_stop(void **state)
 	dg_lifecycle_destroy(&self->lc);
 	zlistx_destroy(&self->held);
 	dg_journal_destroy(&self->journal);
+	dg_evring_destroy(&self->events);
 	dg_wire_unregister(self->router);
 	dg_wire_unregister(self->pub);
 	zsock_destroy(&self->router);

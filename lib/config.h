@@ -43,6 +43,7 @@ typedef struct {
 	int64_t max_pending_per_client;
 	int64_t keep_finished;
 	int64_t keep_finished_ms;
+	int64_t keep_events;
 	int64_t max_retries;
 	int64_t request_timeout_ms;
 	int64_t dead_after_ms;

@@ -908,13 +908,19 @@ dg_lc_hello(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	 * process.  Before the new row replaces the old one. */
 	if (in && in->state != DG_INST_DEAD && in->pid != h->pid)
 		s_fail_over(self, now, in->name, "instance restarted");
+	/* A hello sent again by the same live process (its retries,
+	 * queued while no controller answered) is no new join: the events
+	 * a console shows say each join once. */
+	bool again = in && in->state != DG_INST_DEAD && in->pid == h->pid;
 	if (dg_registry_hello(self->reg, now, h, from->identity, &in) ==
 	    DG_HELLO_BAD_ROLE || !in)
 		return;
-	dg_log_info("%s %s joined from %s (pid %lld, peer %s)", h->role,
-	    h->name, h->host, (long long)h->pid, h->peer);
-	s_event(self, now, "join", h->name, 0, 0, "%s %s joined", h->role,
-	    h->name);
+	if (!again) {
+		dg_log_info("%s %s joined from %s (pid %lld, peer %s)",
+		    h->role, h->name, h->host, (long long)h->pid, h->peer);
+		s_event(self, now, "join", h->name, 0, 0, "%s %s joined",
+		    h->role, h->name);
+	}
 	dg_msg_t *ok = dg_msg_new(DG_OP_HELLO_OK);
 	if (ok) {
 		ok->seq = m->seq;

@@ -88,6 +88,8 @@ typedef enum {
 	DG_OP_UNDRAIN_OK      = 413,
 	DG_OP_RELOAD          = 414,
 	DG_OP_RELOAD_OK       = 415,
+	DG_OP_EVENTS          = 416,
+	DG_OP_EVENTS_OK       = 417,
 	/* 500..: events on the PUB socket */
 	DG_OP_EVENT           = 500,
 	DG_OP_SNAPSHOT        = 501
@@ -509,7 +511,20 @@ typedef struct {                        /* event */
 	uint64_t request;               /* ? */
 	uint64_t room;                  /* ? */
 	const char *message;            /* ? */
+	uint64_t id;                    /* ? counts the run's events, from 1 */
 } dg_event_msg_t;
+
+typedef struct {                        /* events */
+	uint64_t after;                 /* ? only the events past this id */
+} dg_events_msg_t;
+
+typedef struct {                        /* events.ok */
+	const dg_event_msg_t *events;   /* the kept ones, oldest first */
+	size_t n_events;
+	uint64_t epoch;                 /* the controller's run: its ids
+	                                   start again when this changes */
+	uint64_t last;                  /* id of the run's newest event */
+} dg_events_ok_msg_t;
 
 typedef struct {                        /* snapshot */
 	int64_t ts_ms;
@@ -519,6 +534,7 @@ typedef struct {                        /* snapshot */
 	uint64_t active;
 	uint64_t done;
 	uint64_t failed;
+	uint64_t cancelled;             /* ? */
 } dg_snapshot_msg_t;
 
 /* ------------------------------------------------------------------ */
@@ -575,6 +591,8 @@ typedef struct dg_msg {
 		dg_name_msg_t undrain_ok;
 		dg_name_msg_t reload;           /* name? */
 		dg_reload_ok_msg_t reload_ok;
+		dg_events_msg_t events;
+		dg_events_ok_msg_t events_ok;
 		dg_event_msg_t event;
 		dg_snapshot_msg_t snapshot;
 	} u;

@@ -484,6 +484,22 @@ static const dg_field_desc_t s_event[] = {
 	UINT(request, OPT),
 	UINT(room, OPT),
 	STR(message, OPT),
+	UINT(id, OPT),
+};
+#undef T
+/* events.ok's rows are the events as they were published. */
+static const dg_struct_desc_t s_event_row =
+	ROW_DESC("event", dg_event_msg_t, s_event);
+
+#define T dg_events_msg_t
+static const dg_field_desc_t s_events[] = { UINT(after, OPT) };
+#undef T
+
+#define T dg_events_ok_msg_t
+static const dg_field_desc_t s_events_ok[] = {
+	ROWS(events, REQ, dg_event_msg_t, s_event_row, 0, 0),
+	UINT(epoch, REQ),
+	UINT(last, REQ),
 };
 #undef T
 
@@ -495,6 +511,7 @@ static const dg_field_desc_t s_snapshot[] = {
 	UINT(active, REQ),
 	UINT(done, REQ),
 	UINT(failed, REQ),
+	UINT(cancelled, OPT),
 };
 #undef T
 
@@ -545,6 +562,8 @@ static const dg_op_desc_t s_ops[] = {
 	OP(DG_OP_UNDRAIN_OK, "undrain.ok", dg_name_msg_t, s_name),
 	OP(DG_OP_RELOAD, "reload", dg_name_msg_t, s_name_opt),
 	OP(DG_OP_RELOAD_OK, "reload.ok", dg_reload_ok_msg_t, s_reload_ok),
+	OP(DG_OP_EVENTS, "events", dg_events_msg_t, s_events),
+	OP(DG_OP_EVENTS_OK, "events.ok", dg_events_ok_msg_t, s_events_ok),
 	OP(DG_OP_EVENT, "event", dg_event_msg_t, s_event),
 	OP(DG_OP_SNAPSHOT, "snapshot", dg_snapshot_msg_t, s_snapshot),
 };

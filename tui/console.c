@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <curses.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -132,6 +133,9 @@ s_connect(dg_console_t *con)
 		/* Without events the views still refresh by polling. */
 		con->sub = dg_auth_sub_new(con->publish, err, sizeof err);
 	}
+	/* A question lost with the old sockets holds no event back. */
+	dg_events_kept(con->panel[DG_VIEW_EVENTS], NULL);
+	dg_events_resync(con->panel[DG_VIEW_EVENTS]);
 	return 0;
 }
 
@@ -205,20 +209,31 @@ s_any_outstanding(const dg_console_t *con)
 	return false;
 }
 
-const char *
-dg_console_instance(dg_console_t *con)
+const dg_instance_row_t *
+dg_console_rows(const dg_console_t *con, size_t *n)
 {
 	const dg_msg_t *m = con->instances;
 
-	if (con->instance[0])
-		return con->instance;
+	*n = 0;
 	if (!m || m->op == DG_OP_ERROR)
 		return NULL;
-	if (m->op == DG_OP_SNAPSHOT)
-		return m->u.snapshot.n_instances ?
-		    m->u.snapshot.instances[0].name : NULL;
-	return m->u.instances_ok.n_instances ?
-	    m->u.instances_ok.instances[0].name : NULL;
+	if (m->op == DG_OP_SNAPSHOT) {
+		*n = m->u.snapshot.n_instances;
+		return m->u.snapshot.instances;
+	}
+	*n = m->u.instances_ok.n_instances;
+	return m->u.instances_ok.instances;
+}
+
+const char *
+dg_console_instance(dg_console_t *con)
+{
+	size_t n;
+	const dg_instance_row_t *rows = dg_console_rows(con, &n);
+
+	if (con->instance[0])
+		return con->instance;
+	return n ? rows[0].name : NULL;
 }
 
 void
@@ -246,6 +261,16 @@ dg_console_poll(dg_console_t *con)
 	}
 	if (cls->poll)
 		cls->poll(p, con);
+	/* The kept events past those shown, once we subscribe: before
+	 * the first, what a SUB still connecting missed since. */
+	dg_panel_t *ev = con->panel[DG_VIEW_EVENTS];
+	if (con->sub && !dg_console_outstanding(con, DG_PEND_EVENTS, 0)) {
+		dg_msg_t *ask = dg_events_ask(ev);
+		if (ask && !dg_console_request(con, ask, DG_PEND_EVENTS, 0,
+		    DG_CALL_MS, NULL))
+			dg_events_kept(ev, NULL);
+	}
+	dg_submit_poll(con);
 }
 
 void
@@ -256,10 +281,15 @@ dg_console_show(dg_console_t *con, dg_view_t view)
 		dg_console_poll(con);
 }
 
-/* The instance list: the overview's rows, and what every view needs. */
+/* The instance list: the overview's rows, and what every view needs.
+ * A polled one (once a refresh) is also a sample of the history. */
 static void
 s_instances(dg_console_t *con, dg_msg_t **m, int64_t now)
 {
+	if ((*m)->op == DG_OP_INSTANCES_OK && con->history)
+		dg_history_sample(con->history, now,
+		    (*m)->u.instances_ok.instances,
+		    (*m)->u.instances_ok.n_instances);
 	dg_msg_destroy(&con->instances);
 	con->instances = *m;
 	*m = NULL;
@@ -270,7 +300,7 @@ static void
 s_apply_pub(dg_console_t *con, dg_msg_t *m, int64_t now)
 {
 	if (m->op == DG_OP_EVENT) {
-		dg_events_add(con->panel[DG_VIEW_EVENTS], &m->u.event);
+		dg_events_live(con->panel[DG_VIEW_EVENTS], &m->u.event);
 		if (!con->paused)
 			con->dirty = true;
 	} else if (m->op == DG_OP_SNAPSHOT) {
@@ -279,6 +309,7 @@ s_apply_pub(dg_console_t *con, dg_msg_t *m, int64_t now)
 		con->active_n = m->u.snapshot.active;
 		con->done_n = m->u.snapshot.done;
 		con->failed_n = m->u.snapshot.failed;
+		con->cancelled_n = m->u.snapshot.cancelled;
 		if (!con->paused) {
 			s_instances(con, &m, now);
 			con->dirty = true;
@@ -297,6 +328,11 @@ dg_console_apply(dg_console_t *con, dg_msg_t *m, bool from_pub)
 	con->ever_heard = true;
 	if (from_pub) {
 		s_apply_pub(con, m, now);
+		return;
+	}
+	if (m->op == DG_OP_RESULT) {    /* of a console submit */
+		dg_submit_result(con, m);
+		dg_msg_destroy(&m);
 		return;
 	}
 	for (int i = 0; i < DG_PENDING_MAX && !p; i++)
@@ -333,14 +369,18 @@ dg_console_apply(dg_console_t *con, dg_msg_t *m, bool from_pub)
 	case DG_PEND_STATUS:
 		dg_rooms_set_status(con->panel[DG_VIEW_ROOMS], &m);
 		break;
+	case DG_PEND_EVENTS:
+		dg_events_kept(con->panel[DG_VIEW_EVENTS], m);
+		break;
+	case DG_PEND_SUBMIT:
+		dg_submit_result(con, m);
+		break;
 	case DG_PEND_ACTION:
 		if (m->op == DG_OP_ERROR)
 			dg_console_status(con, true, "%s: %s: %s", p->label,
 			    m->u.error.code, m->u.error.message);
 		else if (m->op == DG_OP_SUBMIT_OK)
-			dg_console_status(con, false, "%s: ok, request %llu",
-			    p->label,
-			    (unsigned long long)m->u.submit_ok.request);
+			dg_submit_accepted(con, m->u.submit_ok.request);
 		else
 			dg_console_status(con, false, "%s: ok", p->label);
 		/* Show the effect now rather than at the next refresh. */
@@ -367,6 +407,8 @@ s_expire(dg_console_t *con, int64_t now)
 			    p->timeout_ms / 1000);
 		else
 			con->misses++;
+		if (p->kind == DG_PEND_EVENTS)
+			dg_events_kept(con->panel[DG_VIEW_EVENTS], NULL);
 		p->seq = 0;
 		con->dirty = true;
 	}
@@ -528,6 +570,7 @@ s_free(dg_console_t *con)
 {
 	s_disconnect(con);
 	dg_msg_destroy(&con->instances);
+	dg_history_destroy(&con->history);
 	for (int v = 0; v < DG_VIEW_COUNT; v++)
 		dg_panel_destroy(&con->panel[v]);
 }
@@ -592,9 +635,13 @@ dg_cmd_console(int argc, char *argv[])
 	if (select)
 		snprintf(con.instance, sizeof con.instance, "%s", select);
 	con.view = (dg_view_t)v;
-	bool made = true;
+	bool made = (con.history = dg_history_new(DG_HISTORY_MS,
+	    dg_console_interval_ms(&con))) != NULL;
 	for (int i = 0; i < DG_VIEW_COUNT; i++)
 		made = (con.panel[i] = dg_panel_new(dg_views[i])) && made;
+	if (made && select)     /* -s selects its row too */
+		snprintf(con.panel[DG_VIEW_OVERVIEW]->sel_key,
+		    sizeof con.panel[DG_VIEW_OVERVIEW]->sel_key, "%s", select);
 	if (!made || s_connect(&con) < 0) {
 		fprintf(stderr, "disagg console: cannot connect to %s\n",
 		    con.endpoint);
@@ -602,6 +649,7 @@ dg_cmd_console(int argc, char *argv[])
 		return DG_EXIT_UNREACHABLE;
 	}
 	setlocale(LC_ALL, "");
+	con.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
 	s_signals(!con.batch);
 	con.curses = !con.batch;
 	int rc = con.batch ? dg_console_batch(&con, con.view) : s_run(&con);

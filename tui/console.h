@@ -1,10 +1,11 @@
 /*  console.h: the operator console (`disagg console`), shared between
  *  its files: console.c (options, connection, the one loop),
  *  console_panel.c (what every view's panel does alike), console_views.c,
- *  console_rooms.c and console_events.c (the views), console_draw.c
- *  (ncurses drawing), console_actions.c (the action table: keys,
- *  function bar, help and handlers) and console_batch.c (text snapshots
- *  without a terminal).
+ *  console_rooms.c and console_events.c (the views), console_history.c
+ *  (the Overview's sparklines), console_draw.c (ncurses drawing),
+ *  console_actions.c (the action table: keys, function bar, help and
+ *  handlers), console_submit.c (a submit followed to its end) and
+ *  console_batch.c (text snapshots without a terminal).
  *
  *  One thread.  Replies and PUB messages only ever replace the model
  *  (the last reply of each kind, kept by the panel of the view that
@@ -35,7 +36,7 @@ typedef enum {
 
 /* An outstanding request on the DEALER. */
 typedef enum { DG_PEND_INSTANCES, DG_PEND_VIEW, DG_PEND_STATUS,
-	       DG_PEND_ACTION } dg_pend_kind_t;
+	       DG_PEND_ACTION, DG_PEND_EVENTS, DG_PEND_SUBMIT } dg_pend_kind_t;
 
 typedef struct {
 	uint64_t seq;           /* 0: free */
@@ -55,6 +56,11 @@ typedef enum { DG_MODE_NORMAL, DG_MODE_HELP, DG_MODE_CONFIRM,
 #define DG_FORM_FIELDS 5
 
 typedef void (dg_action_fn)(dg_console_t *con);
+
+/* The Overview's history of each instance (console_history.c). */
+typedef enum { DG_SERIES_RPS, DG_SERIES_P50, DG_SERIES_COUNT } dg_series_t;
+typedef struct dg_history dg_history_t;
+#define DG_HISTORY_MS (3 * 60 * 1000)   /* what a sparkline spans */
 
 struct dg_console {
 	/* options */
@@ -78,7 +84,9 @@ struct dg_console {
 	 * the panels */
 	dg_msg_t *instances;    /* instances.ok, snapshot or error */
 	bool have_counters;
-	uint64_t pending_n, active_n, done_n, failed_n;
+	uint64_t pending_n, active_n, done_n, failed_n, cancelled_n;
+	dg_history_t *history;  /* req/s and p50 of each instance */
+	uint64_t submitted;     /* a console submit followed to its end */
 
 	/* ui */
 	dg_panel_t *panel[DG_VIEW_COUNT];
@@ -100,6 +108,7 @@ struct dg_console {
 	int help_top;
 	bool dirty;
 	bool curses;
+	bool utf8;              /* the locale's: block glyphs, else ASCII */
 	volatile int quit;
 };
 
@@ -116,6 +125,10 @@ void dg_console_status(dg_console_t *con, bool error, const char *fmt, ...)
 /* The daemon the per-daemon views show: the selected one, else the first
  * instance listed. */
 const char *dg_console_instance(dg_console_t *con);
+/* The instances of the last instances.ok or snapshot; NULL (and n 0)
+ * when none came. */
+const dg_instance_row_t *dg_console_rows(const dg_console_t *con,
+    size_t *n);
 /* Fetch what the current view needs now (curses: asynchronously). */
 void dg_console_poll(dg_console_t *con);
 /* Make `view` the current one and fetch what it shows. */
@@ -151,7 +164,19 @@ void dg_rooms_set_status(dg_panel_t *rooms, dg_msg_t **m_p);
 
 /* console_events.c: the controller's events, the newest few hundred. */
 extern const dg_panel_class_t dg_events_class;
-void dg_events_add(dg_panel_t *events, const dg_event_msg_t *e);
+/* Those the controller kept come first (its `events` request), then
+ * the live ones, each once: a live event is held while the kept ones
+ * are on their way. */
+void dg_events_live(dg_panel_t *events, const dg_event_msg_t *e);
+/* The question for the kept ones past what is shown, asked at every
+ * refresh; NULL when this controller keeps none.  Once sent, the live
+ * ones are held until dg_events_kept. */
+dg_msg_t *dg_events_ask(dg_panel_t *events);
+/* Its answer: events.ok, an error (this controller keeps none), or
+ * NULL (lost, or not sent); takes nothing. */
+void dg_events_kept(dg_panel_t *events, const dg_msg_t *m);
+/* A new connection: ask again even a controller that kept none. */
+void dg_events_resync(dg_panel_t *events);
 /* While paused, the view shows the events up to now. */
 void dg_events_freeze(dg_panel_t *events);
 
@@ -185,6 +210,29 @@ void dg_draw_table(dg_panel_t *p, dg_console_t *con, int y, int h,
     int64_t now);
 int dg_draw_put(int y, int x, unsigned attr, const char *text);
 void dg_draw_title_line(int y, const char *text);
+
+/* console_history.c */
+dg_history_t *dg_history_new(int64_t window_ms, int64_t interval_ms);
+void dg_history_destroy(dg_history_t **self_p);
+/* One sample of each instance's req/s and p50, taken at `now`. */
+void dg_history_sample(dg_history_t *self, int64_t now,
+    const dg_instance_row_t *rows, size_t n);
+size_t dg_history_count(const dg_history_t *self, const char *name);
+/* `width` glyphs of `name`'s series over the window up to `now`: the
+ * higher the glyph, the nearer the series' top there; blank where no
+ * sample was taken. */
+const char *dg_history_spark(const dg_history_t *self, const char *name,
+    dg_series_t series, int width, int64_t now, bool utf8, char *buf,
+    size_t size);
+
+/* console_submit.c: a console submit, followed until its result (or
+ * its status says it ended) puts the outcome on the status line. */
+void dg_submit_accepted(dg_console_t *con, uint64_t request);
+/* A result (from the DEALER: it answers no request of ours) or the
+ * followed request's status.ok; takes nothing. */
+void dg_submit_result(dg_console_t *con, const dg_msg_t *m);
+/* At each poll: the followed request's status. */
+void dg_submit_poll(dg_console_t *con);
 
 /* console_batch.c */
 int dg_console_batch(dg_console_t *con, dg_view_t view);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "registry.h"
 
 #define S_ACTION_MS 3000
 
@@ -43,6 +44,27 @@ static void s_pgup(dg_console_t *con) { s_move(con, -s_page()); }
 static void s_pgdn(dg_console_t *con) { s_move(con, s_page()); }
 static void s_home(dg_console_t *con) { s_move(con, -1000000); }
 static void s_end(dg_console_t *con) { s_move(con, 1000000); }
+
+/* Columns: Right shows them all in their order, a column further
+ * each time; Left goes back, to the columns chosen by priority. */
+static void
+s_scroll(dg_console_t *con, int step)
+{
+	dg_panel_t *p = dg_console_panel(con);
+
+	if (step > 0 && p->hidden == 0) {
+		dg_console_status(con, false, "%s", p->hscroll ?
+		    "the last column is on the screen (Left scrolls back)" :
+		    "every column is on the screen");
+		return;
+	}
+	if (step < 0 && p->hscroll == 0)
+		return;
+	p->hscroll += step;
+}
+
+static void s_left(dg_console_t *con) { s_scroll(con, -1); }
+static void s_right(dg_console_t *con) { s_scroll(con, 1); }
 
 /* ---- views ------------------------------------------------------------- */
 
@@ -253,10 +275,39 @@ s_target_instance(dg_console_t *con)
 	return true;
 }
 
+/* The role of instance `name` when it is the last of its role that is
+ * up, else NULL: draining it leaves that role's requests waiting. */
+static const char *
+s_last_up(const dg_console_t *con, const char *name)
+{
+	size_t n;
+	const dg_instance_row_t *rows = dg_console_rows(con, &n);
+	const dg_instance_row_t *me = NULL;
+	size_t others = 0;
+
+	for (size_t i = 0; i < n && !me; i++)
+		if (strcmp(rows[i].name, name) == 0)
+			me = &rows[i];
+	if (!me || dg_inst_state_lookup(me->state) != DG_INST_UP)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (&rows[i] != me && strcmp(rows[i].role, me->role) == 0 &&
+		    dg_inst_state_lookup(rows[i].state) == DG_INST_UP)
+			others++;
+	return others ? NULL : me->role;
+}
+
 static void
 s_drain(dg_console_t *con)
 {
-	if (s_target_instance(con))
+	if (!s_target_instance(con))
+		return;
+	const char *role = s_last_up(con, con->target_name);
+	if (role)
+		s_confirm(con, s_drain_yes, "Warning: %s is the last %s up: "
+		    "new requests wait. Drain anyway? [y/N]",
+		    con->target_name, role);
+	else
 		s_confirm(con, s_drain_yes, "Drain %s: it gets no new work? "
 		    "[y/N]", con->target_name);
 }
@@ -448,6 +499,10 @@ static const dg_action_t s_actions[] = {
 	{ { KEY_HOME, 'g' }, "first", NULL, "the first row", s_home },
 	{ { KEY_END, 'G' }, "last", NULL, "the last row (Events: follow "
 	  "the tail)", s_end },
+	{ { KEY_RIGHT }, "scroll-right", NULL, "scroll the columns: "
+	  "show those left out on a narrow screen", s_right },
+	{ { KEY_LEFT }, "scroll-left", NULL, "scroll the columns back",
+	  s_left },
 	{ { C('l') }, "redraw", NULL, "redraw the screen", s_redraw },
 	{ { ESC }, "back", NULL, "stop following a room, clear the status "
 	  "line", s_back },
@@ -470,6 +525,7 @@ dg_console_key_name(int key, char *buf, size_t size)
 		{ KEY_BTAB, "S-Tab" }, { KEY_UP, "Up" }, { KEY_DOWN, "Down" },
 		{ KEY_PPAGE, "PgUp" }, { KEY_NPAGE, "PgDn" },
 		{ KEY_HOME, "Home" }, { KEY_END, "End" }, { ESC, "Esc" },
+		{ KEY_LEFT, "Left" }, { KEY_RIGHT, "Right" },
 		{ ' ', "Space" },
 	};
 

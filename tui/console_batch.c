@@ -36,11 +36,12 @@ s_print(dg_console_t *con, dg_view_t view)
 	if (p->cls->per_daemon)
 		printf("  daemon %s", p->about[0] ? p->about : "-");
 	if (con->have_counters)
-		printf("  pending %llu active %llu done %llu failed %llu",
-		    (unsigned long long)con->pending_n,
+		printf("  pending %llu active %llu done %llu failed %llu "
+		    "cancelled %llu", (unsigned long long)con->pending_n,
 		    (unsigned long long)con->active_n,
 		    (unsigned long long)con->done_n,
-		    (unsigned long long)con->failed_n);
+		    (unsigned long long)con->failed_n,
+		    (unsigned long long)con->cancelled_n);
 	printf("\n");
 	dg_panel_refresh(p, con);
 	dg_panel_line(p, NULL, line, sizeof line);

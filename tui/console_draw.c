@@ -68,17 +68,20 @@ s_attr(int pair, attr_t mono)
 	return s_color ? COLOR_PAIR(pair) : mono;
 }
 
-/* `text` at (y, x), cut at the screen's edge. */
+/* `text` at (y, x), cut at the screen's edge: by display columns, not
+ * bytes, since a sparkline's glyph is three bytes of UTF-8. */
 static int
 s_put(int y, int x, attr_t a, const char *text)
 {
+	size_t bytes;
+
 	if (y < 0 || y >= LINES || x >= COLS)
 		return x;
+	int n = dg_text_width(text, COLS - x, &bytes);
 	attrset(a);
-	mvaddnstr(y, x, text, COLS - x);
+	mvaddnstr(y, x, text, (int)bytes);
 	attrset(A_NORMAL);
-	int n = (int)strlen(text);
-	return x + n < COLS ? x + n : COLS;
+	return x + n;
 }
 
 /* A whole line in `a`, padded to the right edge. */
@@ -89,8 +92,8 @@ s_line(int y, attr_t a, const char *text)
 		return;
 	attrset(a);
 	mvhline(y, 0, ' ', COLS);
-	mvaddnstr(y, 0, text, COLS);
 	attrset(A_NORMAL);
+	s_put(y, 0, a, text);
 }
 
 int
@@ -105,15 +108,31 @@ dg_draw_title_line(int y, const char *text)
 	s_line(y, s_attr(P_HEAD, A_REVERSE), text);
 }
 
+/* The request counters, in short words when the full ones leave no
+ * room for the endpoint on a narrow screen. */
+static void
+s_counters(const dg_console_t *con, char *buf, size_t size, bool brief)
+{
+	snprintf(buf, size, brief ? "  pend %llu act %llu done %llu "
+	    "fail %llu canc %llu" : "  pending %llu  active %llu  done %llu"
+	    "  failed %llu  cancelled %llu",
+	    (unsigned long long)con->pending_n,
+	    (unsigned long long)con->active_n,
+	    (unsigned long long)con->done_n,
+	    (unsigned long long)con->failed_n,
+	    (unsigned long long)con->cancelled_n);
+}
+
 static void
 s_header(dg_console_t *con, int64_t now)
 {
-	char buf[512];
+	char buf[512], counts[160];
 	bool up = dg_console_connected(con, now);
 	int x = s_put(0, 0, s_attr(P_TITLE, A_BOLD) | A_BOLD, "disagg console");
 
-	snprintf(buf, sizeof buf, "  %s  ", con->endpoint);
-	x = s_put(0, x, A_NORMAL, buf);
+	/* What counts comes first; the endpoint, which does not change,
+	 * last, where a narrow screen cuts it. */
+	x = s_put(0, x, A_NORMAL, "  ");
 	if (up) {
 		x = s_put(0, x, s_attr(P_OK, A_BOLD), "connected");
 	} else if (!con->ever_heard) {
@@ -125,18 +144,19 @@ s_header(dg_console_t *con, int64_t now)
 		x = s_put(0, x, s_attr(P_BAD, A_BOLD) | A_BOLD, buf);
 	}
 	if (con->have_counters) {
-		snprintf(buf, sizeof buf, "  pending %llu  active %llu  done %llu"
-		    "  failed %llu", (unsigned long long)con->pending_n,
-		    (unsigned long long)con->active_n,
-		    (unsigned long long)con->done_n,
-		    (unsigned long long)con->failed_n);
-		x = s_put(0, x, A_NORMAL, buf);
+		s_counters(con, counts, sizeof counts, false);
+		if (x + (int)strlen(counts) > COLS)
+			s_counters(con, counts, sizeof counts, true);
+		x = s_put(0, x, A_NORMAL, counts);
 	}
-	snprintf(buf, sizeof buf, "  every %.1f s", (double)con->delay_ds / 10);
-	x = s_put(0, x, A_NORMAL, buf);
-	if (con->paused)
-		s_put(0, x, s_attr(P_WARN, A_BOLD) | A_BOLD | A_REVERSE,
+	if (con->paused) {
+		x = s_put(0, x, A_NORMAL, "  ");
+		x = s_put(0, x, s_attr(P_WARN, A_BOLD) | A_BOLD | A_REVERSE,
 		    " PAUSED ");
+	}
+	snprintf(buf, sizeof buf, "  every %.1f s  %s",
+	    (double)con->delay_ds / 10, con->endpoint);
+	s_put(0, x, A_NORMAL, buf);
 
 	/* Row 1: the views, then what the view is about. */
 	x = 0;
@@ -157,8 +177,20 @@ s_header(dg_console_t *con, int64_t now)
 		    "  sort %s%s", dg_panel_sort_name(p),
 		    p->sort_rev ? " (reversed)" : "");
 	if (p->filter[0])
-		snprintf(buf + len, sizeof buf - len, "  filter '%s'",
-		    p->filter);
+		len += (size_t)snprintf(buf + len, sizeof buf - len,
+		    "  filter '%s'", p->filter);
+	/* Columns off the screen: left of it (scrolled), right of it or
+	 * left out; and the keys that bring them. */
+	int left = p->hscroll ? p->hscroll - 1 : 0;
+	if (left && p->hidden)
+		snprintf(buf + len, sizeof buf - len, "  cols <%d %d>", left,
+		    p->hidden);
+	else if (left)
+		snprintf(buf + len, sizeof buf - len, "  cols <%d (Left)",
+		    left);
+	else if (p->hidden)
+		snprintf(buf + len, sizeof buf - len, "  cols %d> (Right)",
+		    p->hidden);
 	s_put(1, x, A_BOLD, buf);
 }
 
@@ -191,7 +223,7 @@ dg_draw_table(dg_panel_t *p, dg_console_t *con, int y0, int h, int64_t now)
 	bool stale = !p->cls->live && (!dg_console_connected(con, now) ||
 	    now - p->at > 2 * dg_console_interval_ms(con) + 1000);
 
-	dg_panel_line(p, NULL, line, sizeof line);
+	dg_panel_fit_line(p, NULL, line, sizeof line);
 	dg_draw_title_line(y0 - 1, line);
 	if (p->nrows == 0 && p->note[0])
 		s_put(y0, 1, A_BOLD, p->note);
@@ -204,7 +236,7 @@ dg_draw_table(dg_panel_t *p, dg_console_t *con, int y0, int h, int64_t now)
 		*top = 0;
 	for (int i = 0; i < h && *top + (size_t)i < p->nrows; i++) {
 		const dg_prow_t *r = &p->rows[*top + (size_t)i];
-		dg_panel_line(p, r, line, sizeof line);
+		dg_panel_fit_line(p, r, line, sizeof line);
 		attr_t a = r == sel ? s_attr(P_SEL, A_REVERSE) |
 		    A_BOLD : s_row_attr(p, r);
 		if (stale && r != sel)
@@ -227,6 +259,7 @@ s_panel(dg_console_t *con, int64_t now)
 	int y0 = 3;
 
 	dg_panel_refresh(p, con);
+	dg_panel_fit(p, COLS);
 	if (p->cls->draw)
 		p->cls->draw(p, con, y0, LINES - 2 - y0, now);
 	else
@@ -261,6 +294,24 @@ s_status(dg_console_t *con)
 		    A_NORMAL, con->status);
 }
 
+/* The bar's labels: in htop's six columns and a blank, or, when that
+ * is wider than the screen, as they are (every one fits in 80). */
+static int
+s_bar_width(const dg_action_t *a, size_t n, bool padded)
+{
+	char key[16];
+	int w = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int len = a[i].bar ? (int)strlen(a[i].bar) : 0;
+		if (a[i].bar)
+			w += (int)strlen(dg_console_key_name(a[i].keys[0], key,
+			    sizeof key)) + (padded ? (len > 6 ? len : 6) + 1 :
+			    len);
+	}
+	return w;
+}
+
 static void
 s_function_bar(void)
 {
@@ -268,6 +319,7 @@ s_function_bar(void)
 	const dg_action_t *a = dg_console_actions(&n);
 	char key[16], label[16];
 	int y = LINES - 1, x = 0;
+	bool padded = s_bar_width(a, n, true) <= COLS;
 
 	move(y, 0);
 	clrtoeol();
@@ -276,8 +328,8 @@ s_function_bar(void)
 			continue;
 		x = s_put(y, x, A_NORMAL, dg_console_key_name(a[i].keys[0], key,
 		    sizeof key));
-		/* htop's six columns, and one blank after a longer label. */
-		snprintf(label, sizeof label, "%-6s ", a[i].bar);
+		snprintf(label, sizeof label, padded ? "%-6s " : "%s",
+		    a[i].bar);
 		x = s_put(y, x, s_attr(P_BAR, A_REVERSE), label);
 	}
 	if (x < COLS) {
@@ -381,8 +433,9 @@ dg_draw(dg_console_t *con)
 		refresh();
 		return;
 	}
-	s_header(con, now);
+	/* The panel first: the header says which columns it left out. */
 	s_panel(con, now);
+	s_header(con, now);
 	s_status(con);
 	s_function_bar();
 	if (con->mode == DG_MODE_HELP)

@@ -1,7 +1,17 @@
-/*  console_events.c: the Events view, the controller's events as they
- *  come on PUB.  They are not a reply to keep but a stream, so the
- *  panel keeps the newest S_KEEP in a ring (older ones scroll away, as
- *  in a terminal) and describes its own rows for the console.  */
+/*  console_events.c: the Events view, the controller's events: those
+ *  it kept from before the console connected (the `events` request),
+ *  then those that come on PUB.  They are not a reply to keep but a
+ *  stream, so the panel keeps the newest S_KEEP in a ring (older ones
+ *  scroll away, as in a terminal) and describes its own rows for the
+ *  console.
+ *
+ *  Each event is shown once, in order: the kept ones past the last id
+ *  seen are asked for at every refresh (which also fills what a SUB
+ *  still connecting missed), live ones that come meanwhile are held,
+ *  and the kept ones, then the held ones, are added past the last id
+ *  seen.  Ids start again with a new epoch (a restarted controller),
+ *  which a live id that goes back also shows: then every kept one is
+ *  asked for again.  */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +25,7 @@ typedef struct {
 	int64_t ts_ms;
 	char *kind, *name, *message;    /* never NULL unless memory was short */
 	uint64_t request, room;
+	uint64_t id;                    /* the controller's; 0: none */
 } s_event_t;
 
 typedef struct {
@@ -22,6 +33,14 @@ typedef struct {
 	s_event_t ring[S_KEEP];         /* event i is ring[i % S_KEEP] */
 	uint64_t n;                     /* events ever received */
 	uint64_t frozen;                /* n when the console paused */
+	/* merging the kept events with the live ones */
+	bool unserved;                  /* the controller keeps none */
+	bool syncing;                   /* asked: live ones are held */
+	uint64_t after;                 /* what the question said */
+	uint64_t epoch;                 /* of the ids below; 0: unknown */
+	uint64_t last_id;               /* the newest id shown */
+	s_event_t held[S_KEEP];
+	size_t nheld;
 } s_events_t;
 
 /* "13:04:05.123", local time. */
@@ -106,27 +125,132 @@ s_done(dg_panel_t *p)
 
 	for (size_t i = 0; i < S_KEEP; i++)
 		s_free_event(&self->ring[i]);
+	for (size_t i = 0; i < self->nheld; i++)
+		s_free_event(&self->held[i]);
 }
+
+/* The message narrows rather than goes: it is the event. */
+static const dg_fit_t s_fit[] = {
+	{ "ts_ms", 0, NULL, 0 },
+	{ "kind", 1, NULL, 0 },
+	{ "message", 1, "MESSAGE", 20 },
+	{ "name", 2, NULL, 0 },
+	{ "request", 3, NULL, 0 },
+	{ "room", 4, NULL, 0 },
+	{ NULL, 0, NULL, 0 }
+};
 
 const dg_panel_class_t dg_events_class = {
 	.name = "events", .title = "Events", .size = sizeof(s_events_t),
 	.rows = s_desc, .live = true, .tails = true, .colour_key = "kind",
+	.fit = s_fit,
 	.build = s_build, .done = s_done,
 };
 
-void
-dg_events_add(dg_panel_t *events, const dg_event_msg_t *e)
+static void
+s_copy(s_event_t *r, const dg_event_msg_t *e)
 {
-	s_events_t *self = (s_events_t *)events;
-	s_event_t *r = &self->ring[self->n++ % S_KEEP];
-
 	s_free_event(r);
+	r->id = e->id;
 	r->ts_ms = e->ts_ms;
 	r->kind = strdup(e->kind ? e->kind : "?");
 	r->name = strdup(e->name ? e->name : "");
 	r->message = strdup(e->message ? e->message : "");
 	r->request = e->request;
 	r->room = e->room;
+}
+
+/* Into the view, unless it is there already.  A controller that gives
+ * no ids (an older one) has each event shown as it comes. */
+static void
+s_add(s_events_t *self, const dg_event_msg_t *e)
+{
+	if (e->id && e->id <= self->last_id)
+		return;
+	if (e->id)
+		self->last_id = e->id;
+	s_copy(&self->ring[self->n++ % S_KEEP], e);
+}
+
+static dg_event_msg_t
+s_msg(const s_event_t *r)
+{
+	return (dg_event_msg_t){ .kind = r->kind, .ts_ms = r->ts_ms,
+	    .name = r->name, .request = r->request, .room = r->room,
+	    .message = r->message, .id = r->id };
+}
+
+void
+dg_events_live(dg_panel_t *events, const dg_event_msg_t *e)
+{
+	s_events_t *self = (s_events_t *)events;
+
+	/* An id that goes back: the controller restarted and its ids
+	 * start again; what it kept before this one is fetched first. */
+	if (!self->syncing && e->id && e->id <= self->last_id) {
+		self->epoch = 0;
+		self->syncing = true;
+	}
+	/* Held until the kept ones are in: they come first. */
+	if (!self->syncing) {
+		s_add(self, e);
+		return;
+	}
+	if (self->nheld < S_KEEP)
+		s_copy(&self->held[self->nheld++], e);
+}
+
+void
+dg_events_kept(dg_panel_t *events, const dg_msg_t *m)
+{
+	s_events_t *self = (s_events_t *)events;
+
+	if (m && m->op == DG_OP_EVENTS_OK) {
+		const dg_events_ok_msg_t *k = &m->u.events_ok;
+		if (k->epoch != self->epoch) {
+			self->epoch = k->epoch;
+			self->last_id = 0;
+			/* Asked past an id of another run: ask for all,
+			 * the live ones still held. */
+			if (self->after) {
+				self->after = 0;
+				return;
+			}
+		}
+		for (size_t i = 0; i < k->n_events; i++)
+			s_add(self, &k->events[i]);
+	}
+	/* Lost: asked again at the next poll, the live ones meanwhile
+	 * shown as they come.  An error: this controller keeps none (or
+	 * cannot say), and the live ones are all. */
+	self->unserved = m && m->op != DG_OP_EVENTS_OK;
+	self->syncing = false;
+	for (size_t i = 0; i < self->nheld; i++) {
+		dg_event_msg_t e = s_msg(&self->held[i]);
+		s_add(self, &e);
+		s_free_event(&self->held[i]);
+	}
+	self->nheld = 0;
+}
+
+dg_msg_t *
+dg_events_ask(dg_panel_t *events)
+{
+	s_events_t *self = (s_events_t *)events;
+	dg_msg_t *m = self->unserved ? NULL : dg_msg_new(DG_OP_EVENTS);
+
+	if (!m)
+		return NULL;
+	self->after = self->epoch ? self->last_id : 0;
+	m->u.events.after = self->after;
+	self->syncing = true;
+	return m;
+}
+
+void
+dg_events_resync(dg_panel_t *events)
+{
+	((s_events_t *)events)->unserved = false;
 }
 
 void

@@ -1,11 +1,13 @@
 /*  console_panel.c: what every panel does alike (console_panel.h):
- *  rows from a description, filter, sort, selection by identity, and
- *  each row as the line of text that the screen shows, batch mode
- *  prints, and search and filter look in.  */
+ *  rows from a description, filter, sort, selection by identity, the
+ *  columns that fit the screen, and each row as the line of text that
+ *  the screen shows, batch mode prints, and search and filter look
+ *  in.  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "console_panel.h"
 
@@ -22,10 +24,11 @@ dg_panel_new(const dg_panel_class_t *cls)
 	p->sort_col = -1;
 	p->tail = cls->tails;
 	p->cols = calloc(desc->ncols, sizeof *p->cols);
+	p->shown = calloc(desc->ncols, sizeof *p->shown);
 	for (size_t i = 0; p->cols && i < desc->ncols; i++)
 		if (desc->cols[i].console.width)
 			p->cols[p->ncols++] = &desc->cols[i];
-	if (!p->cols)
+	if (!p->cols || !p->shown)
 		dg_panel_destroy(&p);
 	return p;
 }
@@ -62,6 +65,7 @@ dg_panel_destroy(dg_panel_t **p_p)
 	s_clear(p);
 	free(p->rows);
 	free(p->cols);
+	free(p->shown);
 	dg_msg_destroy(&p->reply);
 	free(p);
 	*p_p = NULL;
@@ -77,6 +81,9 @@ dg_panel_set_reply(dg_panel_t *p, dg_msg_t **m_p, int64_t at,
 	p->at = at;
 	snprintf(p->about, sizeof p->about, "%s", about ? about : "");
 }
+
+static void s_line(const dg_panel_t *p, const dg_shown_t *shown, int n,
+    const dg_prow_t *row, char *buf, size_t size);
 
 /* ---- building ---------------------------------------------------------- */
 
@@ -217,6 +224,22 @@ s_compare(const void *pa, const void *pb, void *arg)
 	return p->sort_rev ? -c : c;
 }
 
+/* The selected row's identity and its neighbours', so that the next
+ * refresh finds it (or, gone, the row that was next to it) wherever
+ * the rows moved: the selection stays on an item, not a position. */
+static void
+s_remember(dg_panel_t *p)
+{
+	const size_t n = sizeof p->sel_key;
+
+	dg_panel_row_key(&p->rows[p->sel], p->sel_key, n);
+	p->sel_next[0] = p->sel_prev[0] = '\0';
+	if (p->sel + 1 < p->nrows)
+		dg_panel_row_key(&p->rows[p->sel + 1], p->sel_next, n);
+	if (p->sel > 0)
+		dg_panel_row_key(&p->rows[p->sel - 1], p->sel_prev, n);
+}
+
 const dg_prow_t *
 dg_panel_refresh(dg_panel_t *p, const dg_console_t *con)
 {
@@ -233,11 +256,16 @@ dg_panel_refresh(dg_panel_t *p, const dg_console_t *con)
 		p->sel = p->nrows - 1;
 	} else {
 		long i = dg_panel_find(p, p->sel_key);
+		if (i < 0)
+			i = dg_panel_find(p, p->sel_next);
+		if (i < 0)
+			i = dg_panel_find(p, p->sel_prev);
 		if (i >= 0)
 			p->sel = (size_t)i;
 		else if (p->sel >= p->nrows)
 			p->sel = p->nrows - 1;
 	}
+	s_remember(p);
 	return &p->rows[p->sel];
 }
 
@@ -280,24 +308,14 @@ void
 dg_panel_line(const dg_panel_t *p, const dg_prow_t *row, char *buf,
     size_t size)
 {
-	size_t len = 0;
+	dg_shown_t all[64];
+	int n = 0;
 
-	buf[0] = '\0';
-	for (int c = 0; c < p->ncols && len + 1 < size; c++) {
-		const dg_col_t *col = p->cols[c];
-		const char *text = row ? row->cell[c] :
-		    dg_col_title(col, DG_SURFACE_CONSOLE);
-		/* The last column is not padded when it holds text. */
-		int pad = c == p->ncols - 1 && !col->right ? 0 :
-		    dg_col_pad(col, DG_SURFACE_CONSOLE);
-		/* A cell wider than its column keeps its text: truncating
-		 * an endpoint or a name would hide what it is. */
-		int n = snprintf(buf + len, size - len, "%s%*s", c ? " " : "",
-		    pad, text ? text : "");
-		if (n < 0)
-			break;
-		len += (size_t)n < size - len ? (size_t)n : size - len - 1;
-	}
+	for (int c = 0; c < p->ncols && n < 64; c++)
+		all[n++] = (dg_shown_t){ .col = c,
+		    .width = p->cols[c]->console.width,
+		    .title = dg_col_title(p->cols[c], DG_SURFACE_CONSOLE) };
+	s_line(p, all, n, row, buf, size);
 }
 
 void
@@ -351,4 +369,179 @@ dg_panel_col(const dg_panel_t *p, const char *key)
 		if (p->cols[c]->key && strcmp(p->cols[c]->key, key) == 0)
 			return c;
 	return -1;
+}
+
+/* ---- the columns that fit ---------------------------------------------- */
+
+int
+dg_text_width(const char *s, int max, size_t *bytes)
+{
+	mbstate_t st;
+	size_t at = 0, len = strlen(s);
+	int cols = 0;
+
+	memset(&st, 0, sizeof st);
+	while (at < len) {
+		wchar_t wc;
+		size_t n = mbrtowc(&wc, s + at, len - at, &st);
+		int w = 1;
+		if (n == (size_t)-1 || n == (size_t)-2) {
+			/* Not text in this locale: a byte a column. */
+			memset(&st, 0, sizeof st);
+			n = 1;
+		} else {
+			w = wcwidth(wc);
+			if (w < 0)
+				w = 1;
+		}
+		if (cols + w > max)
+			break;
+		cols += w;
+		at += n ? n : 1;
+	}
+	if (bytes)
+		*bytes = at;
+	return cols;
+}
+
+static const dg_fit_t *
+s_fit_of(const dg_panel_t *p, int c)
+{
+	const char *key = p->cols[c]->key;
+
+	for (const dg_fit_t *f = p->cls->fit; f && f->key && key; f++)
+		if (strcmp(f->key, key) == 0)
+			return f;
+	return NULL;
+}
+
+static int
+s_prio(const dg_panel_t *p, int c)
+{
+	const dg_fit_t *f = s_fit_of(p, c);
+
+	return f ? f->prio : DG_FIT_PRIO;
+}
+
+/* The width of the shown columns with their separators. */
+static int
+s_shown_width(const dg_panel_t *p)
+{
+	int w = p->nshown ? p->nshown - 1 : 0;
+
+	for (int i = 0; i < p->nshown; i++)
+		w += p->shown[i].width;
+	return w;
+}
+
+/* The narrow forms, when the columns shown do not fit. */
+static void
+s_narrow(dg_panel_t *p, int width)
+{
+	if (s_shown_width(p) <= width)
+		return;
+	for (int i = 0; i < p->nshown; i++) {
+		const dg_fit_t *f = s_fit_of(p, p->shown[i].col);
+		if (f && f->narrow_width) {
+			p->shown[i].width = f->narrow_width;
+			p->shown[i].title = f->narrow_title;
+		}
+	}
+}
+
+/* Drop shown column i. */
+static void
+s_drop(dg_panel_t *p, int i)
+{
+	memmove(&p->shown[i], &p->shown[i + 1],
+	    (size_t)(p->nshown - i - 1) * sizeof *p->shown);
+	p->nshown--;
+}
+
+void
+dg_panel_fit(dg_panel_t *p, int width)
+{
+	int unpinned = 0, skip;
+
+	for (int c = 0; c < p->ncols; c++)
+		unpinned += s_prio(p, c) > 0;
+	if (p->hscroll > unpinned)
+		p->hscroll = unpinned;
+	if (p->hscroll < 0)
+		p->hscroll = 0;
+	/* Pinned ones, and the unpinned ones from the scroll on. */
+	skip = p->hscroll ? p->hscroll - 1 : 0;
+	p->nshown = 0;
+	for (int c = 0; c < p->ncols; c++) {
+		if (s_prio(p, c) > 0 && skip > 0) {
+			skip--;
+			continue;
+		}
+		p->shown[p->nshown++] = (dg_shown_t){ .col = c,
+		    .width = p->cols[c]->console.width,
+		    .title = dg_col_title(p->cols[c], DG_SURFACE_CONSOLE) };
+	}
+	s_narrow(p, width);
+	while (s_shown_width(p) > width) {
+		/* Scrolled: the columns in their order, as many as fit.
+		 * Not: the least needed go, the rightmost of equals
+		 * first. */
+		int worst = -1, wp = 0;
+		for (int i = 0; i < p->nshown; i++) {
+			int pr = s_prio(p, p->shown[i].col);
+			if (pr > 0 && (p->hscroll || pr >= wp)) {
+				worst = i;
+				wp = pr;
+			}
+		}
+		if (worst < 0)
+			break;
+		s_drop(p, worst);
+	}
+	/* Scrolled past: those left of the first shown. */
+	p->hidden = p->ncols - p->nshown -
+	    (p->hscroll ? p->hscroll - 1 : 0);
+}
+
+/* `text` in `width` display columns, on the right or the left; a text
+ * wider than its column keeps all of it (an endpoint or a name cut
+ * would hide what it is). */
+static size_t
+s_pad(char *buf, size_t size, const char *text, int width, bool right)
+{
+	int w = dg_text_width(text, 1 << 20, NULL);
+	int pad = w < width ? width - w : 0;
+	int n = snprintf(buf, size, "%*s%s%*s", right ? pad : 0, "", text,
+	    right ? 0 : pad, "");
+
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* A row, or the titles, in the columns `shown`. */
+static void
+s_line(const dg_panel_t *p, const dg_shown_t *shown, int n,
+    const dg_prow_t *row, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && len + 2 < size; i++) {
+		const dg_shown_t *sh = &shown[i];
+		const dg_col_t *col = p->cols[sh->col];
+		const char *text = row ? row->cell[sh->col] : sh->title;
+		/* The last column is not padded when it holds text. */
+		int width = i == n - 1 && !col->right ? 0 : sh->width;
+		if (i)
+			buf[len++] = ' ';
+		len += s_pad(buf + len, size - len, text ? text : "", width,
+		    col->right);
+	}
+	buf[len] = '\0';
+}
+
+void
+dg_panel_fit_line(const dg_panel_t *p, const dg_prow_t *row, char *buf,
+    size_t size)
+{
+	s_line(p, p->shown, p->nshown, row, buf, size);
 }

@@ -31,6 +31,26 @@ typedef struct {
 	size_t order;           /* position in the reply, the natural sort */
 } dg_prow_t;
 
+/* How a column gives way on a narrow screen: by priority (0: pinned,
+ * never dropped nor scrolled off; the higher, the sooner it is left
+ * out), after first taking a narrower title and width when it has one.
+ * A column a class does not list has DG_FIT_PRIO. */
+typedef struct {
+	const char *key;        /* the column's JSON key; NULL ends a list */
+	int prio;
+	const char *narrow_title;       /* NULL: none */
+	int narrow_width;
+} dg_fit_t;
+
+#define DG_FIT_PRIO 5
+
+/* A column on screen (dg_panel_fit). */
+typedef struct {
+	int col;                /* index in the panel's columns */
+	int width;
+	const char *title;
+} dg_shown_t;
+
 typedef struct {
 	const char *name;       /* "rooms", for -v */
 	const char *title;      /* "Rooms", on the view bar */
@@ -41,6 +61,7 @@ typedef struct {
 	bool live;              /* rows come as they happen, never stale */
 	bool tails;             /* End keeps the newest row selected */
 	const char *colour_key; /* the column whose word colours a row */
+	const dg_fit_t *fit;    /* how its columns give way; NULL: alike */
 
 	/* The rows, from the model: dg_panel_add_rows, or a note. */
 	void (*build)(dg_panel_t *p, const dg_console_t *con);
@@ -77,12 +98,22 @@ struct dg_panel {
 	                           the view is empty */
 
 	size_t sel;             /* the selected row */
-	char sel_key[64];       /* and its identity, which survives a sort */
+	char sel_key[64];       /* and its identity, which survives a sort
+	                           and rows coming and going */
+	char sel_next[64];      /* its neighbours' at the last refresh: */
+	char sel_prev[64];      /* where it goes when it vanishes */
 	size_t top;             /* first row shown */
 	int sort_col;           /* -1: as the controller sent */
 	bool sort_rev;
 	bool tail;              /* keep the newest row selected (tails) */
 	char filter[64];
+
+	/* what the screen shows (dg_panel_fit) */
+	dg_shown_t *shown;
+	int nshown;
+	int hidden;             /* columns left out for room */
+	int hscroll;            /* 0: by priority; n: from the n-th
+	                           unpinned column on */
 };
 
 /* NULL when memory is short. */
@@ -93,8 +124,9 @@ void dg_panel_set_reply(dg_panel_t *p, dg_msg_t **m_p, int64_t at,
     const char *about);
 
 /* Rebuild the rows from the model, filter, sort, and find the
- * selection again; the selected row or NULL.  Rows live until the next
- * refresh. */
+ * selection again by its identity (a vanished one: its nearest
+ * neighbour that is left); the selected row or NULL.  Rows live until
+ * the next refresh. */
 const dg_prow_t *dg_panel_refresh(dg_panel_t *p, const dg_console_t *con);
 /* For builds: a reply that is missing or an error becomes the note;
  * true then. */
@@ -106,9 +138,23 @@ void dg_panel_add_rows(dg_panel_t *p, const dg_rows_t *rows,
 
 /* Select row i (clamped), remembering its identity. */
 void dg_panel_select(dg_panel_t *p, dg_console_t *con, long i);
-/* One row, or the titles when row is NULL, as a line of text. */
+/* One row, or the titles when row is NULL, as a line of text: every
+ * column (batch mode, search and filter look at all of them). */
 void dg_panel_line(const dg_panel_t *p, const dg_prow_t *row, char *buf,
     size_t size);
+/* Choose the columns a screen `width` wide shows: every one when they
+ * fit; else the narrow forms, then the fewest drops by priority.
+ * Scrolled (`hscroll` n > 0), the pinned ones and the unpinned ones
+ * from the n-th on, in their order, as many as fit, so that scrolling
+ * reaches every column; `hidden` counts those right of the screen, or
+ * left out. */
+void dg_panel_fit(dg_panel_t *p, int width);
+/* One row, or the titles, as the screen shows it (dg_panel_fit). */
+void dg_panel_fit_line(const dg_panel_t *p, const dg_prow_t *row,
+    char *buf, size_t size);
+/* Display columns of `s` (UTF-8 when the locale is), at most `max`;
+ * *bytes gets the bytes that many columns take. */
+int dg_text_width(const char *s, int max, size_t *bytes);
 /* "room 12", an instance name, or "#3": what a selection remembers. */
 void dg_panel_row_key(const dg_prow_t *row, char *buf, size_t size);
 /* The row whose identity is `key`; -1 when none. */

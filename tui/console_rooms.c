@@ -220,9 +220,22 @@ s_done(dg_panel_t *p)
 	dg_msg_destroy(&((s_rooms_t *)p)->status);
 }
 
+/* At 80 columns the bytes go first, then the chain. */
+static const dg_fit_t s_fit[] = {
+	{ "room", 0, NULL, 0 },
+	{ "request", 1, NULL, 0 },
+	{ "state", 1, NULL, 0 },
+	{ "stage", 2, NULL, 0 },
+	{ "age_ms", 3, NULL, 0 },
+	{ "stages", 4, NULL, 0 },
+	{ "bytes", 5, NULL, 0 },
+	{ NULL, 0, NULL, 0 }
+};
+
 const dg_panel_class_t dg_rooms_class = {
 	.name = "rooms", .title = "Rooms", .size = sizeof(s_rooms_t),
 	.rows = dg_rows_rooms, .op = DG_OP_ROOMS, .build = s_build,
+	.fit = s_fit,
 	.draw = s_draw, .poll = s_poll, .done = s_done,
 };
 

@@ -2,10 +2,18 @@
 # run.sh: the console, driven through tmux (send-keys, capture-pane,
 # polling with deadlines) against a real pipeline that `disagg up -f`
 # starts in a run folder of its own: the overview lists every instance,
-# a drain from the console keeps new work off that instance (checked
-# with the CLI), a release from the Rooms view frees the room's slots,
-# a resize keeps the header and function bar, the console survives a
-# controller restart, q and SIGTERM exit cleanly, batch mode prints N
+# with sparklines of req/s and p50 (Unicode blocks in a UTF-8 locale,
+# ASCII otherwise), and at 80 columns fits, leaving columns out by
+# priority and scrolling them in with Right and Left; a drain from the
+# console keeps new work off that instance (checked with the CLI), and
+# draining the last instance of a role that is up warns first; the
+# events from before the console opened are there, each once; the
+# selection stays on its room as rows come and go, and moves to its
+# neighbour when it goes; a cancel shows in the header's count; a
+# console submit that fails says so; a release from the Rooms view
+# frees the room's slots, a resize keeps the header and function bar,
+# the console survives a controller restart (and fetches the new
+# controller's events), q and SIGTERM exit cleanly, batch mode prints N
 # snapshots, and every key of the action table is in disagg.1.
 #
 # It runs whatever tui/disagg was built: after `make SANITIZE=address,
@@ -19,7 +27,7 @@ DISAGG_RUN="$T_TMP/run"
 export DISAGG_RUN
 unset DISAGG_CONTROLLER NO_COLOR
 RUN=$DISAGG_RUN
-T="tmux -L disagg-console-$$ -f /dev/null"
+T="tmux -u -L disagg-console-$$ -f /dev/null"
 
 # ---- every key of the action table is in the CONSOLE section ----------
 "$DISAGG" console --keys | cut -f1 | tr ' ' '\n' | sort -u > "$T_TMP/keys"
@@ -112,12 +120,30 @@ see() {
 		fail "$1"
 	fi
 }
-# The console in a tmux session "dgc", its pid and exit status in files.
+# The selected row of the table (its colours: black on cyan), as text.
+ESC=$(printf '\033')
+selected() {
+	$T capture-pane -p -e -t dgc 2> /dev/null | sed -n '4,$p' |
+	    grep -F "$ESC[46m" | head -1 | sed "s/$ESC\[[0-9;]*m//g"
+}
+sel_has() { selected | grep -q -- "$1"; }
+# see_sel NAME SECONDS REGEX: the selected row matches REGEX in time.
+see_sel() {
+	if wait_for "$2" sel_has "$3"; then
+		ok "$1"
+	else
+		screen | sed 's/^/# /'
+		echo "# selected: $(selected)"
+		fail "$1"
+	fi
+}
+# The console in a tmux session "dgc", its pid and exit status in files;
+# in a UTF-8 locale, for the sparklines' block glyphs.
 start_console() {
 	rm -f "$T_TMP/console.rc"
 	cat > "$T_TMP/console.sh" <<SH
 echo \$\$ > "$T_TMP/console.pid"
-exec "$DISAGG" console -d 3 2>> "$T_TMP/console.err"
+LC_ALL=C.UTF-8 exec "$DISAGG" console -d 3 2>> "$T_TMP/console.err"
 SH
 	$T new-session -d -s dgc -x 160 -y 45 \
 	    "sh '$T_TMP/console.sh'; echo \$? > '$T_TMP/console.rc'"
@@ -132,11 +158,58 @@ free_slots() {
 start_console
 
 # ---- overview ---------------------------------------------------------
-see "the header shows the console, connected" 10 '^disagg console .*  connected'
+see "the header shows the console, connected" 10 '^disagg console  connected'
 for n in e0 t0 t1 d0; do
 	see "the overview lists $n as up" 10 " $n  .* up  "
 done
 see "the function bar is on the last line" 2 'F1Help.*F10Quit'
+see "the header counts cancelled requests" 5 '^disagg console .* failed 0  cancelled 0'
+see "the overview has req/s and p50 sparklines" 5 'REQ/S  *REQ/S LAST 3M  *P50MS P50 LAST 3M'
+see "each instance's history is drawn in Unicode blocks" 10 \
+    ' t0  .* up  .*\(▁\|▂\|▃\|▄\|▅\|▆\|▇\|█\)'
+
+# ---- events from before the console opened -------------------------------
+keys 6
+for n in e0 t0 t1 d0; do
+	see "the Events view has $n's join, from before the console opened" 5 \
+	    " join  *$n "
+done
+# once REGEX [N]: the screen has N (1) lines that match.
+once() { [ "$(screen | grep -c -- "$1")" = "${2:-1}" ]; }
+joins_once() { once ' join  *e0 ' && once ' join  *t0 ' &&
+    once ' join  *t1 ' && once ' join  *d0 '; }
+check "each join shows once" wait_for 3 joins_once
+keys 1
+
+# ---- 80 columns: the overview fits, the rest a scroll away ---------------
+$T resize-window -t dgc -x 80 -y 24
+titles() { screen | sed -n 3p; }
+fits80() {
+	titles | grep -q '^ROLE  *NAME  *STATE  *RUN  *ROOMS  *REQ/S REQ/S LAST 3M  *P50  *HB$' &&
+	    screen | grep -q ' t1  .* up  .*[0-9]\(ms\|s\)$' &&
+	    screen | sed -n 2p | grep -q 'cols 8> (Right)'
+}
+check "at 80 columns the overview shows role to heartbeat, 8 columns a scroll away" \
+    wait_for 5 fits80
+keys Right
+see "Right shows the columns in their order, HOST first" 5 '^ROLE  *NAME  *HOST  *STATE '
+at_end() {
+	titles | grep -q 'HB$' &&
+	    screen | sed -n 2p | grep -q 'cols <[0-9]* (Left)'
+}
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+	at_end && break
+	keys Right
+	wait_for 2 sh -c "$T capture-pane -p -t dgc | sed -n 2p |
+	    grep -q 'cols <$i[ >(]'"
+done
+pinned_end() { at_end && titles | grep -q '^ROLE  *NAME '; }
+check "more of them scroll in to the last one, HB, ROLE and NAME staying" \
+    pinned_end
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do keys Left; done
+check "Left scrolls back to the start" wait_for 5 fits80
+$T resize-window -t dgc -x 160 -y 45
+see "at 160 columns every column is there" 5 '^ROLE  *NAME  *HOST  *STATE  *INCOMING .* HB$'
 
 # ---- resize -------------------------------------------------------------
 $T resize-window -t dgc -x 90 -y 16
@@ -177,19 +250,76 @@ for id in $(json_ids < "$T_TMP/sub.json"); do
 done
 check "none of them reached the drained t0 (transformers:$placed)" \
     sh -c "[ -n '$placed' ] && ! echo '$placed' | grep -q t0"
+see "the history of t1, which did the work, rose" 10 \
+    ' t1  .* up  .*█'
+keys / t r a n s f o r m e r Space t 1 Enter d
+see "draining t1, the last transformer up, warns first" 5 \
+    'Warning: t1 is the last transformer up: new requests wait. Drain anyway? \[y/N\]'
+keys n
+see "n leaves it up" 5 'not done'
+keys / e 0 Enter d
+see "so does draining e0, the only encoder" 5 'Warning: e0 is the last encoder up'
+keys n
+keys / t r a n s f o r m e r Space t 0 Enter
 keys u
 see "u undrains it" 5 'undrain t0: ok'
 
 # ---- events -------------------------------------------------------------
 keys 6
 see "the Events view shows the drain from PUB" 5 ' drain  *t0 '
+check "once" wait_for 3 once ' drain  *t0 '
 keys 1
 
 # ---- submit form --------------------------------------------------------
 keys s
 see "s opens the submit form" 5 'Submit a request'
 keys Enter
-see "the form's submit answers with a request id" 10 'submit: ok, request [0-9]'
+see "the form's submit is followed to its end: done, with its file" 30 \
+    'submit: request [0-9]* done: .*\.y4m'
+# A submit that fails says so: a slow one, whose room is released.
+keys s Tab Tab Tab C-u 4 0 0 Enter
+see "a slow submit is accepted and followed" 10 \
+    'submit: request [0-9]* accepted, waiting for its end'
+id=$(screen | sed -n 's/.*submit: request \([0-9]*\) accepted.*/\1/p')
+room_of() {
+	"$DISAGG" rooms --json | tr '{' '\n' |
+	    sed -n "s/^\"room\":\([0-9]*\),\"request\":$1,.*/\1/p" | head -1
+}
+wait_for 10 sh -c "[ -n \"\$('$DISAGG' rooms --json | grep '\"request\":$id,')\" ]"
+"$DISAGG" release --reason "taken away by the test" "$(room_of "$id")" > /dev/null
+see "its failure shows on the status line, with the reason" 10 \
+    "submit: request $id failed: .*taken away by the test"
+
+# ---- the selection follows its room ------------------------------------
+slow() {
+	"$DISAGG" submit --json --steps 400 --frames 5 --height 64 \
+	    --width 64 | json_ids
+}
+keys 3 I
+# The row of request $1: ROOM, then REQUEST.
+req() { echo "^ *[0-9][0-9]*  *$1 "; }
+r1=$(slow)
+see "a slow request's room shows in the Rooms view, newest first" 10 "$(req "$r1")"
+see_sel "it is selected" 5 "$(req "$r1")"
+r2=$(slow)
+see "a newer room comes on top" 10 "$(req "$r2")"
+see_sel "the selection stays on the first room, not on the top row" 3 "$(req "$r1")"
+keys r
+see "r asks to release the selected room" 5 'Release room [0-9]*: its request fails'
+keys y
+gone() { ! has "$(req "$1")"; }
+check "the released room goes" wait_for 10 gone "$r1"
+see_sel "the selection goes to its neighbour" 5 "$(req "$r2")"
+r3=$(slow)
+see "another room comes on top" 10 "$(req "$r3")"
+see_sel "the selection stays on the neighbour" 3 "$(req "$r2")"
+keys c
+see "c asks to cancel the selected room's request" 5 "Cancel request $r2? \[y/N\]"
+keys y
+see "the cancel goes through" 5 "cancel request $r2: ok"
+see "the header counts it" 5 '^disagg console .* cancelled 1 '
+"$DISAGG" cancel "$r3" > /dev/null
+keys I 1
 
 # ---- release from the Rooms view --------------------------------------
 keys 3
@@ -226,8 +356,14 @@ npid=$!
 echo "controller $npid" >> "$T_TMP/pids.seen"
 sed "s/^controller .*/controller $npid/" "$RUN/pids" > "$RUN/pids.new" &&
     mv "$RUN/pids.new" "$RUN/pids"
-see "after a restart the console is connected again" 15 '^disagg console .*  connected'
+see "after a restart the console is connected again" 15 '^disagg console  connected'
 see "and lists t0 as up again" 15 " t0  .* up  "
+keys 6
+twice() { once ' join  *e0 ' 2 && once ' join  *t0 ' 2 &&
+    once ' join  *t1 ' 2 && once ' join  *d0 ' 2; }
+check "the new controller's joins show after the old ones, each once" \
+    wait_for 10 twice
+keys 1
 
 # ---- clean exits ------------------------------------------------------
 keys q
@@ -252,6 +388,15 @@ check "batch -n 3 exits 0 and prints three overview snapshots" sh -c \
     "[ $rc = 0 ] && [ \$(grep -c '^Overview ' '$T_TMP/batch') = 3 ] && \
     [ \$(grep -c '^\$' '$T_TMP/batch') = 2 ] && \
     [ \$(grep -c ' t1  .* up ' '$T_TMP/batch') = 3 ] && [ ! -s '$T_TMP/batch.err' ]"
+# Outside a UTF-8 locale the sparklines are ASCII.
+LC_ALL=C "$DISAGG" console -b -n 2 -d 2 > "$T_TMP/batch.c" 2>&1
+check "in the C locale the sparklines are ASCII" sh -c \
+    "grep -q ' t1  .*  *[_.,=+*#-]  *[0-9.]*  *[_.,=+*#-]  ' '$T_TMP/batch.c' && \
+    ! grep -q '$(printf '\342\226')' '$T_TMP/batch.c'"
+# The kept events, in batch mode: the joins of this controller, once.
+"$DISAGG" console -b -v events > "$T_TMP/batch.ev" 2>&1
+check "batch -v events prints the events from before it started" sh -c \
+    "[ \$(grep -c ' join  *t1 ' '$T_TMP/batch.ev') = 1 ]"
 "$DISAGG" console -b -v events -p "ipc://$RUN/nowhere.sock" -c \
     "ipc://$RUN/nowhere.sock" -d 2 > "$T_TMP/batch2" 2>&1
 rc=$?

@@ -673,6 +673,29 @@ s_fill_event(dg_msg_t *m)
 	b->request = 9001;
 	b->room = 9002;
 	b->message = "transfer to d0 failed on every rail";
+	b->id = 77;
+}
+
+static void
+s_fill_events(dg_msg_t *m)
+{
+	m->u.events.after = 41;
+}
+
+static const dg_event_msg_t s_event_rows[] = {
+	{ .kind = "release", .ts_ms = 1700000000001LL, .name = "t0",
+	  .request = 6, .room = 60, .message = "released", .id = 42 },
+	{ .kind = "failed", .ts_ms = 1700000000002LL, .request = 7,
+	  .message = "request 7 failed: released", .id = 43 },
+};
+
+static void
+s_fill_events_ok(dg_msg_t *m)
+{
+	m->u.events_ok.events = s_event_rows;
+	m->u.events_ok.n_events = N(s_event_rows);
+	m->u.events_ok.epoch = 1700000000000ULL;
+	m->u.events_ok.last = 43;
 }
 
 static void
@@ -686,6 +709,7 @@ s_fill_snapshot(dg_msg_t *m)
 	b->active = 20;
 	b->done = 30;
 	b->failed = 40;
+	b->cancelled = 50;
 }
 
 static const struct {
@@ -732,6 +756,8 @@ static const struct {
 	{ DG_OP_UNDRAIN_OK, s_fill_undrain_ok },
 	{ DG_OP_RELOAD, s_fill_reload },
 	{ DG_OP_RELOAD_OK, s_fill_reload_ok },
+	{ DG_OP_EVENTS, s_fill_events },
+	{ DG_OP_EVENTS_OK, s_fill_events_ok },
 	{ DG_OP_EVENT, s_fill_event },
 	{ DG_OP_SNAPSHOT, s_fill_snapshot },
 };
@@ -982,8 +1008,10 @@ static const char *const s_spec[] = {
 	"undrain.ok: name",
 	"reload: name?",
 	"reload.ok: message?",
-	"event: kind ts_ms name? request? room? message?",
-	"snapshot: ts_ms instances pending active done failed",
+	"events: after?",
+	"events.ok: events epoch last",
+	"event: kind ts_ms name? request? room? message? id?",
+	"snapshot: ts_ms instances pending active done failed cancelled?",
 	/* rows */
 	"tensor: name dtype shape bytes offset checksum",
 	"instance: role name host state peer incoming waiting ready running "
@@ -997,6 +1025,8 @@ static const char *const s_spec[] = {
 	"thread: name state room? cpu_us progress_age_ms tid? kernel?",
 	"socket: type endpoint bind msgs_in msgs_out bytes_in bytes_out",
 	"rail: provider rail peer quarantined quarantine_left_ms?",
+	/* events.ok's rows are the events themselves */
+	"event: kind ts_ms name? request? room? message? id?",
 };
 
 static void
