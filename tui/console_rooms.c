@@ -220,12 +220,14 @@ s_done(dg_panel_t *p)
 	dg_msg_destroy(&((s_rooms_t *)p)->status);
 }
 
-/* At 80 columns the bytes go first, then the chain. */
+/* At 80 columns the bytes go first, then the chain; where a room is
+ * and how far stay. */
 static const dg_fit_t s_fit[] = {
 	{ "room", 0, NULL, 0 },
 	{ "request", 1, NULL, 0 },
 	{ "state", 1, NULL, 0 },
 	{ "stage", 2, NULL, 0 },
+	{ "step", 2, NULL, 0 },
 	{ "age_ms", 3, NULL, 0 },
 	{ "stages", 4, NULL, 0 },
 	{ "bytes", 5, NULL, 0 },

@@ -332,7 +332,14 @@ else
 	id=$("$DISAGG" submit --json --steps 400 --frames 5 --height 64 \
 	    --width 64 | json_ids)
 	see "the slow request's room shows in the Rooms view" 10 " $id  "
-	keys / "$id" Enter r
+	see "with its step of 400 at the transformer" 10 \
+	    " $id  .*transformer .* [0-9][0-9]*/400"
+	keys / "$id" Enter Enter
+	see "Enter follows it: the pane shows its step" 10 \
+	    "state .* at transformer step [0-9][0-9]*/400 "
+	see "and where the encoder's time went" 10 \
+	    "^  encoder  *queue [0-9.]*  in [0-9.]*  compute [0-9.]*  out [0-9.]*  total [0-9.]* ms"
+	keys r
 	see "r asks to confirm the release" 5 'Release room [0-9]*: its request fails'
 	keys y
 	see "the status line says the release went through" 5 'release room [0-9]*: ok'
