@@ -42,6 +42,7 @@ dg_cli_common_opt(dg_cli_t *c, int ch)
 	int64_t v;
 
 	switch (ch) {
+	case 'h': dg_cli_usage(c, stdout); return DG_CLI_HELP;
 	case 'c': c->endpoint = optarg; return 1;
 	case 'f': c->file = optarg; return 1;
 	case DG_OPT_JSON: c->json = true; return 1;
@@ -49,7 +50,7 @@ dg_cli_common_opt(dg_cli_t *c, int ch)
 		if (!dg_cli_i64(optarg, &v) || v < 1 || v > 3600000) {
 			fprintf(stderr, "disagg: --timeout wants milliseconds, "
 			    "1 to 3600000, not '%s'\n", optarg);
-			return -1;
+			return DG_CLI_BAD;
 		}
 		c->timeout_ms = (int)v;
 		return 1;
@@ -67,19 +68,50 @@ dg_cli_common_only(int argc, char *argv[], dg_cli_t *c, int min_args,
 
 	if (!c->timeout_ms)
 		c->timeout_ms = 5000;
+	c->usage = usage;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, DG_CLI_SHORT, opts, NULL)) != -1) {
-		if (dg_cli_common_opt(c, ch) != 1) {
-			fprintf(stderr, "usage: %s\n", usage);
-			return -1;
+		int taken = dg_cli_common_opt(c, ch);
+		if (taken == DG_CLI_HELP)
+			return DG_CLI_HELP;
+		if (taken != 1) {
+			dg_cli_usage(c, stderr);
+			return DG_CLI_BAD;
 		}
 	}
 	int n = argc - optind;
 	if (n < min_args || (max_args >= 0 && n > max_args)) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return -1;
+		dg_cli_usage(c, stderr);
+		return DG_CLI_BAD;
 	}
 	return optind;
+}
+
+void
+dg_cli_usage(const dg_cli_t *c, FILE *out)
+{
+	fprintf(out, "usage: %s\n", c->usage ? c->usage : "disagg COMMAND");
+	/* The long form only where it was asked for: an error's usage
+	 * stays one line under the error. */
+	if (out != stdout)
+		return;
+	fprintf(out, "\n"
+	    "  -c, --controller ENDPOINT  the controller (default: "
+	    "$DISAGG_CONTROLLER,\n"
+	    "                             the running 'disagg up', or "
+	    "tcp://127.0.0.1:7700)\n"
+	    "  -f, --file FILE            the controller of this topology "
+	    "file\n"
+	    "  --json                     JSON instead of text\n"
+	    "  --timeout MS               how long to wait for each reply "
+	    "(default 5000)\n"
+	    "  -h, --help                 this help\n");
+}
+
+int
+dg_cli_exit(int parsed)
+{
+	return parsed == DG_CLI_HELP ? DG_EXIT_OK : DG_EXIT_USAGE;
 }
 
 dg_client_t *

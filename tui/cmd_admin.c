@@ -22,8 +22,10 @@ s_ask(int argc, char *argv[], dg_cli_t *c, dg_op_t op, int min_args,
 	int first = dg_cli_common_only(argc, argv, c, min_args, 1, usage);
 
 	*rc_p = DG_EXIT_USAGE;
-	if (first < 0)
+	if (first < 0) {
+		*rc_p = dg_cli_exit(first);
 		return NULL;
+	}
 	dg_client_t *cl = dg_cli_connect(c);
 	if (!cl)
 		return NULL;
@@ -147,9 +149,8 @@ dg_cmd_release(int argc, char *argv[])
 	static const struct option opts[] = { DG_CLI_COMMON_OPTS,
 	    { "reason", required_argument, NULL, DG_OPT_OWN },
 	    { NULL, 0, NULL, 0 } };
-	const char *usage = "disagg release [--reason TEXT] [--json] "
-	    "[-c endpoint] ROOM...";
-	dg_cli_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg release "
+	    "[--reason TEXT] [--json] [-c endpoint] ROOM..." };
 	const char *reason = NULL;
 	int ch, rc = DG_EXIT_OK;
 
@@ -162,11 +163,12 @@ dg_cmd_release(int argc, char *argv[])
 			reason = optarg;
 			continue;
 		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return DG_EXIT_USAGE;
+		if (common != DG_CLI_HELP)
+			dg_cli_usage(&c, stderr);
+		return dg_cli_exit(common);
 	}
 	if (optind == argc) {
-		fprintf(stderr, "usage: %s\n", usage);
+		dg_cli_usage(&c, stderr);
 		return DG_EXIT_USAGE;
 	}
 	for (int i = optind; i < argc; i++) {
@@ -294,9 +296,8 @@ dg_cmd_watch(int argc, char *argv[])
 	    { "count", required_argument, NULL, 'n' },
 	    { "events", no_argument, NULL, DG_OPT_OWN },
 	    { NULL, 0, NULL, 0 } };
-	const char *usage = "disagg watch [-n N | --count N] [--events] "
-	    "[--json] [-c endpoint]";
-	dg_cli_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg watch "
+	    "[-n N | --count N] [--events] [--json] [-c endpoint]" };
 	int64_t count = 0;
 	bool events_only = false;
 	int ch, rc;
@@ -314,11 +315,12 @@ dg_cmd_watch(int argc, char *argv[])
 			events_only = true;
 			continue;
 		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return DG_EXIT_USAGE;
+		if (common != DG_CLI_HELP)
+			dg_cli_usage(&c, stderr);
+		return dg_cli_exit(common);
 	}
 	if (optind != argc) {
-		fprintf(stderr, "usage: %s\n", usage);
+		dg_cli_usage(&c, stderr);
 		return DG_EXIT_USAGE;
 	}
 	/* Where to subscribe: the controller says (instances.ok publish),

@@ -87,7 +87,12 @@ dg_cmd_submit(int argc, char *argv[])
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
-	dg_cli_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg submit "
+	    "[--prompt TEXT] [--negative TEXT] [--frames N] [--height H]\n"
+	    "         [--width W] [--steps N] [--seed N] [--deadline MS] "
+	    "[--count N]\n"
+	    "         [--key KEY] [--wait] [--quiet] [--json] [--timeout MS] "
+	    "[-c endpoint | -f file]" };
 	const char *key = NULL;
 	char made[48];
 	dg_submit_msg_t sub = { .prompt = "a red fox running through fresh "
@@ -100,7 +105,7 @@ dg_cmd_submit(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, DG_CLI_SHORT, opts, NULL)) != -1) {
 		int common = dg_cli_common_opt(&c, ch);
 		if (common < 0)
-			return DG_EXIT_USAGE;
+			return dg_cli_exit(common);
 		if (common)
 			continue;
 		int64_t *num = NULL, v;
@@ -119,11 +124,7 @@ dg_cmd_submit(int argc, char *argv[])
 		case OPT_COUNT: num = &v; break;
 		}
 		if (!num) {
-			fprintf(stderr, "usage: disagg submit [--prompt TEXT] "
-			    "[--negative TEXT] [--frames N] [--height H] "
-			    "[--width W] [--steps N] [--seed N] [--deadline MS] "
-			    "[--count N] [--key KEY] [--wait] [--quiet] [--json] "
-			    "[--timeout MS] [-c endpoint | -f file]\n");
+			dg_cli_usage(&c, stderr);
 			return DG_EXIT_USAGE;
 		}
 		/* Range checks are the controller's (it answers invalid);
@@ -278,8 +279,10 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 	dg_cli_t c = { 0 };
 	int rc = DG_EXIT_OK;
 
-	if (dg_cli_common_only(argc, argv, &c, 1, -1, usage) < 0)
-		return DG_EXIT_USAGE;
+	int first = dg_cli_common_only(argc, argv, &c, 1, -1, usage);
+
+	if (first < 0)
+		return dg_cli_exit(first);
 	/* Every operand first: a typo asks nothing of the controller. */
 	for (int i = optind; i < argc; i++) {
 		uint64_t id;
@@ -404,9 +407,11 @@ dg_cmd_instances(int argc, char *argv[])
 {
 	dg_cli_t c = { 0 };
 
-	if (dg_cli_common_only(argc, argv, &c, 0, 0,
-	    "disagg instances [--json] [-c endpoint]") < 0)
-		return DG_EXIT_USAGE;
+	int first = dg_cli_common_only(argc, argv, &c, 0, 0,
+	    "disagg instances [--json] [-c endpoint]");
+
+	if (first < 0)
+		return dg_cli_exit(first);
 	dg_client_t *cl = dg_cli_connect(&c);
 	if (!cl)
 		return DG_EXIT_USAGE;
@@ -443,10 +448,12 @@ s_drain(int argc, char *argv[], bool drain)
 			break;
 		}
 	}
-	if (dg_cli_common_only(argc, argv, &c, 1, -1, drain ?
-	    "disagg drain [--exit] [-c endpoint] NAME..." :
-	    "disagg undrain [-c endpoint] NAME...") < 0)
-		return DG_EXIT_USAGE;
+	int first = dg_cli_common_only(argc, argv, &c, 1, -1, drain ?
+	    "disagg drain [--exit] [--json] [-c endpoint] NAME..." :
+	    "disagg undrain [--json] [-c endpoint] NAME...");
+
+	if (first < 0)
+		return dg_cli_exit(first);
 	dg_client_t *cl = dg_cli_connect(&c);
 	if (!cl)
 		return DG_EXIT_USAGE;

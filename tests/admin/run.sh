@@ -300,6 +300,32 @@ assert k(b, "DEALER")["bytes_in"] > k(a, "DEALER")["bytes_in"]' \
 	check "down $tag" test $? = 0
 }
 
+# --help on every command the CLI lists (and on each benchmark, and on
+# disaggd): usage on stdout, nothing on stderr, exit 0, no controller
+# needed.
+helps() { # ARGS...: "$@" --help prints its usage and exits 0
+	"$@" --help > "$T_TMP/help.out" 2> "$T_TMP/help.err"
+	rc=$?
+	[ $rc = 0 ] && grep -q '^usage: ' "$T_TMP/help.out" &&
+	    [ ! -s "$T_TMP/help.err" ] && return 0
+	echo "# $*: exit $rc" >&2
+	sed 's/^/#   /' "$T_TMP/help.out" "$T_TMP/help.err" >&2
+	return 1
+}
+cmds=$("$DISAGG" help | sed -n 's/^  \([a-z][a-z]*\) .*/\1/p')
+check "help lists at least 20 commands" \
+    test "$(echo "$cmds" | wc -l)" -ge 20
+for cmd in $cmds; do
+	check "disagg $cmd --help: usage on stdout, exit 0" helps "$DISAGG" "$cmd"
+done
+for b in xfer pipeline rooms; do
+	check "disagg bench $b --help: usage on stdout, exit 0" \
+	    helps "$DISAGG" bench "$b"
+done
+check "disaggd --help: usage on stdout, exit 0" helps daemon/disaggd
+check "disagg status -h is --help" \
+    sh -c "'$DISAGG' status -h | grep -q '^usage: disagg status'"
+
 for prov in $providers; do
 	one_provider "$prov"
 done
