@@ -20,6 +20,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "proctitle.h"
 #include "proto.h"
 #include "version.h"
 
@@ -77,6 +78,9 @@ main(int argc, char *argv[])
 	int verbose = 0;
 	int ch;
 
+	/* The room for "disaggd: NAME ROLE" (dg_daemon_run writes it, once
+	 * it has copied the file and the name out of argv). */
+	dg_proctitle_init(argc, argv);
 	while ((ch = getopt_long(argc, argv, "df:hN:nTvV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': foreground = true; break;

@@ -72,6 +72,21 @@ check "every daemon logs to RUN/NAME.log" \
     sh -c "for n in controller e0 t0 d0; do grep -q \"\$n.*starting\" \
         '$RUN/'\$n.log || exit 1; done"
 
+# Each daemon is a disaggd by name (pgrep -x, top) and says which it
+# is on its command line (ps).
+check "pgrep -x disaggd finds the four daemons" sh -c \
+    "for p in \$(cut -d' ' -f2 '$T_TMP/pids.seen'); do \
+        pgrep -x disaggd | grep -qx \$p || exit 1; done"
+while read -r n pid; do
+	want="disaggd: $n"
+	[ "$n" = controller ] || want="$want $(sed -n "s/^\[\([a-z]*\) $n\]/\1/p" "$RUN/up.ini")"
+	check "ps shows '$want' for $n" \
+	    sh -c "ps -o args= -p $pid | grep -qx '$want'"
+done < "$T_TMP/pids.seen"
+check "the controller's log says 'controller starting', once" \
+    sh -c "grep -q ': controller starting' '$RUN/controller.log' && \
+        ! grep -q 'controller controller' '$RUN/controller.log'"
+
 # The client finds the controller through RUN/up.ini, no -c needed.
 "$DISAGG" instances --json > "$T_TMP/inst.json" 2>&1
 rc=$?
