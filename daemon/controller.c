@@ -25,6 +25,7 @@
 #include "relay.h"
 #include "threads.h"
 #include "wire.h"
+#include "y4m.h"
 
 typedef struct {
 	dg_daemon_t *d;
@@ -548,6 +549,47 @@ s_replay(void *arg, uint64_t id, int64_t deadline_wall, dg_msg_t *m)
 	    m);
 }
 
+/* The highest request id among the files of the last stages' output
+ * folders that this host can see: the first id of this run goes past
+ * it, so that a run without a journal (or with a new one) never writes
+ * over an earlier run's video.  A folder on another host is the
+ * journal's to cover (disagg.ini(5), journal). */
+static uint64_t
+s_outputs_last_id(const dg_config_t *cfg, char *where, size_t size)
+{
+	size_t last_place = dg_config_pipeline(cfg)->nroles - 1;
+	uint64_t last = 0;
+
+	for (size_t i = 0; i < dg_config_stage_count(cfg); i++) {
+		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i);
+		if ((size_t)s->index != last_place)
+			continue;
+		/* Empty is "out", as for the stage (dg_stage_output_dir). */
+		const char *dir = *s->output_dir ? s->output_dir : "out";
+		uint64_t id = dg_y4m_last_request(dir);
+		if (id > last) {
+			last = id;
+			snprintf(where, size, "%s", dir);
+		}
+	}
+	return last;
+}
+
+/* Request ids start past both the journal's last and the outputs. */
+static void
+s_set_ids(s_ctl_t *self, uint64_t journal_last, uint64_t rooms)
+{
+	char where[DG_PATH_MAX];
+	uint64_t outputs = s_outputs_last_id(self->d->cfg, where,
+	    sizeof where);
+
+	dg_lifecycle_set_ids(self->lc, outputs > journal_last ? outputs :
+	    journal_last, rooms);
+	if (outputs > journal_last)
+		dg_log_info("request ids start after %llu: the highest of the "
+		    "files in %s", (unsigned long long)outputs, where);
+}
+
 static int
 s_open_journal(s_ctl_t *self, const char *path)
 {
@@ -560,7 +602,7 @@ s_open_journal(s_ctl_t *self, const char *path)
 	}
 	/* Rooms a killed predecessor placed may still live on the stages
 	 * for a moment: start past any it could have used. */
-	dg_lifecycle_set_ids(self->lc, dg_journal_last_id(self->journal),
+	s_set_ids(self, dg_journal_last_id(self->journal),
 	    dg_journal_rooms(self->journal));
 	dg_lc_counts_t c;
 	dg_lc_counts(self->lc, &c);
@@ -615,6 +657,8 @@ s_start(dg_daemon_t *d, void **state)
 	self->reg = dg_lifecycle_registry(self->lc);
 	if (*c->journal && s_open_journal(self, c->journal) < 0)
 		return -1;
+	if (!*c->journal)
+		s_set_ids(self, 0, 0);
 	if (*c->metrics) {
 		char why[256];
 		self->metrics = dg_metrics_new();

@@ -53,6 +53,15 @@ dg_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The section's log_size: when its log file is rotated. */
+static int64_t
+s_log_size_of(const s_daemon_t *self)
+{
+	return self->d.controller ?
+	    dg_config_controller(self->d.cfg)->log_size :
+	    dg_config_stage(self->d.cfg, self->d.name)->log_size;
+}
+
 static int
 s_level_of(const s_daemon_t *self)
 {
@@ -130,6 +139,7 @@ dg_daemon_reload(dg_daemon_t *d, char *report, size_t size)
 	dg_config_destroy(&d->cfg);
 	d->cfg = fresh;
 	dg_log_set_level(s_level_of(self));
+	dg_log_set_rotate(s_log_size_of(self));
 	if (self->ops->reload)
 		self->ops->reload(self->state);
 	dg_log_info("configuration reloaded from %s", d->file);
@@ -437,6 +447,7 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 		return 1;
 	}
 	dg_log_init(self.d.name, foreground, s_level_of(&self));
+	dg_log_set_rotate(s_log_size_of(&self));
 	dg_log_route_czmq();
 
 	self.d.loop = zloop_new();

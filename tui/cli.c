@@ -3,8 +3,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
+#include "run.h"
 
 bool
 dg_cli_u64(const char *s, uint64_t *out)
@@ -114,15 +118,58 @@ dg_cli_exit(int parsed)
 	return parsed == DG_CLI_HELP ? DG_EXIT_OK : DG_EXIT_USAGE;
 }
 
+/* Whether `ep` is surely no controller now, known without asking it
+ * (ZeroMQ would wait out the whole timeout): said why in `why`.  Only
+ * what the file system shows: a connection made to find out would be a
+ * failed handshake in a CurveZMQ controller's log. */
+static bool
+s_gone(const dg_cli_t *c, const char *ep, char *why, size_t size)
+{
+	const char *env = getenv("DISAGG_CONTROLLER");
+	char upini[DG_PATH_MAX], pids[DG_PATH_MAX];
+
+	/* Found through RUN/up.ini: `disagg down` removes RUN/pids and
+	 * leaves the topology, which then names a controller gone. */
+	if (!(c->endpoint && *c->endpoint) && !(env && *env) &&
+	    !(c->file && *c->file) &&
+	    access(dg_run_path(upini, sizeof upini, "up.ini"), R_OK) == 0 &&
+	    access(dg_run_path(pids, sizeof pids, "pids"), F_OK) < 0 &&
+	    errno == ENOENT) {
+		snprintf(why, size, "no pipeline is up: %s is missing (the last "
+		    "'disagg down' removed it), so the controller %s names is "
+		    "gone; start one with 'disagg up', or name a controller "
+		    "with -c or DISAGG_CONTROLLER", pids, upini);
+		return true;
+	}
+	/* An ipc endpoint is a file while its controller runs (abstract
+	 * "@" names and wildcards are not files). */
+	struct stat st;
+	const char *path = strncmp(ep, "ipc://", 6) == 0 ? ep + 6 : NULL;
+	if (path && *path != '@' && !strchr(path, '*') &&
+	    stat(path, &st) < 0 && errno == ENOENT) {
+		snprintf(why, size, "no controller at %s: no socket %s (is its "
+		    "pipeline up?)", ep, path);
+		return true;
+	}
+	return false;
+}
+
 dg_client_t *
-dg_cli_connect(const dg_cli_t *c)
+dg_cli_connect(const dg_cli_t *c, int *rc_p)
 {
 	const char *ep = dg_client_endpoint(c->endpoint, c->file);
-	dg_client_t *cl = dg_client_new(ep);
+	char why[2 * DG_PATH_MAX + 256];
 
+	if (s_gone(c, ep, why, sizeof why)) {
+		fprintf(stderr, "disagg: %s\n", why);
+		*rc_p = DG_EXIT_UNREACHABLE;
+		return NULL;
+	}
+	dg_client_t *cl = dg_client_new(ep);
 	if (!cl)
 		fprintf(stderr, "disagg: cannot connect to '%s': not a ZeroMQ "
 		    "endpoint (tcp://HOST:PORT, ipc://PATH)\n", ep);
+	*rc_p = DG_EXIT_USAGE;
 	return cl;
 }
 

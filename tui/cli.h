@@ -58,9 +58,12 @@ void dg_cli_usage(const dg_cli_t *c, FILE *out);
 /* The exit code for DG_CLI_HELP (0) or DG_CLI_BAD (2). */
 int dg_cli_exit(int parsed);
 
-/* A client for the controller of `c`; NULL (said why) when the endpoint
- * is malformed: a usage error. */
-dg_client_t *dg_cli_connect(const dg_cli_t *c);
+/* A client for the controller of `c`; NULL, said why, with the exit
+ * code in *rc_p: a malformed endpoint (usage), or one that surely has
+ * no controller now (unreachable: RUN/up.ini after `disagg down`, an
+ * ipc socket file that does not exist), so that no command waits out
+ * its timeout for nothing. */
+dg_client_t *dg_cli_connect(const dg_cli_t *c, int *rc_p);
 
 /* Send `*msg_p` (destroyed) and wait for its reply; *rc_p gets the exit
  * code: the reply (destroy it) when 0, else NULL after printing the

@@ -26,7 +26,7 @@ s_ask(int argc, char *argv[], dg_cli_t *c, dg_op_t op, int min_args,
 		*rc_p = dg_cli_exit(first);
 		return NULL;
 	}
-	dg_client_t *cl = dg_cli_connect(c);
+	dg_client_t *cl = dg_cli_connect(c, rc_p);
 	if (!cl)
 		return NULL;
 	dg_msg_t *m = dg_msg_new(op);
@@ -179,9 +179,10 @@ dg_cmd_release(int argc, char *argv[])
 			return DG_EXIT_USAGE;
 		}
 	}
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	for (int i = optind; i < argc; i++) {
 		uint64_t room = strtoull(argv[i], NULL, 10);
 		dg_msg_t *m = dg_msg_new(DG_OP_RELEASE);
@@ -325,9 +326,10 @@ dg_cmd_watch(int argc, char *argv[])
 	}
 	/* Where to subscribe: the controller says (instances.ok publish),
 	 * which also proves it is there. */
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
 	dg_msg_t *reply = dg_cli_call(&c, cl, &m, &rc);
 	dg_client_destroy(&cl);

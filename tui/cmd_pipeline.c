@@ -142,9 +142,10 @@ dg_cmd_submit(int argc, char *argv[])
 		    "1000000; no operands)\n");
 		return DG_EXIT_USAGE;
 	}
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	/* Every submit has a key, ours when none is given: asking again
 	 * after a lost reply is then the same request, never a second. */
 	if (!key) {
@@ -292,9 +293,10 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 			return DG_EXIT_USAGE;
 		}
 	}
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	for (int i = optind; i < argc; i++) {
 		uint64_t id;
 		if (!dg_cli_u64(argv[i], &id)) {
@@ -412,9 +414,10 @@ dg_cmd_instances(int argc, char *argv[])
 
 	if (first < 0)
 		return dg_cli_exit(first);
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
 	dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 	dg_msg_destroy(&m);
@@ -454,9 +457,10 @@ s_drain(int argc, char *argv[], bool drain)
 
 	if (first < 0)
 		return dg_cli_exit(first);
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	for (int i = optind; i < argc; i++) {
 		dg_msg_t *m = dg_msg_new(drain ? DG_OP_DRAIN : DG_OP_UNDRAIN);
 		m->u.drain.name = argv[i];

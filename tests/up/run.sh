@@ -137,4 +137,52 @@ rc=$?
 check "down again exits 0 and says there is nothing to stop" \
     sh -c "[ $rc = 0 ] && grep -q 'nothing to stop' '$T_TMP/down2.out'"
 
+# After down, a command fails at once, saying what is missing, instead
+# of waiting for a controller that RUN/up.ini still names.
+t0=$(date +%s%N)
+"$DISAGG" instances > "$T_TMP/stale.out" 2>&1
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "after down, instances fails at once (exit 3 in $ms ms)" \
+    sh -c "[ $rc = 3 ] && [ $ms -lt 2000 ]"
+check "... naming the missing RUN/pids and what to do" \
+    sh -c "grep -q 'no pipeline is up' '$T_TMP/stale.out' && \
+        grep -q '$RUN/pids' '$T_TMP/stale.out' && \
+        grep -q 'disagg up' '$T_TMP/stale.out'"
+printf '[controller]\nlisten = ipc://%s/none.sock\n' "$T_TMP" > "$T_TMP/none.ini"
+t0=$(date +%s%N)
+"$DISAGG" status -f "$T_TMP/none.ini" 1 > "$T_TMP/none.out" 2>&1
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "an ipc endpoint with no socket fails at once (exit 3 in $ms ms)" \
+    sh -c "[ $rc = 3 ] && [ $ms -lt 2000 ] && \
+        grep -q 'no socket $T_TMP/none.sock' '$T_TMP/none.out'"
+
+# A second run in the same folder, its journal gone (as for a topology
+# without one): the logs are appended to, and the request ids start
+# past the files the first run wrote, which stay as they were.
+cp "$output" "$T_TMP/first.y4m"
+rm -f "$RUN/controller.journal"
+(cd "$T_TMP" && exec "$DISAGG" up --timeout 20) > "$T_TMP/up2.out" 2>&1
+rc=$?
+[ -r "$RUN/pids" ] && cat "$RUN/pids" >> "$T_TMP/pids.seen"
+check "a second up in the same run folder starts" test $rc = 0
+timeout -k 5 60 "$DISAGG" submit --wait --json --frames 5 --height 64 \
+    --width 64 --steps 2 > "$T_TMP/submit2.json" 2>&1
+output2=$(json output < "$T_TMP/submit2.json")
+check "its first request writes past the first run's file ($output2)" \
+    test "$output2" = "$T_TMP/out/2.y4m"
+check "the first run's video is untouched" cmp -s "$output" "$T_TMP/first.y4m"
+check "the controller says where its ids start" \
+    grep -q "request ids start after 1: the highest of the files in" \
+    "$RUN/controller.log"
+check "each log holds both runs (appended, not truncated)" \
+    sh -c "for n in controller e0 t0 d0; do \
+        [ \$(grep -c ' starting (pid' '$RUN/'\$n.log) = 2 ] || exit 1; done"
+check "log lines are dated in UTC ISO 8601" \
+    grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z controller info: ' \
+    "$RUN/controller.log"
+"$DISAGG" down > "$T_TMP/down3.out" 2>&1
+check "down stops the second run" sh -c "[ $? = 0 ] && ! [ -e '$RUN/pids' ]"
+
 summary up
