@@ -249,8 +249,18 @@ s_on_instances(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 static void
 s_on_rooms(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 {
-	dg_msg_t *ok = dg_lc_rooms_reply(self->lc, zclock_mono(),
-	    m->u.rooms.name, m->seq);
+	const char *name = m->u.rooms.name;
+
+	/* A name no instance ever had is a typo, not an idle instance:
+	 * not-found, as queues, drain and the others say.  A dead one
+	 * keeps its row, and has no rooms. */
+	if (name && *name && !dg_registry_find(self->reg, name)) {
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_NOT_FOUND, "no instance '%s'", name);
+		return;
+	}
+	dg_msg_t *ok = dg_lc_rooms_reply(self->lc, zclock_mono(), name,
+	    m->seq);
 
 	if (ok)
 		dg_wire_send(self->router, route, ok);
@@ -258,6 +268,27 @@ s_on_rooms(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 		dg_wire_send_error(self->router, route, m->seq,
 		    DG_PROTO_E_NOMEM, "out of memory");
 	dg_msg_destroy(&ok);
+}
+
+/* drain NAME; and drain --exit of the controller itself, which drains
+ * and exits as on SIGTERM (how `disagg down` stops a controller it did
+ * not start). */
+static void
+s_on_drain(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m,
+    int64_t now)
+{
+	if (strcmp(m->u.drain.name, self->d->name) != 0 || !m->u.drain.exit) {
+		dg_lc_drain(self->lc, now, route, m, true);
+		return;
+	}
+	dg_msg_t *ok = dg_msg_new(DG_OP_DRAIN_OK);
+	if (ok) {
+		ok->seq = m->seq;
+		ok->u.drain_ok.name = self->d->name;
+		dg_wire_send(self->router, route, ok);
+		dg_msg_destroy(&ok);
+	}
+	dg_daemon_drain(self->d, "drain --exit");
 }
 
 /* queues, threads, sockets, reload {name}: answered here for the
@@ -365,7 +396,7 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	case DG_OP_ASSIGN_OK:
 	case DG_OP_RELEASE_OK: break;
 	case DG_OP_INSTANCES: s_on_instances(self, route, m); break;
-	case DG_OP_DRAIN: dg_lc_drain(self->lc, now, route, m, true); break;
+	case DG_OP_DRAIN: s_on_drain(self, route, m, now); break;
 	case DG_OP_UNDRAIN: dg_lc_drain(self->lc, now, route, m, false); break;
 	case DG_OP_RELEASE: dg_lc_release(self->lc, now, route, m); break;
 	case DG_OP_ROOMS: s_on_rooms(self, route, m); break;

@@ -37,7 +37,10 @@ static const s_command_t s_commands[] = {
 	  dg_ref_main },
 	{ "up", "up [-f file]", "start every daemon of a topology (default: "
 	  "a one-host pipeline)", dg_cmd_up },
-	{ "down", "down [-f file]", "stop what up started", dg_cmd_down },
+	{ "down", "down [-f file]", "stop what up started, and the "
+	  "topology's daemons started by hand", dg_cmd_down },
+	{ "restart", "restart NAME", "restart one daemon that up started",
+	  dg_cmd_restart },
 	{ "submit", "submit [--wait]", "submit a request; --wait shows its "
 	  "progress until its result", dg_cmd_submit },
 	{ "status", "status REQUEST...", "state of requests", dg_cmd_status },

@@ -181,8 +181,12 @@ one_provider() {
 	    py 'len(o["rooms"]) >= 2 and all(r["transformer"] == "t0"
 	        and r["encoder"] == "e0" for r in o["rooms"])' "$dir/rooms.json"
 	check "rooms t0 filters by instance $tag" exits 0 rooms t0
-	check "rooms d9 lists nothing $tag" exits 0 rooms d9 --json
-	check "rooms d9 lists nothing $tag" grep -q '"rooms":\[\]' "$T_TMP/out"
+	check "rooms d9 (no such instance) exits 1 $tag" exits 1 rooms d9
+	check "... saying not-found, as the others do $tag" \
+	    grep -q "not-found: no instance 'd9'" "$T_TMP/err"
+	check "rooms d9 --json gives the error as JSON $tag" \
+	    exits 1 rooms d9 --json
+	check "... not-found $tag" grep -q '"error":"not-found"' "$T_TMP/out"
 
 	# ---- release the newest room: its request fails with the reason,
 	# and the room leaves every listing.

@@ -185,4 +185,92 @@ check "log lines are dated in UTC ISO 8601" \
 "$DISAGG" down > "$T_TMP/down3.out" 2>&1
 check "down stops the second run" sh -c "[ $? = 0 ] && ! [ -e '$RUN/pids' ]"
 
+# restart NAME: one daemon of a running pipeline, stopped and started
+# again as up started it.
+(cd "$T_TMP" && exec "$DISAGG" up --timeout 20) > "$T_TMP/up3.out" 2>&1
+[ -r "$RUN/pids" ] && cat "$RUN/pids" >> "$T_TMP/pids.seen"
+pid_of() { sed -n "s/^$1 //p" "$RUN/pids"; }
+old=$(pid_of t0)
+"$DISAGG" restart t0 > "$T_TMP/restart.out" 2>&1
+rc=$?
+cat "$RUN/pids" >> "$T_TMP/pids.seen"
+new=$(pid_of t0)
+check "restart t0 exits 0 once t0 has registered again" \
+    sh -c "[ $rc = 0 ] && grep -q 't0 registered in' '$T_TMP/restart.out'"
+replaced() { [ -n "$new" ] && [ "$new" != "$old" ] && ! running "$old"; }
+check "... with a new pid in RUN/pids ($old, now $new), the old one gone" \
+    wait_for 5 replaced
+check "... and the pipeline serves" sh -c "timeout -k 5 60 '$DISAGG' submit \
+    --wait --frames 5 --height 64 --width 64 --steps 2 > /dev/null 2>&1"
+"$DISAGG" restart controller > "$T_TMP/restart.out" 2>&1
+rc=$?
+cat "$RUN/pids" >> "$T_TMP/pids.seen"
+check "restart controller exits 0 once it answers" \
+    sh -c "[ $rc = 0 ] && grep -q 'controller answers in' '$T_TMP/restart.out'"
+check "... and the stages register with the new one" wait_for 20 sh -c \
+    "[ \$('$DISAGG' instances --json | grep -o '\"state\":\"up\"' | wc -l) = 3 ]"
+"$DISAGG" restart t9 > "$T_TMP/restart.out" 2>&1
+rc=$?
+check "restart t9 (no such daemon) exits 1, naming those up started" \
+    sh -c "[ $rc = 1 ] && grep -q \"started no daemon 't9'; it started:.* t0\" \
+        '$T_TMP/restart.out'"
+"$DISAGG" down > "$T_TMP/down4.out" 2>&1
+check "down after restarts stops them all" \
+    sh -c "[ $? = 0 ] && [ \$(grep -c ' stopped (' '$T_TMP/down4.out') = 4 ]"
+
+# A topology started by hand, no `disagg up`: down -f FILE stops it
+# through its controller, stages first.
+H="$T_TMP/hand"
+mkdir -p "$H"
+cat > "$H/hand.ini" <<INI
+[controller]
+listen  = ipc://$H/ctl.sock
+publish = ipc://$H/pub.sock
+heartbeat_ms = 100ms
+
+[fabric]
+provider = shm
+
+[encoder e0]
+peer = ipc://$H/e0.sock
+pool = 16M
+slot = 64K
+
+[transformer t0]
+peer = ipc://$H/t0.sock
+pool = 16M
+slot = 64K
+
+[decoder d0]
+peer = ipc://$H/d0.sock
+pool = 16M
+slot = 64K
+output_dir = $H/out
+INI
+for n in controller e0 t0 d0; do
+	"$TOP/daemon/disaggd" -d -f "$H/hand.ini" -N $n > "$H/$n.log" 2>&1 &
+	echo "$n $!" >> "$T_TMP/pids.seen"
+	echo "$n $!" >> "$H/pids"
+	[ $n = controller ] && wait_for 10 test -S "$H/ctl.sock"
+done
+check "the hand-started pipeline registers" wait_for 20 sh -c \
+    "[ \$('$DISAGG' instances -f '$H/hand.ini' --json | \
+        grep -o '\"state\":\"up\"' | wc -l) = 3 ]"
+DISAGG_RUN="$H/run" "$DISAGG" down -f "$H/hand.ini" > "$H/down.out" 2>&1
+rc=$?
+sed 's/^/# /' "$H/down.out"
+check "down -f FILE exits 0" test $rc = 0
+check "... asks each stage started by hand to drain and exit" \
+    test "$(grep -c 'started by hand.*asked to drain and exit' "$H/down.out")" = 4
+hand_gone() {
+	while read -r _ pid; do running "$pid" && return 1; done < "$H/pids"
+	return 0
+}
+check "... and every one of them exits" wait_for 10 hand_gone
+check "... having drained" sh -c "for n in controller e0 t0 d0; do \
+    grep -q 'drained; exiting' '$H/'\$n.log || exit 1; done"
+"$DISAGG" down -f "$T_TMP/bad.ini" > "$T_TMP/down5.out" 2>&1
+check "down -f with a bad file exits 1, stopping nothing" \
+    sh -c "[ $? = 1 ] && grep -q 'nothing stopped' '$T_TMP/down5.out'"
+
 summary up
