@@ -173,6 +173,11 @@ output2=$(json output < "$T_TMP/submit2.json")
 check "its first request writes past the first run's file ($output2)" \
     test "$output2" = "$T_TMP/out/2.y4m"
 check "the first run's video is untouched" cmp -s "$output" "$T_TMP/first.y4m"
+p50_set() {
+	"$DISAGG" instances --json | grep -q '"name":"t0",[^}]*"p50_us":[1-9]'
+}
+check "instances: t0's p50 over the last minute counts that request" \
+    wait_for 10 p50_set
 check "the controller says where its ids start" \
     grep -q "request ids start after 1: the highest of the files in" \
     "$RUN/controller.log"
@@ -247,7 +252,8 @@ pool = 16M
 slot = 64K
 output_dir = $H/out
 INI
-for n in controller e0 t0 d0; do
+# Started last stage first: the registry's order is not the chain's.
+for n in controller d0 t0 e0; do
 	"$TOP/daemon/disaggd" -d -f "$H/hand.ini" -N $n > "$H/$n.log" 2>&1 &
 	echo "$n $!" >> "$T_TMP/pids.seen"
 	echo "$n $!" >> "$H/pids"
@@ -256,6 +262,11 @@ done
 check "the hand-started pipeline registers" wait_for 20 sh -c \
     "[ \$('$DISAGG' instances -f '$H/hand.ini' --json | \
         grep -o '\"state\":\"up\"' | wc -l) = 3 ]"
+"$DISAGG" instances -f "$H/hand.ini" > "$H/inst.out" 2>&1
+check "instances lists the chain's order (e0 t0 d0), whatever the start order" \
+    test "$(awk 'NR > 1 { printf "%s ", $2 }' "$H/inst.out")" = "e0 t0 d0 "
+check "instances shows free slots, req/s, p50 and p99" \
+    grep -Eq '^ROLE .* FREE +REQ/S +P50MS +P99MS +HB$' "$H/inst.out"
 DISAGG_RUN="$H/run" "$DISAGG" down -f "$H/hand.ini" > "$H/down.out" 2>&1
 rc=$?
 sed 's/^/# /' "$H/down.out"
