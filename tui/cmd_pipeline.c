@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cmd_pipeline.h"
 #include "lifecycle.h"
+#include "registry.h"
 
 enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
        OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
@@ -180,12 +181,13 @@ dg_cmd_submit(int argc, char *argv[])
 		track[i].id = reply->u.submit_ok.request;
 		open++;
 		if (!wait) {
+			/* --quiet: the id alone, for a script to read. */
 			if (c.json)
 				printf("{\"request\":%llu}\n",
 				    (unsigned long long)track[i].id);
 			else
-				printf("request %llu submitted\n",
-				    (unsigned long long)track[i].id);
+				printf(quiet ? "%llu\n" : "request %llu "
+				    "submitted\n", (unsigned long long)track[i].id);
 		}
 		dg_msg_destroy(&reply);
 	}
@@ -434,6 +436,63 @@ dg_cmd_instances(int argc, char *argv[])
 	return rc;
 }
 
+/* A question for the controller; the reply of op `want`, or NULL. */
+static dg_msg_t *
+s_ask(dg_client_t *cl, const dg_cli_t *c, dg_op_t op, const char *name,
+    dg_op_t want)
+{
+	dg_msg_t *m = dg_msg_new(op);
+
+	if (!m)
+		return NULL;
+	m->u.threads.name = name;       /* queues: a name_msg */
+	dg_msg_t *r = dg_client_call(cl, m, c->timeout_ms);
+	dg_msg_destroy(&m);
+	if (r && r->op != want)
+		dg_msg_destroy(&r);
+	return r;
+}
+
+/* What an operator must hear after draining `name`, in `buf` ("" when
+ * nothing): requests that wait at the controller while no other
+ * instance of its role is up (they wait until one is), and rooms still
+ * queued in it (they finish there first). */
+static void
+s_drain_warning(dg_client_t *cl, const dg_cli_t *c, const char *name,
+    char *buf, size_t size)
+{
+	dg_msg_t *list = s_ask(cl, c, DG_OP_INSTANCES, NULL,
+	    DG_OP_INSTANCES_OK);
+	dg_msg_t *q = s_ask(cl, c, DG_OP_QUEUES, "controller",
+	    DG_OP_QUEUES_OK);
+	const dg_instance_row_t *me = NULL;
+	size_t others = 0, len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; list && i < list->u.instances_ok.n_instances; i++)
+		if (strcmp(list->u.instances_ok.instances[i].name, name) == 0)
+			me = &list->u.instances_ok.instances[i];
+	for (size_t i = 0; me && i < list->u.instances_ok.n_instances; i++) {
+		const dg_instance_row_t *r = &list->u.instances_ok.instances[i];
+		others += r != me && strcmp(r->role, me->role) == 0 &&
+		    dg_inst_state_lookup(r->state) == DG_INST_UP;
+	}
+	uint64_t waiting = q ? q->u.queues_ok.n_rooms +
+	    q->u.queues_ok.omitted : 0;
+	if (me && waiting > 0 && others == 0)
+		len += (size_t)snprintf(buf, size, "%llu request%s wait%s for a "
+		    "%s, and no other %s is up: they wait until one is (disagg "
+		    "undrain %s)", (unsigned long long)waiting, waiting == 1 ?
+		    "" : "s", waiting == 1 ? "s" : "", me->role, me->role, name);
+	int64_t queued = me ? me->incoming + me->waiting + me->ready : 0;
+	if (queued > 0 && len < size)
+		snprintf(buf + len, size - len, "%s%s still holds %lld room%s "
+		    "not yet running; they finish there first", len ? "; " : "",
+		    name, (long long)queued, queued == 1 ? "" : "s");
+	dg_msg_destroy(&list);
+	dg_msg_destroy(&q);
+}
+
 static int
 s_drain(int argc, char *argv[], bool drain)
 {
@@ -468,14 +527,25 @@ s_drain(int argc, char *argv[], bool drain)
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
 		int e = dg_cli_check(reply, &c);
-		if (e == DG_EXIT_OK && !c.json)
+		char warning[512] = "";
+		if (e == DG_EXIT_OK && drain)
+			s_drain_warning(cl, &c, argv[i], warning,
+			    sizeof warning);
+		if (e == DG_EXIT_OK && !c.json) {
 			printf("%s %s\n", argv[i], !drain ? "undrained" :
 			    exit_too ? "draining; it exits once idle" :
 			    "draining");
-		else if (e == DG_EXIT_OK) {
+			if (*warning)
+				fprintf(stderr, "disagg: warning: %s\n", warning);
+		} else if (e == DG_EXIT_OK) {
 			printf("{\"name\":");
 			dg_json_str(stdout, argv[i]);
-			printf(",\"ok\":true}\n");
+			printf(",\"ok\":true");
+			if (*warning) {
+				printf(",\"warning\":");
+				dg_json_str(stdout, warning);
+			}
+			printf("}\n");
 		}
 		if (e)
 			rc = e;

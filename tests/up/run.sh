@@ -107,6 +107,13 @@ check "the request ends done" \
 output=$(json output < "$T_TMP/submit.json")
 check "its output file exists, in the scratch folder's out/" \
     sh -c "[ -s '$output' ] && [ '$(dirname "$output")' = '$T_TMP/out' ]"
+# The digest is XXH128, as xxhsum -H2 (Debian's xxhash) prints it.
+if command -v xxhsum > /dev/null; then
+	check "xxhsum -H2 reproduces the result's digest" test \
+	    "$(xxhsum -H2 "$output" | cut -d' ' -f1)" = "$(json digest < "$T_TMP/submit.json")"
+else
+	skip "xxhsum -H2 reproduces the result's digest: xxhsum not installed"
+fi
 
 "$DISAGG" up > "$T_TMP/again.out" 2>&1
 rc=$?
@@ -267,6 +274,20 @@ check "instances lists the chain's order (e0 t0 d0), whatever the start order" \
     test "$(awk 'NR > 1 { printf "%s ", $2 }' "$H/inst.out")" = "e0 t0 d0 "
 check "instances shows free slots, req/s, p50 and p99" \
     grep -Eq '^ROLE .* FREE +REQ/S +P50MS +P99MS +HB$' "$H/inst.out"
+# Draining the only transformer while a request waits for one says so.
+"$DISAGG" drain -f "$H/hand.ini" t0 > "$H/drain1.out" 2>&1
+check "drain t0 with nothing waiting warns of nothing" \
+    sh -c "[ $? = 0 ] && ! grep -q warning '$H/drain1.out'"
+"$DISAGG" submit -f "$H/hand.ini" --frames 5 --height 64 --width 64 \
+    --steps 2 > /dev/null 2>&1
+"$DISAGG" drain -f "$H/hand.ini" t0 > "$H/drain2.out" 2>&1
+check "drain t0 while a request waits for a transformer warns, saying what to do" \
+    grep -q "warning: 1 request waits for a transformer, and no other transformer is up: they wait until one is (disagg undrain t0)" "$H/drain2.out"
+"$DISAGG" drain -f "$H/hand.ini" --json t0 > "$H/drain3.out" 2>&1
+check "drain --json carries the warning" \
+    grep -q '^{"name":"t0","ok":true,"warning":"1 request waits' "$H/drain3.out"
+"$DISAGG" undrain -f "$H/hand.ini" --json t0 > "$H/undrain.out" 2>&1
+check "undrain --json says ok" grep -qx '{"name":"t0","ok":true}' "$H/undrain.out"
 DISAGG_RUN="$H/run" "$DISAGG" down -f "$H/hand.ini" > "$H/down.out" 2>&1
 rc=$?
 sed 's/^/# /' "$H/down.out"
