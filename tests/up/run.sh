@@ -278,8 +278,10 @@ check "instances shows free slots, req/s, p50 and p99" \
 "$DISAGG" drain -f "$H/hand.ini" t0 > "$H/drain1.out" 2>&1
 check "drain t0 with nothing waiting warns of nothing" \
     sh -c "[ $? = 0 ] && ! grep -q warning '$H/drain1.out'"
-"$DISAGG" submit -f "$H/hand.ini" --frames 5 --height 64 --width 64 \
-    --steps 2 > /dev/null 2>&1
+"$DISAGG" submit -f "$H/hand.ini" --quiet --frames 5 --height 64 \
+    --width 64 --steps 2 > "$H/submit.out" 2>&1
+check "submit --quiet prints the request id alone" \
+    grep -Eqx '[0-9]+' "$H/submit.out"
 "$DISAGG" drain -f "$H/hand.ini" t0 > "$H/drain2.out" 2>&1
 check "drain t0 while a request waits for a transformer warns, saying what to do" \
     grep -q "warning: 1 request waits for a transformer, and no other transformer is up: they wait until one is (disagg undrain t0)" "$H/drain2.out"
