@@ -26,6 +26,7 @@
 #include "relay.h"
 #include "threads.h"
 #include "wire.h"
+#include "y4m.h"
 
 typedef struct {
 	dg_daemon_t *d;
@@ -275,9 +276,40 @@ s_on_events(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 static void
 s_on_rooms(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m)
 {
-	dg_msg_t *ok = dg_lc_rooms_reply(self->lc, zclock_mono(),
-	    m->u.rooms.name, m->seq);
+	const char *name = m->u.rooms.name;
+
+	/* A name no instance ever had is a typo, not an idle instance:
+	 * not-found, as queues, drain and the others say.  A dead one
+	 * keeps its row, and has no rooms. */
+	if (name && *name && !dg_registry_find(self->reg, name)) {
+		dg_wire_send_error(self->router, route, m->seq,
+		    DG_PROTO_E_NOT_FOUND, "no instance '%s'", name);
+		return;
+	}
+	dg_msg_t *ok = dg_lc_rooms_reply(self->lc, zclock_mono(), name,
+	    m->seq);
 	s_reply(self, route, m->seq, &ok);
+}
+
+/* drain NAME; and drain --exit of the controller itself, which drains
+ * and exits as on SIGTERM (how `disagg down` stops a controller it did
+ * not start). */
+static void
+s_on_drain(s_ctl_t *self, const dg_route_t *route, const dg_msg_t *m,
+    int64_t now)
+{
+	if (strcmp(m->u.drain.name, self->d->name) != 0 || !m->u.drain.exit) {
+		dg_lc_drain(self->lc, now, route, m, true);
+		return;
+	}
+	dg_msg_t *ok = dg_msg_new(DG_OP_DRAIN_OK);
+	if (ok) {
+		ok->seq = m->seq;
+		ok->u.drain_ok.name = self->d->name;
+		dg_wire_send(self->router, route, ok);
+		dg_msg_destroy(&ok);
+	}
+	dg_daemon_drain(self->d, "drain --exit");
 }
 
 /* queues, threads, sockets, reload {name}: answered here for the
@@ -381,7 +413,7 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	case DG_OP_ASSIGN_OK:
 	case DG_OP_RELEASE_OK: break;
 	case DG_OP_INSTANCES: s_on_instances(self, route, m); break;
-	case DG_OP_DRAIN: dg_lc_drain(self->lc, now, route, m, true); break;
+	case DG_OP_DRAIN: s_on_drain(self, route, m, now); break;
 	case DG_OP_UNDRAIN: dg_lc_drain(self->lc, now, route, m, false); break;
 	case DG_OP_RELEASE: dg_lc_release(self->lc, now, route, m); break;
 	case DG_OP_ROOMS: s_on_rooms(self, route, m); break;
@@ -567,6 +599,47 @@ s_replay(void *arg, uint64_t id, int64_t deadline_wall, dg_msg_t *m)
 	    m);
 }
 
+/* The highest request id among the files of the last stages' output
+ * folders that this host can see: the first id of this run goes past
+ * it, so that a run without a journal (or with a new one) never writes
+ * over an earlier run's video.  A folder on another host is the
+ * journal's to cover (disagg.ini(5), journal). */
+static uint64_t
+s_outputs_last_id(const dg_config_t *cfg, char *where, size_t size)
+{
+	size_t last_place = dg_config_pipeline(cfg)->nroles - 1;
+	uint64_t last = 0;
+
+	for (size_t i = 0; i < dg_config_stage_count(cfg); i++) {
+		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i);
+		if ((size_t)s->index != last_place)
+			continue;
+		/* Empty is "out", as for the stage (dg_stage_output_dir). */
+		const char *dir = *s->output_dir ? s->output_dir : "out";
+		uint64_t id = dg_y4m_last_request(dir);
+		if (id > last) {
+			last = id;
+			snprintf(where, size, "%s", dir);
+		}
+	}
+	return last;
+}
+
+/* Request ids start past both the journal's last and the outputs. */
+static void
+s_set_ids(s_ctl_t *self, uint64_t journal_last, uint64_t rooms)
+{
+	char where[DG_PATH_MAX];
+	uint64_t outputs = s_outputs_last_id(self->d->cfg, where,
+	    sizeof where);
+
+	dg_lifecycle_set_ids(self->lc, outputs > journal_last ? outputs :
+	    journal_last, rooms);
+	if (outputs > journal_last)
+		dg_log_info("request ids start after %llu: the highest of the "
+		    "files in %s", (unsigned long long)outputs, where);
+}
+
 static int
 s_open_journal(s_ctl_t *self, const char *path)
 {
@@ -579,7 +652,7 @@ s_open_journal(s_ctl_t *self, const char *path)
 	}
 	/* Rooms a killed predecessor placed may still live on the stages
 	 * for a moment: start past any it could have used. */
-	dg_lifecycle_set_ids(self->lc, dg_journal_last_id(self->journal),
+	s_set_ids(self, dg_journal_last_id(self->journal),
 	    dg_journal_rooms(self->journal));
 	dg_lc_counts_t c;
 	dg_lc_counts(self->lc, &c);
@@ -640,6 +713,8 @@ s_start(dg_daemon_t *d, void **state)
 	self->reg = dg_lifecycle_registry(self->lc);
 	if (*c->journal && s_open_journal(self, c->journal) < 0)
 		return -1;
+	if (!*c->journal)
+		s_set_ids(self, 0, 0);
 	if (*c->metrics) {
 		char why[256];
 		self->metrics = dg_metrics_new();

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "proctitle.h"
 #include "run.h"
 #include "threads.h"
 #include "version.h"
@@ -49,6 +51,15 @@ dg_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The section's log_size: when its log file is rotated. */
+static int64_t
+s_log_size_of(const s_daemon_t *self)
+{
+	return self->d.controller ?
+	    dg_config_controller(self->d.cfg)->log_size :
+	    dg_config_stage(self->d.cfg, self->d.name)->log_size;
 }
 
 static int
@@ -128,6 +139,7 @@ dg_daemon_reload(dg_daemon_t *d, char *report, size_t size)
 	dg_config_destroy(&d->cfg);
 	d->cfg = fresh;
 	dg_log_set_level(s_level_of(self));
+	dg_log_set_rotate(s_log_size_of(self));
 	if (self->ops->reload)
 		self->ops->reload(self->state);
 	dg_log_info("configuration reloaded from %s", d->file);
@@ -163,6 +175,22 @@ s_cloexec_all(void)
 			(void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
 	}
 	closedir(dir);
+}
+
+/* The names operators look for.  The process's comm (pgrep -x, top)
+ * is its main thread's: "disaggd", not the "main" the thread registry
+ * just gave it, nor the "exe" a restart in place through /proc/self/exe
+ * leaves.  The command line (ps, top -c, pgrep -f) says which daemon
+ * it is: "disaggd: t0 transformer", "disaggd: controller".  Threads
+ * started later rename themselves (threads.c). */
+static void
+s_name_process(const dg_daemon_t *d)
+{
+	(void)prctl(PR_SET_NAME, "disaggd", 0, 0, 0);
+	if (d->controller)
+		dg_proctitle_set("disaggd: %s", d->name);
+	else
+		dg_proctitle_set("disaggd: %s %s", d->name, d->role);
 }
 
 /* How many times this process has restarted in place. */
@@ -419,6 +447,7 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 		return 1;
 	}
 	dg_log_init(self.d.name, foreground, s_level_of(&self));
+	dg_log_set_rotate(s_log_size_of(&self));
 	dg_log_route_czmq();
 
 	self.d.loop = zloop_new();
@@ -433,12 +462,15 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	/* The control loop's row in `disagg threads`: its handlers mark it
 	 * busy and idle; this timer shows that it still turns. */
 	dg_thread_register("main");
+	s_name_process(&self.d);
 	/* Without czmq's handler zsys_interrupted never changes, but be
 	 * explicit: only our handlers end this loop. */
 	zloop_set_nonstop(self.d.loop, true);
 
-	dg_log_info("disaggd %s: %s %s starting (pid %d, config %s)",
-	    DG_VERSION, self.d.role, self.d.name, (int)getpid(),
+	/* "controller starting", "transformer t0 starting". */
+	dg_log_info("disaggd %s: %s%s%s starting (pid %d, config %s)",
+	    DG_VERSION, self.d.controller ? "" : self.d.role,
+	    self.d.controller ? "" : " ", self.d.name, (int)getpid(),
 	    self.d.file);
 	if (s_auth_start(&self) < 0 ||
 	    self.ops->start(&self.d, &self.state) < 0) {

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "proctitle.h"
 #include "proto.h"
 #include "version.h"
 
@@ -38,8 +39,8 @@ s_usage(FILE *out)
 	    "  -n       check the configuration and exit\n"
 	    "  -T       print the effective configuration and exit\n"
 	    "  -v       more verbose logging (repeat for more)\n"
-	    "  -V       print the version and exit\n"
-	    "  -h       this help\n", DG_DEFAULT_CONFIG);
+	    "  -V, --version  print the version and exit\n"
+	    "  -h, --help     this help\n", DG_DEFAULT_CONFIG);
 }
 
 static int
@@ -69,10 +70,18 @@ main(int argc, char *argv[])
 	const char *file = DG_DEFAULT_CONFIG;
 	const char *name = NULL;
 	bool foreground = false, check = false, dump = false;
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
 	int verbose = 0;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "df:hN:nTvV")) != -1) {
+	/* The room for "disaggd: NAME ROLE" (dg_daemon_run writes it, once
+	 * it has copied the file and the name out of argv). */
+	dg_proctitle_init(argc, argv);
+	while ((ch = getopt_long(argc, argv, "df:hN:nTvV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': foreground = true; break;
 		case 'f': file = optarg; break;

@@ -416,13 +416,6 @@ s_on_ctl(zloop_t *loop, zsock_t *sock, void *arg)
 
 /* ---- timers ------------------------------------------------------------ */
 
-static int
-s_cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 /* The longest a busy worker has gone without progress (0: none busy):
  * liveness by progress, not by mere existence. */
 static int64_t
@@ -519,12 +512,9 @@ static void
 s_stats(s_stage_t *self, int64_t now)
 {
 	dg_msg_t *st = dg_msg_new(DG_OP_STATS);
-	int64_t sorted[1024];
 
 	if (!st)
 		return;
-	size_t n = dg_rooms_latencies(self->rooms, sorted, 1024);
-	qsort(sorted, n, sizeof *sorted, s_cmp_i64);
 	double secs = (double)(now - self->stats_at) / 1000.0;
 	uint64_t done = dg_rooms_done(self->rooms);
 	st->u.stats.name = self->d->name;
@@ -532,8 +522,9 @@ s_stats(s_stage_t *self, int64_t now)
 	st->u.stats.failed = dg_rooms_failed(self->rooms);
 	st->u.stats.rps = secs > 0 ? (double)(done - self->done_at_stats) /
 	    secs : 0;
-	st->u.stats.p50_us = n ? sorted[n / 2] * 1000 : 0;
-	st->u.stats.p99_us = n ? sorted[n * 99 / 100] * 1000 : 0;
+	/* Over the last minute (rooms.c), however busy. */
+	st->u.stats.p50_us = dg_rooms_latency(self->rooms, now, 0.50) * 1000;
+	st->u.stats.p99_us = dg_rooms_latency(self->rooms, now, 0.99) * 1000;
 	s_to_ctl(self, st);
 	dg_msg_destroy(&st);
 	self->done_at_stats = done;

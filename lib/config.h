@@ -52,6 +52,7 @@ typedef struct {
 	char journal[DG_PATH_MAX];
 	char metrics[DG_NAME_MAX];      /* HOST:PORT, "" off */
 	int log_level;                  /* dg_log_level_t */
+	int64_t log_size;               /* bytes; 0: never rotated */
 } dg_controller_conf_t;
 
 typedef struct {
@@ -104,6 +105,7 @@ typedef struct {
 	int expert;                     /* dg_expert_t */
 	int64_t boundary;               /* millionths of the noise scale */
 	int log_level;
+	int64_t log_size;               /* bytes; 0: never rotated */
 } dg_stage_conf_t;
 
 /* One entry of the key table, public for documentation checks and the

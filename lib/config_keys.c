@@ -83,6 +83,9 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_CONTROLLER, "log_level", DG_KT_ENUM, "info",
 	  0, 0, DG_KF_RELOAD, C(log_level), 0, s_levels,
 	  "most verbose level logged" },
+	{ DG_SEC_CONTROLLER, "log_size", DG_KT_SIZE, "64M",
+	  0, 1 * TIB, DG_KF_RELOAD, C(log_size), 0, NULL,
+	  "a log file on stderr is rotated at this size (0: never)" },
 
 	/* [fabric] */
 	{ DG_SEC_FABRIC, "provider", DG_KT_STR, "auto",
@@ -193,6 +196,9 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_STAGES, "log_level", DG_KT_ENUM, "info",
 	  0, 0, DG_KF_RELOAD, R(log_level), 0, s_levels,
 	  "most verbose level logged" },
+	{ DG_SEC_STAGES, "log_size", DG_KT_SIZE, "64M",
+	  0, 1 * TIB, DG_KF_RELOAD, R(log_size), 0, NULL,
+	  "a log file on stderr is rotated at this size (0: never)" },
 };
 
 const size_t dg_config_nkeys = sizeof dg_config_keys / sizeof dg_config_keys[0];

@@ -1,10 +1,13 @@
 /*  log.c: levelled logging to stderr or syslog; see log.h.  */
 #define _GNU_SOURCE
 #include <czmq.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
@@ -20,6 +23,12 @@ static bool s_foreground = true;
 static bool s_journal;
 static dg_log_sink_fn *s_sink;
 static void *s_sink_arg;
+/* Rotation of a log file on stderr (dg_log_set_rotate): the limit (0:
+ * none) and the bytes written since it was last measured, so that only
+ * a line that may cross it costs an fstat. */
+static _Atomic int64_t s_rotate_max;
+static _Atomic int64_t s_written;
+static pthread_mutex_t s_rotate_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *s_names[] = { "error", "warn", "info", "debug" };
 static const int s_syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -89,6 +98,91 @@ dg_log_reopen(void)
 	}
 }
 
+const char *
+dg_log_stamp(char *buf, size_t size)
+{
+	struct timeval tv;
+	struct tm tm;
+	char sec[24];
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%03ldZ", sec, (long)(tv.tv_usec / 1000));
+	return buf;
+}
+
+/* The file stderr writes to, when it is a regular file: its path in
+ * `path` and its size.  -1 otherwise (a terminal, a pipe, the journal,
+ * a file removed under us). */
+static int64_t
+s_stderr_file(char *path, size_t size)
+{
+	struct stat st;
+
+	if (fstat(STDERR_FILENO, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_nlink == 0)
+		return -1;
+	ssize_t n = readlink("/proc/self/fd/2", path, size - 1);
+	if (n <= 0 || (size_t)n >= size - 1)
+		return -1;
+	path[n] = '\0';
+	return st.st_size;
+}
+
+/* NAME.log past the limit: NAME.log.2 becomes .3 (the oldest goes),
+ * .1 becomes .2, NAME.log becomes .1, and a new NAME.log takes over
+ * stderr (and stdout, when it wrote to the same file: a Python stage's
+ * prints).  Under a lock: one thread rotates, the others find the file
+ * small again. */
+static void
+s_rotate(int64_t max)
+{
+	char path[4096], from[4200], to[4200];
+	struct stat out, err;
+
+	pthread_mutex_lock(&s_rotate_lock);
+	int64_t size = s_stderr_file(path, sizeof path);
+	atomic_store(&s_written, size > 0 ? size : 0);
+	if (size < max)
+		goto out;
+	for (int k = DG_LOG_KEEP; k > 1; k--) {
+		snprintf(from, sizeof from, "%s.%d", path, k - 1);
+		snprintf(to, sizeof to, "%s.%d", path, k);
+		(void)rename(from, to);
+	}
+	snprintf(to, sizeof to, "%s.1", path);
+	if (rename(path, to) < 0)
+		goto out;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto out;
+	bool same = fstat(STDOUT_FILENO, &out) == 0 &&
+	    fstat(STDERR_FILENO, &err) == 0 && out.st_dev == err.st_dev &&
+	    out.st_ino == err.st_ino;
+	dup2(fd, STDERR_FILENO);
+	if (same)
+		dup2(fd, STDOUT_FILENO);
+	close(fd);
+	atomic_store(&s_written, 0);
+out:
+	pthread_mutex_unlock(&s_rotate_lock);
+}
+
+void
+dg_log_set_rotate(int64_t max_bytes)
+{
+	char path[4096];
+
+	/* Only our own file: not the journal's stream, not syslog. */
+	int64_t size = s_foreground && !s_journal && max_bytes > 0 ?
+	    s_stderr_file(path, sizeof path) : -1;
+	atomic_store(&s_written, size > 0 ? size : 0);
+	atomic_store(&s_rotate_max, size >= 0 ? max_bytes : 0);
+	if (size >= max_bytes && size > 0)
+		s_rotate(max_bytes);
+}
+
 void
 dg_log_vwrite(int level, const char *fmt, va_list ap)
 {
@@ -114,19 +208,20 @@ dg_log_vwrite(int level, const char *fmt, va_list ap)
 		snprintf(line, sizeof line, "<%d>%s %s: %s\n",
 		    s_syslog_prio[level], s_name, s_names[level], msg);
 	} else {
-		struct timeval tv;
-		struct tm tm;
 		char stamp[32];
-
-		gettimeofday(&tv, NULL);
-		localtime_r(&tv.tv_sec, &tm);
-		strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
-		snprintf(line, sizeof line, "%s.%03ld %s %s: %s\n", stamp,
-		    (long)(tv.tv_usec / 1000), s_name, s_names[level], msg);
+		snprintf(line, sizeof line, "%s %s %s: %s\n",
+		    dg_log_stamp(stamp, sizeof stamp), s_name, s_names[level],
+		    msg);
 	}
 	/* One write per line so concurrent threads never interleave. */
-	if (write(STDERR_FILENO, line, strlen(line)) < 0)
+	size_t len = strlen(line);
+	if (write(STDERR_FILENO, line, len) < 0)
 		return;
+	int64_t max = atomic_load_explicit(&s_rotate_max,
+	    memory_order_relaxed);
+	if (max > 0 && atomic_fetch_add(&s_written, (int64_t)len) +
+	    (int64_t)len >= max)
+		s_rotate(max);
 }
 
 void

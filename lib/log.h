@@ -1,7 +1,10 @@
 /*  log.h: levelled logging for every disagg program.
  *
  *  Lines go to stderr in the foreground and to syslog otherwise, each
- *  prefixed with the program's name.  The level is checked before the
+ *  prefixed with the program's name; on stderr (unless systemd's
+ *  journal takes it, which dates lines itself) after a UTC ISO 8601
+ *  stamp, 2026-12-02T02:10:00.123Z, so that appended runs and rotated
+ *  files still sort.  The level is checked before the
  *  arguments are formatted (or even evaluated), so debug calls cost one
  *  load when debug is off.  czmq's own zsys_* logging is routed here.  */
 #ifndef DG_LOG_H
@@ -9,6 +12,8 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
 	DG_LOG_ERROR = 0,
@@ -37,6 +42,18 @@ void dg_log_route_czmq(void);
 
 /* SIGUSR1: reopen the log destination (syslog connection). */
 void dg_log_reopen(void);
+
+/* Rotated files kept beside a log: NAME.log.1 (the newest) to .3. */
+#define DG_LOG_KEEP 3
+
+/* When stderr is a regular file (`disagg up`'s RUN/NAME.log) and the
+ * process logs there: rename it NAME.log.1 once it reaches max_bytes
+ * and go on in a new NAME.log (see DG_LOG_KEEP); 0: never.  Applied at
+ * once when the file is already larger. */
+void dg_log_set_rotate(int64_t max_bytes);
+
+/* The stamp lines carry: UTC, milliseconds, "...T02:10:00.123Z". */
+const char *dg_log_stamp(char *buf, size_t size);
 
 void dg_log_write(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -17,6 +17,7 @@
 #include "manifest.h"
 #include "fit.h"
 #include "rooms.h"
+#include "window.h"
 #include "stage_host.h"
 
 static const char *const s_queue_names[DG_QUEUE_COUNT] =
@@ -66,9 +67,9 @@ typedef struct {
 	int64_t until;
 } s_early_t;
 
-/* Recent room durations kept for the p50 and p99 of `stats`: a window,
- * not a record of the work (every room is counted in done or failed). */
-#define LAT_WINDOW 1024
+/* The span of the p50 and p99 of `stats`: rooms that ended in the last
+ * minute, however many (every room is counted in done or failed). */
+#define LAT_SPAN_MS 60000
 
 struct _dg_rooms_t {
 	dg_rooms_conf_t conf;
@@ -84,8 +85,7 @@ struct _dg_rooms_t {
 	zlistx_t *queues[DG_QUEUE_COUNT];
 	bool draining;
 	uint64_t done, failed, refused;
-	int64_t lat[LAT_WINDOW];
-	size_t nlat;
+	dg_window_t *lat;               /* room durations, LAT_SPAN_MS */
 };
 
 /* Manifests kept for rooms whose assign has not arrived yet: no more
@@ -176,7 +176,8 @@ dg_rooms_new(const dg_rooms_conf_t *conf, dg_pool_t *pool,
 	self->rooms = zhashx_new();
 	self->early = zhashx_new();
 	self->sent_from = zhashx_new();
-	bool ok = self->rooms && self->early && self->sent_from;
+	self->lat = dg_window_new(LAT_SPAN_MS);
+	bool ok = self->rooms && self->early && self->sent_from && self->lat;
 	for (int q = 0; q < DG_QUEUE_COUNT; q++)
 		ok &= (self->queues[q] = zlistx_new()) != NULL;
 	if (!ok) {
@@ -212,6 +213,7 @@ dg_rooms_destroy(dg_rooms_t **self_p)
 	}
 	for (int q = 0; q < DG_QUEUE_COUNT; q++)
 		zlistx_destroy(&self->queues[q]);
+	dg_window_destroy(&self->lat);
 	/* The engine is gone (or going): nothing reads them any more. */
 	for (dg_extent_t *e = self->sent_from ?
 	    zhashx_first(self->sent_from) : NULL; e;
@@ -359,7 +361,7 @@ s_finished(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	    0) + (r->send_at ? r->send_at - r->ran_at : 0);
 
 	self->done++;
-	self->lat[self->nlat++ % LAT_WINDOW] = ms;
+	dg_window_add(self->lat, now, ms);
 	if (m) {
 		m->u.stage_done.room = r->room;
 		m->u.stage_done.request = r->request;
@@ -1072,16 +1074,10 @@ dg_rooms_refused(const dg_rooms_t *self)
 	return self->refused;
 }
 
-size_t
-dg_rooms_latencies(const dg_rooms_t *self, int64_t *out, size_t max)
+int64_t
+dg_rooms_latency(const dg_rooms_t *self, int64_t now, double q)
 {
-	size_t n = self->nlat < LAT_WINDOW ? self->nlat : LAT_WINDOW;
-
-	if (n > max)
-		n = max;
-	for (size_t i = 0; i < n; i++)
-		out[i] = self->lat[(self->nlat - n + i) % LAT_WINDOW];
-	return n;
+	return dg_window_quantile(self->lat, now, q);
 }
 
 dg_msg_t *

@@ -153,8 +153,9 @@ size_t dg_rooms_queued(const dg_rooms_t *self, dg_room_queue_t q);
 uint64_t dg_rooms_done(const dg_rooms_t *self);
 uint64_t dg_rooms_failed(const dg_rooms_t *self);
 uint64_t dg_rooms_refused(const dg_rooms_t *self);
-/* The last (up to) `max` room durations in ms, newest last. */
-size_t dg_rooms_latencies(const dg_rooms_t *self, int64_t *out, size_t max);
+/* The q-quantile (0.5: p50) of the durations in ms of the rooms that
+ * ended in the last 60 s before `now`; 0 when none did. */
+int64_t dg_rooms_latency(const dg_rooms_t *self, int64_t now, double q);
 /* queues.ok for this daemon; NULL when out of memory. */
 dg_msg_t *dg_rooms_queues_reply(dg_rooms_t *self, int64_t now,
     uint64_t seq);

@@ -203,7 +203,10 @@ dg_supervisor_spawn(dg_supervisor_t *self, const char *name,
 		snprintf(why, whysize, "out of memory");
 		goto fail;
 	}
-	int fd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Appended: an earlier run's lines are what explains it, and
+	 * the daemon rotates the file by size (log_size). */
+	int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0644);
 	if (fd < 0) {
 		snprintf(why, whysize, "%s: %s", c->log, strerror(errno));
 		goto fail;

@@ -4,8 +4,8 @@
  *
  *  Each child runs in a session of its own (a Ctrl-C in the terminal
  *  that started it must not reach it), with stdin from /dev/null and
- *  stdout and stderr in RUN/NAME.log.  RUN/pids ("NAME PID" lines) is
- *  how a later process, `disagg down` say, finds them again; the
+ *  stdout and stderr appended to RUN/NAME.log.  RUN/pids ("NAME PID"
+ *  lines) is how a later process, `disagg down` say, finds them again; the
  *  children it reads from there are adopted: it cannot wait for them,
  *  so it watches their pids instead.  RUN/lock keeps two of these from
  *  working on the same run folder at once.
@@ -57,7 +57,7 @@ void dg_supervisor_set_who(dg_supervisor_t *self, const char *who);
 int dg_supervisor_lock(dg_supervisor_t *self);
 
 /* Start argv[0] (a path) with `argv` as the child `name`, its log
- * truncated.  0, or -1 with the reason in `why` (nothing started). */
+ * appended to.  0, or -1 with the reason in `why` (nothing started). */
 int dg_supervisor_spawn(dg_supervisor_t *self, const char *name,
     char *const argv[], char *why, size_t whysize);
 /* The daemon of one section of a topology: `disaggd -d -f file -N

@@ -301,3 +301,26 @@ dg_y4m_collect(const char *dir)
 	closedir(d);
 	return removed;
 }
+
+uint64_t
+dg_y4m_last_request(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t last = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		char *end;
+		if (name[0] < '0' || name[0] > '9')
+			continue;
+		errno = 0;
+		unsigned long long id = strtoull(name, &end, 10);
+		if (*end == '.' && errno == 0 && id > last)
+			last = id;
+	}
+	closedir(d);
+	return last;
+}

@@ -52,4 +52,10 @@ int dg_y4m_digest_file(const char *path, uint64_t *bytes, char *digest,
  * many were removed. */
 int dg_y4m_collect(const char *dir);
 
+/* The highest request id that names a file in `dir` ("12.y4m", or any
+ * "12.EXT" a decoder wrote), 0 when none or no such folder: where a
+ * controller's ids must start past, so that a new run never writes over
+ * an earlier run's output. */
+uint64_t dg_y4m_last_request(const char *dir);
+
 #endif

@@ -86,7 +86,8 @@ echo "out/tinywan.pt; later starts load them.)"
 
 step "2. Four sample requests, one after another: disagg submit --wait"
 echo "Sizes follow Wan's rules made small (4k+1 frames, sides in multiples"
-echo "of 16), so that each request takes seconds on a CPU."
+echo "of 16), so that each request takes seconds on a CPU (6 to 16 s on a"
+echo "shared two-core machine; the first also loads the model)."
 : > "$results"
 n=0
 submit() {
@@ -130,7 +131,8 @@ submit 33 256 448 10 99 "a hummingbird hovering over a red flower, slow motion"
 
 step "3. The stage instances the controller knows: disagg instances"
 echo "(queue and room counts as of each instance's last heartbeat, at most"
-echo "half a second old)"
+echo "half a second old; REQ/S over that last half second, so 0 once idle;"
+echo "P50MS and P99MS of each stage's own time over the last minute)"
 "$DISAGG" instances
 
 step "4. Summary"
@@ -140,11 +142,11 @@ awk -F '\t' -v top="$TOP/" '{
 	printf "  %-14s %12d bytes  (%.1f MiB)\n", f, $4, $4 / 1048576
 }' "$results"
 echo
-echo "Milliseconds per request.  Each stage counts from the moment the"
-echo "controller assigned the request until its own work was done, so the"
-echo "columns grow along the pipeline: the transformer waits for the"
-echo "encoder's tensors, the decoder for the transformer's.  total is the"
-echo "controller's, from submit to result."
+echo "Milliseconds per request.  Each stage counts its own part, from its"
+echo "input being there (for the encoder, the request) until its output was"
+echo "delivered (for the decoder, the file written), so the three add up to"
+echo "about total, the controller's time from submit to result, which also"
+echo "holds the hops between them."
 awk -F '\t' '
 BEGIN {
 	printf "  %-3s %-8s %-14s %8s %12s %8s %8s\n", "#", "request",
@@ -192,10 +194,13 @@ fi
 step "6. Stop the pipeline: disagg down"
 "$DISAGG" down
 
+# Ids continue across demos (out/ keeps the earlier videos): name the
+# file this one wrote.
+first=$(rel "$(sed -n 1p "$results" | cut -f3)")
 cat <<EOF
 
-Done.  The videos are in out/ (play one with: ffplay out/1.y4m or mpv
-out/1.y4m); the daemons' logs are in out/run/.  To run the pipeline by
+Done.  The videos are in out/ (play one with: ffplay $first or mpv
+$first); the daemons' logs are in out/run/.  To run the pipeline by
 hand:
 
   tui/disagg up -f etc/tinywan.ini   # the same one-host pipeline

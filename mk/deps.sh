@@ -8,7 +8,7 @@ PKGS="gcc make pkg-config libzmq3-dev libczmq-dev libfabric-dev libinih-dev
 libncurses-dev libmsgpack-dev libcmocka-dev libxxhash-dev libsystemd-dev tmux clang libclang-rt-14-dev
 valgrind mandoc procps iproute2 python3
 python3-dev libdlpack-dev python3-torch python3-numpy python3-zmq python3-msgpack
-python3-pytest libmicrohttpd-dev prometheus"
+python3-pytest libmicrohttpd-dev prometheus xxhash"
 
 missing=""
 for p in $PKGS; do

@@ -55,8 +55,14 @@ dg_bench_pipeline(int argc, char *argv[])
 		{ "width", required_argument, NULL, OPT_WIDTH },
 		{ "steps", required_argument, NULL, OPT_STEPS },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
+	const char *usage = "usage: disagg bench pipeline [--requests N] "
+	    "[--window N] [--frames N]\n"
+	    "         [--height H] [--width W] [--steps N] [--timeout S] "
+	    "[--json]\n"
+	    "         [-c endpoint | -f file]\n";
 	const char *endpoint = NULL, *file = NULL;
 	bool json = false;
 	long requests = 20000, window = 256, timeout_s = 120;
@@ -65,7 +71,7 @@ dg_bench_pipeline(int argc, char *argv[])
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:f:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:f:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': endpoint = optarg; break;
 		case 'f': file = optarg; break;
@@ -77,11 +83,11 @@ dg_bench_pipeline(int argc, char *argv[])
 		case OPT_WIDTH: sub.width = atoll(optarg); break;
 		case OPT_STEPS: sub.steps = atoll(optarg); break;
 		case OPT_TIMEOUT: timeout_s = atol(optarg); break;
+		case 'h':
+			fputs(usage, stdout);
+			return DG_EXIT_OK;
 		default:
-			fprintf(stderr, "usage: disagg bench pipeline "
-			    "[--requests N] [--window N] [--frames N] "
-			    "[--height H] [--width W] [--steps N] [--json] "
-			    "[-c endpoint | -f file]\n");
+			fputs(usage, stderr);
 			return DG_EXIT_USAGE;
 		}
 	}

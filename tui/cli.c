@@ -3,8 +3,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
+#include "run.h"
 
 bool
 dg_cli_u64(const char *s, uint64_t *out)
@@ -42,6 +46,7 @@ dg_cli_common_opt(dg_cli_t *c, int ch)
 	int64_t v;
 
 	switch (ch) {
+	case 'h': dg_cli_usage(c, stdout); return DG_CLI_HELP;
 	case 'c': c->endpoint = optarg; return 1;
 	case 'f': c->file = optarg; return 1;
 	case DG_OPT_JSON: c->json = true; return 1;
@@ -49,7 +54,7 @@ dg_cli_common_opt(dg_cli_t *c, int ch)
 		if (!dg_cli_i64(optarg, &v) || v < 1 || v > 3600000) {
 			fprintf(stderr, "disagg: --timeout wants milliseconds, "
 			    "1 to 3600000, not '%s'\n", optarg);
-			return -1;
+			return DG_CLI_BAD;
 		}
 		c->timeout_ms = (int)v;
 		return 1;
@@ -67,30 +72,104 @@ dg_cli_common_only(int argc, char *argv[], dg_cli_t *c, int min_args,
 
 	if (!c->timeout_ms)
 		c->timeout_ms = 5000;
+	c->usage = usage;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, DG_CLI_SHORT, opts, NULL)) != -1) {
-		if (dg_cli_common_opt(c, ch) != 1) {
-			fprintf(stderr, "usage: %s\n", usage);
-			return -1;
+		int taken = dg_cli_common_opt(c, ch);
+		if (taken == DG_CLI_HELP)
+			return DG_CLI_HELP;
+		if (taken != 1) {
+			dg_cli_usage(c, stderr);
+			return DG_CLI_BAD;
 		}
 	}
 	int n = argc - optind;
 	if (n < min_args || (max_args >= 0 && n > max_args)) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return -1;
+		dg_cli_usage(c, stderr);
+		return DG_CLI_BAD;
 	}
 	return optind;
 }
 
+void
+dg_cli_usage(const dg_cli_t *c, FILE *out)
+{
+	fprintf(out, "usage: %s\n", c->usage ? c->usage : "disagg COMMAND");
+	/* The long form only where it was asked for: an error's usage
+	 * stays one line under the error. */
+	if (out != stdout)
+		return;
+	fprintf(out, "\n"
+	    "  -c, --controller ENDPOINT  the controller (default: "
+	    "$DISAGG_CONTROLLER,\n"
+	    "                             the running 'disagg up', or "
+	    "tcp://127.0.0.1:7700)\n"
+	    "  -f, --file FILE            the controller of this topology "
+	    "file\n"
+	    "  --json                     JSON instead of text\n"
+	    "  --timeout MS               how long to wait for each reply "
+	    "(default 5000)\n"
+	    "  -h, --help                 this help\n");
+}
+
+int
+dg_cli_exit(int parsed)
+{
+	return parsed == DG_CLI_HELP ? DG_EXIT_OK : DG_EXIT_USAGE;
+}
+
+/* Whether `ep` is surely no controller now, known without asking it
+ * (ZeroMQ would wait out the whole timeout): said why in `why`.  Only
+ * what the file system shows: a connection made to find out would be a
+ * failed handshake in a CurveZMQ controller's log. */
+static bool
+s_gone(const dg_cli_t *c, const char *ep, char *why, size_t size)
+{
+	const char *env = getenv("DISAGG_CONTROLLER");
+	char upini[DG_PATH_MAX], pids[DG_PATH_MAX];
+
+	/* Found through RUN/up.ini: `disagg down` removes RUN/pids and
+	 * leaves the topology, which then names a controller gone. */
+	if (!(c->endpoint && *c->endpoint) && !(env && *env) &&
+	    !(c->file && *c->file) &&
+	    access(dg_run_path(upini, sizeof upini, "up.ini"), R_OK) == 0 &&
+	    access(dg_run_path(pids, sizeof pids, "pids"), F_OK) < 0 &&
+	    errno == ENOENT) {
+		snprintf(why, size, "no pipeline is up: %s is missing (the last "
+		    "'disagg down' removed it), so the controller %s names is "
+		    "gone; start one with 'disagg up', or name a controller "
+		    "with -c or DISAGG_CONTROLLER", pids, upini);
+		return true;
+	}
+	/* An ipc endpoint is a file while its controller runs (abstract
+	 * "@" names and wildcards are not files). */
+	struct stat st;
+	const char *path = strncmp(ep, "ipc://", 6) == 0 ? ep + 6 : NULL;
+	if (path && *path != '@' && !strchr(path, '*') &&
+	    stat(path, &st) < 0 && errno == ENOENT) {
+		snprintf(why, size, "no controller at %s: no socket %s (is its "
+		    "pipeline up?)", ep, path);
+		return true;
+	}
+	return false;
+}
+
 dg_client_t *
-dg_cli_connect(const dg_cli_t *c)
+dg_cli_connect(const dg_cli_t *c, int *rc_p)
 {
 	const char *ep = dg_client_endpoint(c->endpoint, c->file);
-	dg_client_t *cl = dg_client_new(ep);
+	char why[2 * DG_PATH_MAX + 256];
 
+	if (s_gone(c, ep, why, sizeof why)) {
+		fprintf(stderr, "disagg: %s\n", why);
+		*rc_p = DG_EXIT_UNREACHABLE;
+		return NULL;
+	}
+	dg_client_t *cl = dg_client_new(ep);
 	if (!cl)
 		fprintf(stderr, "disagg: cannot connect to '%s': not a ZeroMQ "
 		    "endpoint (tcp://HOST:PORT, ipc://PATH)\n", ep);
+	*rc_p = DG_EXIT_USAGE;
 	return cl;
 }
 

@@ -18,6 +18,7 @@
 #include "rows.h"
 
 typedef struct {
+	const char *usage;              /* "disagg CMD [opts] ARGS", for -h */
 	const char *endpoint;           /* -c */
 	const char *file;               /* -f */
 	bool json;
@@ -28,26 +29,41 @@ typedef struct {
  * DG_OPT_OWN. */
 enum { DG_OPT_JSON = 1000, DG_OPT_TIMEOUT, DG_OPT_OWN };
 
-#define DG_CLI_SHORT "c:f:"
+#define DG_CLI_SHORT "c:f:h"
 #define DG_CLI_COMMON_OPTS \
+	{ "help", no_argument, NULL, 'h' }, \
 	{ "controller", required_argument, NULL, 'c' }, \
 	{ "file", required_argument, NULL, 'f' }, \
 	{ "json", no_argument, NULL, DG_OPT_JSON }, \
 	{ "timeout", required_argument, NULL, DG_OPT_TIMEOUT }
 
-/* 1: ch was a common option, taken; 0: not one; -1: a bad value
- * (printed): a usage error. */
+/* What the option parsers return besides "taken" (1) and "not one"
+ * (0): a bad value or option, said on stderr; or -h/--help, whose usage
+ * went to stdout.  dg_cli_exit turns either into the exit code. */
+enum { DG_CLI_BAD = -1, DG_CLI_HELP = -2 };
+
+/* 1: ch was a common option, taken; 0: not one; DG_CLI_BAD: a bad value
+ * (printed); DG_CLI_HELP: -h, c->usage printed on stdout. */
 int dg_cli_common_opt(dg_cli_t *c, int ch);
 
 /* Options of a command that takes only the common ones, then between
  * min_args and max_args operands (max_args < 0: any number).  The index
- * of the first operand, or -1 after printing the usage. */
+ * of the first operand, or DG_CLI_BAD after printing the usage on
+ * stderr, or DG_CLI_HELP after printing it on stdout. */
 int dg_cli_common_only(int argc, char *argv[], dg_cli_t *c, int min_args,
     int max_args, const char *usage);
 
-/* A client for the controller of `c`; NULL (said why) when the endpoint
- * is malformed: a usage error. */
-dg_client_t *dg_cli_connect(const dg_cli_t *c);
+/* The usage (c->usage and the common options) on `out`. */
+void dg_cli_usage(const dg_cli_t *c, FILE *out);
+/* The exit code for DG_CLI_HELP (0) or DG_CLI_BAD (2). */
+int dg_cli_exit(int parsed);
+
+/* A client for the controller of `c`; NULL, said why, with the exit
+ * code in *rc_p: a malformed endpoint (usage), or one that surely has
+ * no controller now (unreachable: RUN/up.ini after `disagg down`, an
+ * ipc socket file that does not exist), so that no command waits out
+ * its timeout for nothing. */
+dg_client_t *dg_cli_connect(const dg_cli_t *c, int *rc_p);
 
 /* Send `*msg_p` (destroyed) and wait for its reply; *rc_p gets the exit
  * code: the reply (destroy it) when 0, else NULL after printing the

@@ -22,9 +22,11 @@ s_ask(int argc, char *argv[], dg_cli_t *c, dg_op_t op, int min_args,
 	int first = dg_cli_common_only(argc, argv, c, min_args, 1, usage);
 
 	*rc_p = DG_EXIT_USAGE;
-	if (first < 0)
+	if (first < 0) {
+		*rc_p = dg_cli_exit(first);
 		return NULL;
-	dg_client_t *cl = dg_cli_connect(c);
+	}
+	dg_client_t *cl = dg_cli_connect(c, rc_p);
 	if (!cl)
 		return NULL;
 	dg_msg_t *m = dg_msg_new(op);
@@ -147,9 +149,8 @@ dg_cmd_release(int argc, char *argv[])
 	static const struct option opts[] = { DG_CLI_COMMON_OPTS,
 	    { "reason", required_argument, NULL, DG_OPT_OWN },
 	    { NULL, 0, NULL, 0 } };
-	const char *usage = "disagg release [--reason TEXT] [--json] "
-	    "[-c endpoint] ROOM...";
-	dg_cli_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg release "
+	    "[--reason TEXT] [--json] [-c endpoint] ROOM..." };
 	const char *reason = NULL;
 	int ch, rc = DG_EXIT_OK;
 
@@ -162,11 +163,12 @@ dg_cmd_release(int argc, char *argv[])
 			reason = optarg;
 			continue;
 		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return DG_EXIT_USAGE;
+		if (common != DG_CLI_HELP)
+			dg_cli_usage(&c, stderr);
+		return dg_cli_exit(common);
 	}
 	if (optind == argc) {
-		fprintf(stderr, "usage: %s\n", usage);
+		dg_cli_usage(&c, stderr);
 		return DG_EXIT_USAGE;
 	}
 	for (int i = optind; i < argc; i++) {
@@ -177,9 +179,10 @@ dg_cmd_release(int argc, char *argv[])
 			return DG_EXIT_USAGE;
 		}
 	}
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	for (int i = optind; i < argc; i++) {
 		uint64_t room = strtoull(argv[i], NULL, 10);
 		dg_msg_t *m = dg_msg_new(DG_OP_RELEASE);
@@ -294,9 +297,8 @@ dg_cmd_watch(int argc, char *argv[])
 	    { "count", required_argument, NULL, 'n' },
 	    { "events", no_argument, NULL, DG_OPT_OWN },
 	    { NULL, 0, NULL, 0 } };
-	const char *usage = "disagg watch [-n N | --count N] [--events] "
-	    "[--json] [-c endpoint]";
-	dg_cli_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg watch "
+	    "[-n N | --count N] [--events] [--json] [-c endpoint]" };
 	int64_t count = 0;
 	bool events_only = false;
 	int ch, rc;
@@ -314,18 +316,20 @@ dg_cmd_watch(int argc, char *argv[])
 			events_only = true;
 			continue;
 		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return DG_EXIT_USAGE;
+		if (common != DG_CLI_HELP)
+			dg_cli_usage(&c, stderr);
+		return dg_cli_exit(common);
 	}
 	if (optind != argc) {
-		fprintf(stderr, "usage: %s\n", usage);
+		dg_cli_usage(&c, stderr);
 		return DG_EXIT_USAGE;
 	}
 	/* Where to subscribe: the controller says (instances.ok publish),
 	 * which also proves it is there. */
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
 	dg_msg_t *reply = dg_cli_call(&c, cl, &m, &rc);
 	dg_client_destroy(&cl);

@@ -7,16 +7,33 @@
 #include "client.h"
 #include "cmd_keygen.h"
 
+static void
+s_usage(FILE *out)
+{
+	fprintf(out, "usage: disagg keygen [-d dir] name...\n");
+	if (out == stdout)
+		fprintf(out, "\nMake a CurveZMQ key pair per name: dir/NAME (the "
+		    "public key) and\ndir/NAME_secret (mode 0600).\n\n"
+		    "  -d, --dir DIR  where to write them (default .)\n"
+		    "  -h, --help     this help\n");
+}
+
 int
 dg_cmd_keygen(int argc, char *argv[])
 {
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
 	const char *dir = ".";
 	int ch, rc = DG_EXIT_OK;
 
 	optind = 1;
-	while ((ch = getopt(argc, argv, "d:")) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': dir = optarg; break;
+		case 'h': s_usage(stdout); return DG_EXIT_OK;
 		default: goto usage;
 		}
 	}
@@ -35,6 +52,6 @@ dg_cmd_keygen(int argc, char *argv[])
 	}
 	return rc;
 usage:
-	fprintf(stderr, "usage: disagg keygen [-d dir] name...\n");
+	s_usage(stderr);
 	return DG_EXIT_USAGE;
 }

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cmd_pipeline.h"
 #include "lifecycle.h"
+#include "registry.h"
 #include "submit_bars.h"
 
 enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
@@ -164,7 +165,12 @@ dg_cmd_submit(int argc, char *argv[])
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
-	dg_cli_t c = { .timeout_ms = 5000 };
+	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg submit "
+	    "[--prompt TEXT] [--negative TEXT] [--frames N] [--height H]\n"
+	    "         [--width W] [--steps N] [--seed N] [--deadline MS] "
+	    "[--count N]\n"
+	    "         [--key KEY] [--wait] [--quiet] [--json] [--timeout MS] "
+	    "[-c endpoint | -f file]" };
 	const char *key = NULL;
 	char made[48];
 	dg_submit_msg_t sub = { .prompt = "a red fox running through fresh "
@@ -177,7 +183,7 @@ dg_cmd_submit(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, DG_CLI_SHORT, opts, NULL)) != -1) {
 		int common = dg_cli_common_opt(&c, ch);
 		if (common < 0)
-			return DG_EXIT_USAGE;
+			return dg_cli_exit(common);
 		if (common)
 			continue;
 		int64_t *num = NULL, v;
@@ -196,11 +202,7 @@ dg_cmd_submit(int argc, char *argv[])
 		case OPT_COUNT: num = &v; break;
 		}
 		if (!num) {
-			fprintf(stderr, "usage: disagg submit [--prompt TEXT] "
-			    "[--negative TEXT] [--frames N] [--height H] "
-			    "[--width W] [--steps N] [--seed N] [--deadline MS] "
-			    "[--count N] [--key KEY] [--wait] [--quiet] [--json] "
-			    "[--timeout MS] [-c endpoint | -f file]\n");
+			dg_cli_usage(&c, stderr);
 			return DG_EXIT_USAGE;
 		}
 		/* Range checks are the controller's (it answers invalid);
@@ -218,9 +220,10 @@ dg_cmd_submit(int argc, char *argv[])
 		    "1000000; no operands)\n");
 		return DG_EXIT_USAGE;
 	}
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	/* Every submit has a key, ours when none is given: asking again
 	 * after a lost reply is then the same request, never a second. */
 	if (!key) {
@@ -257,12 +260,13 @@ dg_cmd_submit(int argc, char *argv[])
 		track[i].id = reply->u.submit_ok.request;
 		open++;
 		if (!wait) {
+			/* --quiet: the id alone, for a script to read. */
 			if (c.json)
 				printf("{\"request\":%llu}\n",
 				    (unsigned long long)track[i].id);
 			else
-				printf("request %llu submitted\n",
-				    (unsigned long long)track[i].id);
+				printf(quiet ? "%llu\n" : "request %llu "
+				    "submitted\n", (unsigned long long)track[i].id);
 		}
 		dg_msg_destroy(&reply);
 	}
@@ -368,8 +372,10 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 	dg_cli_t c = { 0 };
 	int rc = DG_EXIT_OK;
 
-	if (dg_cli_common_only(argc, argv, &c, 1, -1, usage) < 0)
-		return DG_EXIT_USAGE;
+	int first = dg_cli_common_only(argc, argv, &c, 1, -1, usage);
+
+	if (first < 0)
+		return dg_cli_exit(first);
 	/* Every operand first: a typo asks nothing of the controller. */
 	for (int i = optind; i < argc; i++) {
 		uint64_t id;
@@ -379,9 +385,10 @@ s_by_id(int argc, char *argv[], dg_op_t op, const char *usage)
 			return DG_EXIT_USAGE;
 		}
 	}
-	dg_client_t *cl = dg_cli_connect(&c);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	for (int i = optind; i < argc; i++) {
 		uint64_t id;
 		if (!dg_cli_u64(argv[i], &id)) {
@@ -506,12 +513,15 @@ dg_cmd_instances(int argc, char *argv[])
 {
 	dg_cli_t c = { 0 };
 
-	if (dg_cli_common_only(argc, argv, &c, 0, 0,
-	    "disagg instances [--json] [-c endpoint]") < 0)
-		return DG_EXIT_USAGE;
-	dg_client_t *cl = dg_cli_connect(&c);
+	int first = dg_cli_common_only(argc, argv, &c, 0, 0,
+	    "disagg instances [--json] [-c endpoint]");
+
+	if (first < 0)
+		return dg_cli_exit(first);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	dg_msg_t *m = dg_msg_new(DG_OP_INSTANCES);
 	dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 	dg_msg_destroy(&m);
@@ -526,6 +536,63 @@ dg_cmd_instances(int argc, char *argv[])
 	dg_msg_destroy(&reply);
 	dg_client_destroy(&cl);
 	return rc;
+}
+
+/* A question for the controller; the reply of op `want`, or NULL. */
+static dg_msg_t *
+s_ask(dg_client_t *cl, const dg_cli_t *c, dg_op_t op, const char *name,
+    dg_op_t want)
+{
+	dg_msg_t *m = dg_msg_new(op);
+
+	if (!m)
+		return NULL;
+	m->u.threads.name = name;       /* queues: a name_msg */
+	dg_msg_t *r = dg_client_call(cl, m, c->timeout_ms);
+	dg_msg_destroy(&m);
+	if (r && r->op != want)
+		dg_msg_destroy(&r);
+	return r;
+}
+
+/* What an operator must hear after draining `name`, in `buf` ("" when
+ * nothing): requests that wait at the controller while no other
+ * instance of its role is up (they wait until one is), and rooms still
+ * queued in it (they finish there first). */
+static void
+s_drain_warning(dg_client_t *cl, const dg_cli_t *c, const char *name,
+    char *buf, size_t size)
+{
+	dg_msg_t *list = s_ask(cl, c, DG_OP_INSTANCES, NULL,
+	    DG_OP_INSTANCES_OK);
+	dg_msg_t *q = s_ask(cl, c, DG_OP_QUEUES, "controller",
+	    DG_OP_QUEUES_OK);
+	const dg_instance_row_t *me = NULL;
+	size_t others = 0, len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; list && i < list->u.instances_ok.n_instances; i++)
+		if (strcmp(list->u.instances_ok.instances[i].name, name) == 0)
+			me = &list->u.instances_ok.instances[i];
+	for (size_t i = 0; me && i < list->u.instances_ok.n_instances; i++) {
+		const dg_instance_row_t *r = &list->u.instances_ok.instances[i];
+		others += r != me && strcmp(r->role, me->role) == 0 &&
+		    dg_inst_state_lookup(r->state) == DG_INST_UP;
+	}
+	uint64_t waiting = q ? q->u.queues_ok.n_rooms +
+	    q->u.queues_ok.omitted : 0;
+	if (me && waiting > 0 && others == 0)
+		len += (size_t)snprintf(buf, size, "%llu request%s wait%s for a "
+		    "%s, and no other %s is up: they wait until one is (disagg "
+		    "undrain %s)", (unsigned long long)waiting, waiting == 1 ?
+		    "" : "s", waiting == 1 ? "s" : "", me->role, me->role, name);
+	int64_t queued = me ? me->incoming + me->waiting + me->ready : 0;
+	if (queued > 0 && len < size)
+		snprintf(buf + len, size - len, "%s%s still holds %lld room%s "
+		    "not yet running; they finish there first", len ? "; " : "",
+		    name, (long long)queued, queued == 1 ? "" : "s");
+	dg_msg_destroy(&list);
+	dg_msg_destroy(&q);
 }
 
 static int
@@ -545,13 +612,16 @@ s_drain(int argc, char *argv[], bool drain)
 			break;
 		}
 	}
-	if (dg_cli_common_only(argc, argv, &c, 1, -1, drain ?
-	    "disagg drain [--exit] [-c endpoint] NAME..." :
-	    "disagg undrain [-c endpoint] NAME...") < 0)
-		return DG_EXIT_USAGE;
-	dg_client_t *cl = dg_cli_connect(&c);
+	int first = dg_cli_common_only(argc, argv, &c, 1, -1, drain ?
+	    "disagg drain [--exit] [--json] [-c endpoint] NAME..." :
+	    "disagg undrain [--json] [-c endpoint] NAME...");
+
+	if (first < 0)
+		return dg_cli_exit(first);
+	int unreached;
+	dg_client_t *cl = dg_cli_connect(&c, &unreached);
 	if (!cl)
-		return DG_EXIT_USAGE;
+		return unreached;
 	for (int i = optind; i < argc; i++) {
 		dg_msg_t *m = dg_msg_new(drain ? DG_OP_DRAIN : DG_OP_UNDRAIN);
 		m->u.drain.name = argv[i];
@@ -559,14 +629,25 @@ s_drain(int argc, char *argv[], bool drain)
 		dg_msg_t *reply = dg_client_call(cl, m, c.timeout_ms);
 		dg_msg_destroy(&m);
 		int e = dg_cli_check(reply, &c);
-		if (e == DG_EXIT_OK && !c.json)
+		char warning[512] = "";
+		if (e == DG_EXIT_OK && drain)
+			s_drain_warning(cl, &c, argv[i], warning,
+			    sizeof warning);
+		if (e == DG_EXIT_OK && !c.json) {
 			printf("%s %s\n", argv[i], !drain ? "undrained" :
 			    exit_too ? "draining; it exits once idle" :
 			    "draining");
-		else if (e == DG_EXIT_OK) {
+			if (*warning)
+				fprintf(stderr, "disagg: warning: %s\n", warning);
+		} else if (e == DG_EXIT_OK) {
 			printf("{\"name\":");
 			dg_json_str(stdout, argv[i]);
-			printf(",\"ok\":true}\n");
+			printf(",\"ok\":true");
+			if (*warning) {
+				printf(",\"warning\":");
+				dg_json_str(stdout, warning);
+			}
+			printf("}\n");
 		}
 		if (e)
 			rc = e;

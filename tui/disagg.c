@@ -5,6 +5,7 @@
  *  Exit codes: 0 ok, 1 the system refused or failed, 2 usage,
  *  3 controller not reachable.  */
 #include <czmq.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,7 +37,10 @@ static const s_command_t s_commands[] = {
 	  dg_ref_main },
 	{ "up", "up [-f file]", "start every daemon of a topology (default: "
 	  "a one-host pipeline)", dg_cmd_up },
-	{ "down", "down", "stop what up started", dg_cmd_down },
+	{ "down", "down [-f file]", "stop what up started, and the "
+	  "topology's daemons started by hand", dg_cmd_down },
+	{ "restart", "restart NAME", "restart one daemon that up started",
+	  dg_cmd_restart },
 	{ "submit", "submit [--wait]", "submit a request; --wait shows its "
 	  "progress until its result", dg_cmd_submit },
 	{ "status", "status REQUEST...", "state of requests", dg_cmd_status },
@@ -80,11 +84,27 @@ s_usage(FILE *out)
 		    s_commands[i].help);
 }
 
+/* Whether a command that takes no arguments was asked for its help;
+ * anything else is a usage error (said, *rc set). */
+static bool
+s_no_args(int argc, char *argv[], const char *usage, int *rc)
+{
+	if (argc < 2)
+		return false;
+	bool help = argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0);
+	fprintf(help ? stdout : stderr, "usage: disagg %s\n", usage);
+	*rc = help ? 0 : 2;
+	return true;
+}
+
 static int
 s_cmd_help(int argc, char *argv[])
 {
-	(void)argc;
-	(void)argv;
+	int rc;
+
+	if (s_no_args(argc, argv, "help", &rc))
+		return rc;
 	s_usage(stdout);
 	return 0;
 }
@@ -92,8 +112,10 @@ s_cmd_help(int argc, char *argv[])
 static int
 s_cmd_version(int argc, char *argv[])
 {
-	(void)argc;
-	(void)argv;
+	int rc;
+
+	if (s_no_args(argc, argv, "version", &rc))
+		return rc;
 	printf("disagg %s (protocol %d)\n", DG_VERSION, DG_PROTO_VERSION);
 	return 0;
 }

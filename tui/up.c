@@ -28,14 +28,13 @@
 #include "run.h"
 #include "supervisor.h"
 #include "up.h"
+#include "up_impl.h"
 #include "registry.h"
 
 #define S_START_TIMEOUT_MS 20000
 #define S_POLL_MS          50   /* between two instance queries */
 #define S_TAIL_LINES       15
 #define S_IPC_MAX          107  /* sun_path is 108 bytes with its NUL */
-/* What a pid in RUN/pids must still run to count as ours. */
-#define S_DAEMON           "disaggd"
 
 /* A daemon as up shows it: section i is the supervisor's child i once
  * started. */
@@ -65,8 +64,8 @@ s_is_controller(const char *name)
  * refused, or when it does not exist (*absent, only when not
  * `create`).  DISAGG_RUN is set to it, so that run.h and the client
  * agree on it whatever -d or the environment said. */
-static dg_supervisor_t *
-s_open(const char *cmd, bool create, bool *absent)
+dg_supervisor_t *
+dg_up_open(const char *cmd, bool create, bool *absent)
 {
 	const char *dir = dg_run_dir();
 	char why[PATH_MAX + 128];
@@ -99,8 +98,8 @@ s_open(const char *cmd, bool create, bool *absent)
 }
 
 /* The last `lines` lines of a log, indented, on stderr. */
-static void
-s_tail(const char *path, int lines)
+void
+dg_up_tail(const char *path, int lines)
 {
 	char buf[8192];
 	FILE *f = fopen(path, "r");
@@ -148,8 +147,8 @@ s_tail(const char *path, int lines)
 /* disaggd next to this disagg (../daemon/disaggd, as built, or the same
  * folder, as installed), else the first on PATH.  0 and `out`
  * (PATH_MAX bytes) filled, or -1. */
-static int
-s_find_disaggd(char *out)
+int
+dg_up_find_disaggd(char *out)
 {
 	char self[PATH_MAX], cand[PATH_MAX + 32];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -197,11 +196,9 @@ s_how(const dg_child_t *c, char *buf, size_t size)
 	return buf;
 }
 
-/* SIGTERM the stages (or, with `controller`, the controller) and wait
- * up to timeout_ms for them to exit; SIGKILL the rest.  With `say`, one
- * line per daemon.  Returns how many did not stop cleanly. */
-static int
-s_stop(dg_supervisor_t *sup, bool controller, int64_t timeout_ms, bool say)
+int
+dg_up_stop(dg_supervisor_t *sup, bool controller, const char *only,
+    int64_t timeout_ms, bool say)
 {
 	int bad = 0;
 	size_t n = dg_supervisor_size(sup), todo = 0;
@@ -209,7 +206,8 @@ s_stop(dg_supervisor_t *sup, bool controller, int64_t timeout_ms, bool say)
 
 	for (size_t i = 0; i < n; i++) {
 		const dg_child_t *x = dg_supervisor_child(sup, i);
-		if (s_is_controller(x->name) != controller)
+		if (only ? strcmp(x->name, only) != 0 :
+		    s_is_controller(x->name) != controller)
 			continue;
 		if (dg_supervisor_exited(sup, i)) {
 			if (say)
@@ -377,8 +375,8 @@ s_absolute(const char *cwd, const char *path, char *out, size_t size)
 
 /* The controller's listen endpoint as a client reaches it: a wildcard
  * address is bound everywhere, so loopback is one of them. */
-static void
-s_reach(const char *listen, char *out, size_t size)
+void
+dg_up_reach(const char *listen, char *out, size_t size)
 {
 	static const char *const any[] = { "tcp://*:", "tcp://0.0.0.0:" };
 
@@ -579,8 +577,8 @@ s_up_usage(FILE *out)
 }
 
 /* A --timeout: seconds, or a duration such as 500ms. */
-static int
-s_parse_timeout(const char *text, int64_t *ms)
+int
+dg_up_parse_timeout(const char *text, int64_t *ms)
 {
 	char *end;
 
@@ -599,8 +597,8 @@ static int
 s_up_fail(dg_supervisor_t *sup)
 {
 	printf("disagg up: stopping the daemons already started\n");
-	s_stop(sup, false, 5000, true);
-	s_stop(sup, true, 5000, true);
+	dg_up_stop(sup, false, NULL, 5000, true);
+	dg_up_stop(sup, true, NULL, 5000, true);
 	dg_supervisor_remove_pids(sup);
 	fprintf(stderr, "disagg up: failed; the logs are in %s\n",
 	    dg_supervisor_dir(sup));
@@ -626,7 +624,7 @@ s_still_running(dg_supervisor_t *sup, const char *dir)
 {
 	size_t nalive = 0;
 
-	dg_supervisor_load_pids(sup, S_DAEMON);
+	dg_supervisor_load_pids(sup, DG_UP_DAEMON);
 	for (size_t i = 0; i < dg_supervisor_size(sup); i++) {
 		const dg_child_t *old = dg_supervisor_child(sup, i);
 		if (old->state == DG_CHILD_EXITED)
@@ -710,7 +708,7 @@ s_up_start(dg_supervisor_t *sup, const char *disaggd, const char *cfgpath,
 	if (st == S_TIMEOUT) {
 		fprintf(stderr, "disagg up: the controller did not answer on "
 		    "%s within %g s\n", endpoint, (double)timeout_ms / 1000.0);
-		s_tail(c->log, S_TAIL_LINES);
+		dg_up_tail(c->log, S_TAIL_LINES);
 	}
 	for (size_t i = 1; i < n && st == S_READY; i++) {
 		if (s_start(sup, disaggd, cfgpath, d[i].name) < 0) {
@@ -743,14 +741,14 @@ s_up_start(dg_supervisor_t *sup, const char *disaggd, const char *cfgpath,
 		fprintf(stderr, "\n");
 		for (size_t i = 1; i < n; i++)
 			if (!d[i].registered)
-				s_tail(dg_supervisor_child(sup, i)->log, 8);
+				dg_up_tail(dg_supervisor_child(sup, i)->log, 8);
 		break;
 	case S_EXITED:
 		c = dg_supervisor_child(sup, which);
 		fprintf(stderr, "disagg up: %s (%s, pid %d) %s during start-up\n",
 		    d[which].name, d[which].role, (int)c->pid,
 		    s_how(c, how, sizeof how));
-		s_tail(c->log, S_TAIL_LINES);
+		dg_up_tail(c->log, S_TAIL_LINES);
 		break;
 	case S_SIGNAL:
 		fprintf(stderr, "disagg up: interrupted (%s)\n",
@@ -821,7 +819,7 @@ dg_cmd_up(int argc, char *argv[])
 		case 'd': dir = optarg; break;
 		case 'h': s_up_usage(stdout); return DG_EXIT_OK;
 		case O_TIMEOUT:
-			if (s_parse_timeout(optarg, &timeout_ms) == 0)
+			if (dg_up_parse_timeout(optarg, &timeout_ms) == 0)
 				break;
 			fprintf(stderr, "disagg up: --timeout wants seconds, got "
 			    "'%s'\n", optarg);
@@ -880,7 +878,7 @@ dg_cmd_up(int argc, char *argv[])
 		setenv("DISAGG_RUN", dir, 1);
 	int rc = DG_EXIT_FAIL;
 	bool absent;
-	dg_supervisor_t *sup = s_open("up", true, &absent);
+	dg_supervisor_t *sup = dg_up_open("up", true, &absent);
 	if (!sup || s_still_running(sup, dir))
 		goto out;
 	dg_supervisor_set_who(sup, "disagg up");
@@ -919,12 +917,16 @@ dg_cmd_up(int argc, char *argv[])
 	}
 	char upini[PATH_MAX + 16], disaggd[PATH_MAX];
 	snprintf(upini, sizeof upini, "%s/up.ini", run);
-	if (s_write_file(upini, text) < 0) {
-		fprintf(stderr, "disagg up: cannot write %s: %s\n", upini,
+	char cfgnote[PATH_MAX + 16], cfgline[PATH_MAX + 2];
+	snprintf(cfgnote, sizeof cfgnote, "%s/" DG_UP_CONFIG, run);
+	snprintf(cfgline, sizeof cfgline, "%s\n", cfgpath);
+	if (s_write_file(upini, text) < 0 ||
+	    s_write_file(cfgnote, cfgline) < 0) {
+		fprintf(stderr, "disagg up: cannot write in %s: %s\n", run,
 		    strerror(errno));
 		goto out;
 	}
-	if (s_find_disaggd(disaggd) < 0) {
+	if (dg_up_find_disaggd(disaggd) < 0) {
 		fprintf(stderr, "disagg up: cannot find disaggd, neither next "
 		    "to this disagg (../daemon/disaggd) nor on PATH\n");
 		goto out;
@@ -944,7 +946,7 @@ dg_cmd_up(int argc, char *argv[])
 	}
 
 	char endpoint[DG_ENDPOINT_MAX];
-	s_reach(dg_config_controller(cfg)->listen, endpoint, sizeof endpoint);
+	dg_up_reach(dg_config_controller(cfg)->listen, endpoint, sizeof endpoint);
 	s_catch_signals();
 	printf("disagg up: %s topology%s%s, run folder %s\n",
 	    file ? "the" : "the built-in one-host", file ? " of " : "",
@@ -968,18 +970,61 @@ static void
 s_down_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: disagg down [-d dir] [--timeout S]\n"
+	    "usage: disagg down [-f file] [-d dir] [--timeout S]\n"
 	    "\n"
 	    "Stop what 'disagg up' started: SIGTERM to every stage, then to the "
 	    "controller;\n"
 	    "each drains its work and exits.  One that has not exited by the "
 	    "deadline\n"
-	    "gets SIGKILL.\n"
+	    "gets SIGKILL.  The topology's daemons started by hand (registered "
+	    "with its\n"
+	    "controller, not in the run folder's pids) are asked to drain and "
+	    "exit.\n"
 	    "\n"
+	    "  -f, --file FILE   the topology given to 'disagg up -f' (default: "
+	    "the run\n"
+	    "                    folder's up.ini)\n"
 	    "  -d, --dir DIR     the run folder given to 'disagg up'\n"
 	    "  --timeout S       how long each may take (default: its "
 	    "drain_timeout_ms\n"
 	    "                    plus 5 s)\n");
+}
+
+/* Whether RUN/config names `path` (or is absent: an up of an older
+ * version); else said why. */
+static bool
+s_same_topology(const char *run, const char *path)
+{
+	char note[PATH_MAX + 16], was[PATH_MAX + 2] = "";
+
+	snprintf(note, sizeof note, "%s/" DG_UP_CONFIG, run);
+	FILE *f = fopen(note, "r");
+	if (!f)
+		return true;
+	bool read = fgets(was, sizeof was, f) != NULL;
+	fclose(f);
+	was[strcspn(was, "\n")] = '\0';
+	if (!read || strcmp(was, path) == 0)
+		return true;
+	fprintf(stderr, "disagg down: the pipeline of %s was started from %s, "
+	    "not %s; nothing stopped (-d names another run folder)\n", run,
+	    was, path);
+	return false;
+}
+
+/* The longest drain_timeout_ms of a topology: how long a daemon of it
+ * may take to stop. */
+static int64_t
+s_drain_ms(const dg_config_t *cfg)
+{
+	int64_t drain = dg_config_controller(cfg)->drain_timeout_ms;
+
+	for (size_t i = 0; i < dg_config_stage_count(cfg); i++) {
+		int64_t t = dg_config_stage_at(cfg, i)->drain_timeout_ms;
+		if (t > drain)
+			drain = t;
+	}
+	return drain;
 }
 
 int
@@ -987,22 +1032,24 @@ dg_cmd_down(int argc, char *argv[])
 {
 	enum { O_TIMEOUT = 1000 };
 	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *dir = NULL;
+	const char *dir = NULL, *file = NULL;
 	int64_t timeout_ms = 0;
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:d:h", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'f': file = optarg; break;
 		case 'd': dir = optarg; break;
 		case 'h': s_down_usage(stdout); return DG_EXIT_OK;
 		case O_TIMEOUT:
-			if (s_parse_timeout(optarg, &timeout_ms) == 0)
+			if (dg_up_parse_timeout(optarg, &timeout_ms) == 0)
 				break;
 			fprintf(stderr, "disagg down: --timeout wants seconds, "
 			    "got '%s'\n", optarg);
@@ -1018,58 +1065,94 @@ dg_cmd_down(int argc, char *argv[])
 		s_down_usage(stderr);
 		return DG_EXIT_USAGE;
 	}
+	/* The topology: the file given, checked as up checks it, else the
+	 * run folder's copy of the last one up started. */
+	char cfgpath[PATH_MAX] = "";
+	dg_config_t *cfg = NULL;
+	if (file) {
+		cfg = realpath(file, cfgpath) ? dg_config_load(file) : NULL;
+		if (!cfg || dg_config_error_count(cfg) > 0) {
+			size_t ne = s_config_errors(cfg);
+			fprintf(stderr, "disagg down: %s: %s; nothing stopped\n",
+			    file, !*cfgpath ? strerror(errno) : ne ?
+			    "not a valid topology" : "out of memory");
+			dg_config_destroy(&cfg);
+			return DG_EXIT_FAIL;
+		}
+	}
 	if (dir)
 		setenv("DISAGG_RUN", dir, 1);
 	bool absent;
-	dg_supervisor_t *sup = s_open("down", false, &absent);
-	if (absent) {
+	dg_supervisor_t *sup = dg_up_open("down", false, &absent);
+	if (!sup && !(absent && file)) {
+		dg_config_destroy(&cfg);
+		if (!absent)
+			return DG_EXIT_FAIL;
 		printf("disagg down: nothing to stop (no run folder %s)\n",
 		    dg_run_dir());
 		return DG_EXIT_OK;
 	}
-	if (!sup)
+	const char *run = sup ? dg_supervisor_dir(sup) : dg_run_dir();
+	if (file && sup && !s_same_topology(run, cfgpath)) {
+		dg_config_destroy(&cfg);
+		dg_supervisor_destroy(&sup);
 		return DG_EXIT_FAIL;
-	const char *run = dg_supervisor_dir(sup);
-	if (dg_supervisor_load_pids(sup, S_DAEMON) < 0) {
+	}
+	char upini[PATH_MAX + 16];
+	snprintf(upini, sizeof upini, "%s/up.ini", run);
+	if (!cfg && access(upini, R_OK) == 0) {
+		cfg = dg_config_load(upini);
+		if (cfg && dg_config_error_count(cfg) > 0)
+			dg_config_destroy(&cfg);
+	}
+	bool pids = sup && dg_supervisor_load_pids(sup, DG_UP_DAEMON) >= 0;
+	if (!pids && !cfg) {
 		printf("disagg down: nothing to stop (no %s/pids)\n", run);
 		dg_supervisor_destroy(&sup);
 		return DG_EXIT_OK;
 	}
-
 	/* Each daemon drains for up to its drain_timeout_ms; the default
 	 * deadline gives it that and a little more. */
-	char upini[PATH_MAX + 16];
-	snprintf(upini, sizeof upini, "%s/up.ini", run);
-	dg_config_t *cfg = access(upini, R_OK) == 0 ? dg_config_load(upini) :
-	    NULL;
-	bool have = cfg && dg_config_error_count(cfg) == 0;
-	int64_t drain = have ? dg_config_controller(cfg)->drain_timeout_ms :
-	    30000;
-	for (size_t i = 0; have && i < dg_config_stage_count(cfg); i++) {
-		int64_t t = dg_config_stage_at(cfg, i)->drain_timeout_ms;
-		if (t > drain)
-			drain = t;
-	}
-	dg_config_destroy(&cfg);
+	char endpoint[DG_ENDPOINT_MAX] = "";
+	if (cfg)
+		dg_up_reach(dg_config_controller(cfg)->listen, endpoint,
+		    sizeof endpoint);
 	if (timeout_ms <= 0)
-		timeout_ms = drain + 5000;
+		timeout_ms = (cfg ? s_drain_ms(cfg) : 30000) + 5000;
+	dg_config_destroy(&cfg);
 
-	size_t alive = dg_supervisor_reap(sup);
-	int bad = 0;
-	if (alive == 0) {
-		printf("disagg down: nothing was running from %s\n", run);
-	} else {
-		printf("disagg down: stopping the pipeline started from %s "
-		    "(stages first, then the controller)\n", run);
-		bad += s_stop(sup, false, timeout_ms, true);
-		bad += s_stop(sup, true, timeout_ms, true);
+	size_t alive = pids ? dg_supervisor_reap(sup) : 0;
+	if (alive == 0 && !(*endpoint && dg_up_answers(endpoint))) {
+		printf("disagg down: nothing to stop (nothing runs from %s, and "
+		    "no controller answers%s%s)\n", run, *endpoint ? " at " : "",
+		    endpoint);
+		if (sup)
+			dg_supervisor_remove_pids(sup);
+		dg_supervisor_destroy(&sup);
+		return DG_EXIT_OK;
 	}
-	dg_supervisor_remove_pids(sup);
+	printf("disagg down: stopping the pipeline %s %s (stages first, then "
+	    "the controller)\n", file ? "of" : "started from", file ? cfgpath :
+	    run);
+	/* Started by hand: asked through the controller, which must still
+	 * be there to be asked, so before it stops. */
+	int bad = dg_up_stop_unlisted(sup, *endpoint ? endpoint : NULL, false,
+	    timeout_ms);
+	if (alive > 0)
+		bad += dg_up_stop(sup, false, NULL, timeout_ms, true);
+	bad += dg_up_stop_unlisted(sup, *endpoint ? endpoint : NULL, true,
+	    timeout_ms);
+	if (alive > 0)
+		bad += dg_up_stop(sup, true, NULL, timeout_ms, true);
+	if (sup)
+		dg_supervisor_remove_pids(sup);
 	if (bad > 0)
 		fprintf(stderr, "disagg down: %d daemon%s did not stop cleanly; "
 		    "the logs are in %s\n", bad, bad == 1 ? "" : "s", run);
-	else if (alive > 0)
+	else if (sup)
 		printf("disagg down: all stopped; the logs stay in %s\n", run);
+	else
+		printf("disagg down: all stopped\n");
 	dg_supervisor_destroy(&sup);
 	return bad > 0 ? DG_EXIT_FAIL : DG_EXIT_OK;
 }

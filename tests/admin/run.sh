@@ -181,8 +181,12 @@ one_provider() {
 	    py 'len(o["rooms"]) >= 2 and all(r["transformer"] == "t0"
 	        and r["encoder"] == "e0" for r in o["rooms"])' "$dir/rooms.json"
 	check "rooms t0 filters by instance $tag" exits 0 rooms t0
-	check "rooms d9 lists nothing $tag" exits 0 rooms d9 --json
-	check "rooms d9 lists nothing $tag" grep -q '"rooms":\[\]' "$T_TMP/out"
+	check "rooms d9 (no such instance) exits 1 $tag" exits 1 rooms d9
+	check "... saying not-found, as the others do $tag" \
+	    grep -q "not-found: no instance 'd9'" "$T_TMP/err"
+	check "rooms d9 --json gives the error as JSON $tag" \
+	    exits 1 rooms d9 --json
+	check "... not-found $tag" grep -q '"error":"not-found"' "$T_TMP/out"
 
 	# ---- release the newest room: its request fails with the reason,
 	# and the room leaves every listing.
@@ -299,6 +303,32 @@ assert k(b, "DEALER")["bytes_in"] > k(a, "DEALER")["bytes_in"]' \
 	"$DISAGG" down --timeout 10 > "$dir/down.out" 2>&1
 	check "down $tag" test $? = 0
 }
+
+# --help on every command the CLI lists (and on each benchmark, and on
+# disaggd): usage on stdout, nothing on stderr, exit 0, no controller
+# needed.
+helps() { # ARGS...: "$@" --help prints its usage and exits 0
+	"$@" --help > "$T_TMP/help.out" 2> "$T_TMP/help.err"
+	rc=$?
+	[ $rc = 0 ] && grep -q '^usage: ' "$T_TMP/help.out" &&
+	    [ ! -s "$T_TMP/help.err" ] && return 0
+	echo "# $*: exit $rc" >&2
+	sed 's/^/#   /' "$T_TMP/help.out" "$T_TMP/help.err" >&2
+	return 1
+}
+cmds=$("$DISAGG" help | sed -n 's/^  \([a-z][a-z]*\) .*/\1/p')
+check "help lists at least 20 commands" \
+    test "$(echo "$cmds" | wc -l)" -ge 20
+for cmd in $cmds; do
+	check "disagg $cmd --help: usage on stdout, exit 0" helps "$DISAGG" "$cmd"
+done
+for b in xfer pipeline rooms; do
+	check "disagg bench $b --help: usage on stdout, exit 0" \
+	    helps "$DISAGG" bench "$b"
+done
+check "disaggd --help: usage on stdout, exit 0" helps daemon/disaggd
+check "disagg status -h is --help" \
+    sh -c "'$DISAGG' status -h | grep -q '^usage: disagg status'"
 
 for prov in $providers; do
 	one_provider "$prov"

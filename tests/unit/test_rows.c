@@ -185,8 +185,7 @@ test_same_columns(void **state)
 	}
 }
 
-/* One instance, three ways, as the CLI and the console have always
- * printed it. */
+/* One instance, three ways, as the CLI and the console print it. */
 static void
 test_instance(void **state)
 {
@@ -202,11 +201,12 @@ test_instance(void **state)
 	s_capture(dg_rows_text, rows, &in, 1, text, sizeof text);
 	s_capture(dg_rows_json, rows, &in, 1, json, sizeof json);
 
+	/* The CLI shows free slots, req/s, p50 and p99 too (issue 13). */
 	assert_string_equal(text,
 	    "ROLE         NAME       STATE      INCOMING  WAITING  READY  "
-	    "RUNNING  SENDING   ROOMS     HB\n"
+	    "RUNNING  SENDING   ROOMS   FREE   REQ/S   P50MS   P99MS     HB\n"
 	    "upscaler     u0         up                1        2      3  "
-	    "      4        5       6    75s\n");
+	    "      4        5       6      7    12.3     1.2   100.0    75s\n");
 	assert_string_equal(json, "[{\"role\":\"upscaler\",\"name\":\"u0\","
 	    "\"host\":\"\",\"state\":\"up\",\"peer\":\"ipc://u0\","
 	    "\"incoming\":1,\"waiting\":2,\"ready\":3,\"running\":4,"

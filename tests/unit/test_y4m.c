@@ -2,7 +2,8 @@
  *  planted at the name of its temporary file is never written through
  *  (the file it points at stays as it was); a stale temporary of ours
  *  (a dead process that had our pid) is replaced; a finished file is
- *  renamed into place whole.  */
+ *  renamed into place whole; the highest request id among the files of
+ *  a folder is found, whatever else lies there.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -84,12 +85,44 @@ test_stale_temporary_replaced(void **state)
 	unlink(video);
 }
 
+static void
+s_touch(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, "%s/%s", s_dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+static void
+test_last_request(void **state)
+{
+	char sub[128];
+
+	(void)state;
+	snprintf(sub, sizeof sub, "%s/nowhere", s_dir);
+	assert_int_equal(dg_y4m_last_request(sub), 0);
+	s_touch("9.y4m");
+	s_touch("12.y4m");
+	s_touch("3.mp4");
+	/* Not request files: a temporary, a name, no extension, a number
+	 * past 64 bits. */
+	s_touch(".40.y4m.77.tmp");
+	s_touch("x50.y4m");
+	s_touch("60");
+	s_touch("99999999999999999999999.y4m");
+	assert_int_equal(dg_y4m_last_request(s_dir), 12);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_planted_link_not_followed),
 		cmocka_unit_test(test_stale_temporary_replaced),
+		cmocka_unit_test(test_last_request),
 	};
 	return cmocka_run_group_tests(tests, s_setup, s_scratch_remove);
 }

@@ -193,6 +193,9 @@ descriptors() {
 	after=$(fds "$d")
 	check "$tag: ... and then has as many descriptors as after its first start ($before, now $after)" \
 	    test "$before" = "$after"
+	check "$tag: ... and keeps its names: comm disaggd, 'disaggd: d0 decoder' in ps" \
+	    sh -c "[ \"\$(cat /proc/$d/comm)\" = disaggd ] && \
+	        ps -o args= -p $d | grep -qx 'disaggd: d0 decoder'"
 	id=$(submit 1)
 	check "$tag: ... and still serves" wait_for 20 is_done "$id"
 	stop
