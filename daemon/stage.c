@@ -68,9 +68,20 @@ s_on_step(uint64_t room, int64_t step, int64_t steps)
 }
 
 static void
-s_step_to_rooms(void *arg, uint64_t room, int64_t step, int64_t steps)
+s_on_suspend(uint64_t room, int64_t step)
 {
-	dg_rooms_step(arg, room, step, steps);
+	dg_thread_progress();
+	(void)dg_step_board_suspend(s_board, room, step);
+}
+
+static void
+s_step_to_rooms(void *arg, uint64_t room, int64_t step, int64_t steps,
+    int64_t suspended)
+{
+	if (suspended)
+		dg_rooms_suspended(arg, room, suspended);
+	if (step > 0)
+		dg_rooms_step(arg, room, step, steps);
 }
 
 /* At most every 100 ms (ARCHITECTURE.md, "Progress"), and before a
@@ -179,6 +190,9 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 		.max_batch = self->conf->max_batch,
 		.verify = dg_config_fabric(self->d->cfg)->verify,
 		.order = self->conf->order,
+		/* fifo knows no priority: nothing preempts either. */
+		.preempt = self->ops && self->ops->abi >= 5 &&
+		    self->conf->order == DG_ORDER_SLACK,
 	};
 }
 
@@ -592,6 +606,7 @@ s_plugin(s_stage_t *self)
 		    (int)self->conf->device : -1,
 		.progress = dg_thread_progress,
 		.step = s_on_step,
+		.suspend = s_on_suspend,
 		.stage = self->conf->stage,
 		.python_path = self->conf->python_path,
 		.memory = self->conf->memory == DG_MEMORY_CUDA ? "cuda" : "host",

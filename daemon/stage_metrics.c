@@ -189,6 +189,11 @@ dg_stage_metrics_tick(dg_stage_metrics_t *self, int64_t now,
 	    (double)dg_rooms_done(rooms));
 	s_one(self, "disagg_stage_rooms_total", "status", "failed",
 	    (double)dg_rooms_failed(rooms));
+	dg_metrics_family(m, "disagg_stage_suspensions_total",
+	    DG_METRIC_COUNTER, "Runs suspended at a step boundary for a more "
+	    "urgent room (they resume later).");
+	s_one(self, "disagg_stage_suspensions_total", NULL, NULL,
+	    (double)dg_rooms_suspensions(rooms));
 	dg_metrics_family(m, "disagg_stage_compute_seconds",
 	    DG_METRIC_HISTOGRAM, "The stage's run of one batch.");
 	dg_metrics_histogram(m, "disagg_stage_compute_seconds",

@@ -52,6 +52,9 @@ struct dg_room {
 	int64_t in_us, compute_us, out_us;
 	int64_t step, steps;            /* its last progress, 0 of 0: none */
 	int64_t priority;               /* the assign's, 0..9 */
+	int64_t suspended_at;           /* its worker suspended it: the step */
+	int64_t resumed_wait;           /* ms waited ready after suspensions */
+	dg_room_batch_t *batch;         /* while in a worker */
 	bool in_worker, released, failed;
 	/* Rooms that took pool space while this one waited for it: past
 	 * conf.overtake nothing passes it (s_pass). */
@@ -85,7 +88,7 @@ struct _dg_rooms_t {
 	zhashx_t *sent_from;
 	zlistx_t *queues[DG_QUEUE_COUNT];
 	bool draining;
-	uint64_t done, failed, refused;
+	uint64_t done, failed, refused, suspensions;
 	dg_window_t *lat;               /* room durations, LAT_SPAN_MS */
 };
 
@@ -276,7 +279,7 @@ s_room_end(dg_rooms_t *self, dg_room_t *r)
 {
 	if (r->in_worker) {
 		r->released = true;
-		atomic_store(&r->stop, 1);
+		atomic_store(&r->stop, DG_STAGE_STOP);
 		return;
 	}
 	s_room_free(self, r);
@@ -359,7 +362,7 @@ s_finished(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	 * wait for the stage before to compute. */
 	int64_t queue_ms = (r->reserved_at ? r->reserved_at - r->created : 0) +
 	    (r->run_at ? r->run_at - (r->ready_at ? r->ready_at : r->created) :
-	    0) + (r->send_at ? r->send_at - r->ran_at : 0);
+	    0) + (r->send_at ? r->send_at - r->ran_at : 0) + r->resumed_wait;
 
 	self->done++;
 	dg_window_add(self->lat, now, ms);
@@ -619,6 +622,49 @@ s_sort_ready(dg_rooms_t *self, int64_t now)
 	free(v);
 }
 
+/* Whether any room of `r`'s batch was asked to yield already. */
+static bool
+s_yielding(const dg_room_t *r)
+{
+	for (size_t i = 0; r->batch && i < r->batch->n; i++)
+		if (atomic_load(&r->batch->rooms[i]->stop) == DG_STAGE_YIELD)
+			return true;
+	return false;
+}
+
+/* No worker is free and a ready room is more urgent (by its priority
+ * alone: aging moves the queue, never a running room) than a running
+ * one: ask the least urgent running batch to yield.  One batch at a
+ * time: the next is asked once this one made way.  It yields at its
+ * next step boundary, if its stage can (dg_stage_take_time, a Python
+ * stage's item.suspend); one that cannot runs on. */
+static void
+s_preempt(dg_rooms_t *self)
+{
+	zlistx_t *ready = self->queues[DG_QUEUE_READY];
+	zlistx_t *running = self->queues[DG_QUEUE_RUNNING];
+	dg_room_t *urgent = NULL, *victim = NULL;
+
+	if (!self->conf.preempt || self->io.worker_free(self->io.arg) ||
+	    zlistx_size(ready) == 0)
+		return;
+	for (dg_room_t *u = zlistx_first(ready); u; u = zlistx_next(ready))
+		if (!urgent || u->priority > urgent->priority)
+			urgent = u;
+	for (dg_room_t *r = zlistx_first(running); r;
+	    r = zlistx_next(running)) {
+		if (!r->in_worker || r->released || !r->batch)
+			continue;
+		if (s_yielding(r))
+			return;         /* one is making way already */
+		if (r->priority < urgent->priority &&
+		    (!victim || r->priority < victim->priority))
+			victim = r;
+	}
+	for (size_t i = 0; victim && i < victim->batch->n; i++)
+		atomic_store(&victim->batch->rooms[i]->stop, DG_STAGE_YIELD);
+}
+
 void
 dg_rooms_pump(dg_rooms_t *self, int64_t now)
 {
@@ -684,7 +730,13 @@ dg_rooms_pump(dg_rooms_t *self, int64_t now)
 		for (size_t i = 0; i < b->n; i++) {
 			dg_room_t *x = b->rooms[i];
 			s_enqueue(self, now, x, DG_QUEUE_RUNNING);
-			x->run_at = now;
+			x->batch = b;
+			/* A resumed run: its wait since it was suspended is
+			 * queueing too; its first run stays the start. */
+			if (x->run_at)
+				x->resumed_wait += now - x->queued_at;
+			else
+				x->run_at = now;
 			x->in_worker = true;
 			s_phase(self, x, DG_ROOM_RUNNING);
 			s_lay_out(self, x);
@@ -692,6 +744,7 @@ dg_rooms_pump(dg_rooms_t *self, int64_t now)
 		self->io.run(self->io.arg, b);
 	}
 	s_count_passes(self, DG_QUEUE_READY, passed);
+	s_preempt(self);
 }
 
 void
@@ -701,13 +754,24 @@ dg_rooms_batch_done(dg_rooms_t *self, int64_t now, dg_room_batch_t *b)
 		dg_room_t *r = b->rooms[i];
 		r->in_worker = false;
 		r->ran_at = now;
-		r->compute_us = (int64_t)(b->compute_s * 1e6);
+		r->compute_us += (int64_t)(b->compute_s * 1e6);
 		if (r->released) {
 			s_room_free(self, r);
 			continue;
 		}
 		if (*r->item.error) {
 			s_fail(self, r, false, "%s", r->item.error);
+			continue;
+		}
+		r->batch = NULL;
+		if (r->suspended_at > 0) {
+			/* Preempted: its input and output stay, and it waits
+			 * its turn again, to run on from where it stopped. */
+			r->req.resume_step = r->suspended_at;
+			r->suspended_at = 0;
+			atomic_store(&r->stop, 0);
+			self->suspensions++;
+			s_enqueue(self, now, r, DG_QUEUE_READY);
 			continue;
 		}
 		/* The input is consumed: give its memory back now. */
@@ -738,6 +802,21 @@ s_find(dg_rooms_t *self, uint64_t room)
 {
 	char key[24];
 	return zhashx_lookup(self->rooms, s_key(key, room));
+}
+
+void
+dg_rooms_suspended(dg_rooms_t *self, uint64_t room, int64_t step)
+{
+	dg_room_t *r = s_find(self, room);
+
+	if (r && r->in_worker && !r->released)
+		r->suspended_at = step;
+}
+
+uint64_t
+dg_rooms_suspensions(const dg_rooms_t *self)
+{
+	return self->suspensions;
 }
 
 void

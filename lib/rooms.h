@@ -99,6 +99,10 @@ typedef struct {
 	int64_t max_batch;
 	bool verify;                    /* check checksums of inputs */
 	int order;                      /* dg_order_t: which ready room next */
+	/* The plugin can suspend a run at a step boundary (ABI 5): a
+	 * ready room of a higher priority than a running one asks that
+	 * one's batch to yield (DG_STAGE_YIELD). */
+	bool preempt;
 } dg_rooms_conf_t;
 
 typedef struct _dg_rooms_t dg_rooms_t;
@@ -133,6 +137,12 @@ void dg_rooms_batch_done(dg_rooms_t *self, int64_t now, dg_room_batch_t *b);
  * out of 1..steps, repeats and rooms no longer in a worker are dropped. */
 void dg_rooms_step(dg_rooms_t *self, uint64_t room, int64_t step,
     int64_t steps);
+/* A worker suspended the room after `step` steps (env->suspend): when
+ * its batch comes back it waits ready again, its memory kept, and runs
+ * on from there. */
+void dg_rooms_suspended(dg_rooms_t *self, uint64_t room, int64_t step);
+/* Rooms suspended so far, and runs resumed. */
+uint64_t dg_rooms_suspensions(const dg_rooms_t *self);
 /* Move what can move: incoming rooms into free memory, ready ones to
  * free workers.  Call after every turn of events. */
 void dg_rooms_pump(dg_rooms_t *self, int64_t now);

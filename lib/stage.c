@@ -293,11 +293,12 @@ dg_stage_cost(int64_t ms)
 		;
 }
 
+/* Whether every item's stop says `what` (DG_STAGE_STOP, DG_STAGE_YIELD). */
 static bool
-s_all_stopped(const dg_stage_item_t *items, size_t n)
+s_all_say(const dg_stage_item_t *items, size_t n, int what)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!items[i].stop || !atomic_load(items[i].stop))
+		if (!items[i].stop || atomic_load(items[i].stop) != what)
 			return false;
 	return true;
 }
@@ -306,6 +307,22 @@ s_all_stopped(const dg_stage_item_t *items, size_t n)
  * goes in slices, so that a batch whose rooms were all released ends
  * within one slice, however long a step is. */
 #define STOP_SLICE_MS 20
+
+/* Where item i's denoising starts this run, and how many steps it has
+ * left: its range, less what it did before it was suspended. */
+static int64_t
+s_first(const dg_request_t *req)
+{
+	return req->resume_step > req->step_begin ? req->resume_step :
+	    req->step_begin;
+}
+
+static int64_t
+s_mine(const dg_request_t *req)
+{
+	int64_t left = req->step_end - s_first(req);
+	return left > 0 ? left : 0;
+}
 
 /* Tell each item's request how far it is after step k (0-based) of a
  * batch that runs `steps`: an item whose range is shorter is done
@@ -316,14 +333,25 @@ s_report_step(dg_stage_item_t *items, size_t n, int64_t k, int64_t steps,
 {
 	for (size_t i = 0; i < n; i++) {
 		const dg_request_t *req = items[i].req;
-		if (!clock->denoise) {
+		if (!clock->denoise)
 			clock->step(req->room, k + 1, steps);
-			continue;
-		}
-		int64_t mine = req->step_end - req->step_begin;
-		if (k < mine)
-			clock->step(req->room, req->step_begin + k + 1,
+		else if (k < s_mine(req))
+			clock->step(req->room, s_first(req) + k + 1,
 			    req->steps);
+	}
+}
+
+/* Every room of the batch was asked to yield: each is suspended after
+ * the steps it has done, and the worker is free for the urgent one. */
+static void
+s_suspend(dg_stage_item_t *items, size_t n, int64_t done,
+    const dg_stage_clock_t *clock)
+{
+	for (size_t i = 0; i < n; i++) {
+		const dg_request_t *req = items[i].req;
+		int64_t mine = s_mine(req);
+		clock->suspend(req->room, s_first(req) + (done < mine ? done :
+		    mine));
 	}
 }
 
@@ -331,10 +359,23 @@ void
 dg_stage_take_time(dg_stage_item_t *items, size_t n, int64_t steps,
     int64_t step_ms, const dg_stage_clock_t *clock)
 {
+	if (clock->denoise) {
+		/* The longest of what the items have left. */
+		steps = 0;
+		for (size_t i = 0; i < n; i++)
+			if (s_mine(items[i].req) > steps)
+				steps = s_mine(items[i].req);
+	}
 	for (int64_t k = 0; step_ms > 0 && k < steps; k++) {
+		/* A step boundary: yield here when asked to, with k done. */
+		if (k > 0 && clock->denoise && clock->suspend &&
+		    s_all_say(items, n, DG_STAGE_YIELD)) {
+			s_suspend(items, n, k, clock);
+			return;
+		}
 		for (int64_t slept = 0; slept < step_ms;
 		    slept += STOP_SLICE_MS) {
-			if (s_all_stopped(items, n)) {
+			if (s_all_say(items, n, DG_STAGE_STOP)) {
 				for (size_t i = 0; i < n; i++)
 					snprintf(items[i].error,
 					    sizeof items[i].error, "stopped "

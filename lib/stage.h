@@ -35,8 +35,10 @@
  * expert; env->role is the role's name in the configuration's chain,
  * whatever it is.
  * 4: dg_stage_env_t gained step, which says how far a request's
- * denoising has come (clients that asked see it). */
-#define DG_STAGE_ABI         4
+ * denoising has come (clients that asked see it).
+ * 5: preemption at step boundaries: *item->stop may say DG_STAGE_YIELD,
+ * dg_stage_env_t gained suspend and dg_request_t resume_step. */
+#define DG_STAGE_ABI         5
 #define DG_STAGE_MAX_TENSORS 8
 #define DG_STAGE_MAX_DIMS    6
 
@@ -52,7 +54,22 @@ typedef struct {
 	 * this stage is one of two experts split at a `boundary` (see
 	 * dg_stage_env_t.expert for what each hands on).  */
 	int64_t step_begin, step_end;
+	/* ABI 5 and later: 0, or the steps a room suspended after (see
+	 * DG_STAGE_YIELD), counted as for env->step: its outputs hold what
+	 * the stage left there when it suspended, and the run goes on from
+	 * there. */
+	int64_t resume_step;
 } dg_request_t;
+
+/* *item->stop: 0 run on; DG_STAGE_STOP give up (the room was released
+ * or cancelled); DG_STAGE_YIELD (only for plugins built for ABI 5 or
+ * later) a more urgent room waits: a stage that can, at its next step
+ * boundary, leaves in its outputs what it needs to go on, calls
+ * env->suspend and returns that item without error; the room keeps its
+ * memory and runs again later on this daemon with req->resume_step.  A
+ * stage that cannot just runs on. */
+#define DG_STAGE_STOP  1
+#define DG_STAGE_YIELD 2
 
 typedef struct {
 	char name[32];
@@ -109,6 +126,11 @@ typedef struct {
 	 * (the daemon keeps the latest and forwards it at most every 100
 	 * ms), never blocks.  NULL when the daemon does not take it. */
 	void (*step)(uint64_t room, int64_t step, int64_t steps);
+	/* ABI 5 and later: call from run() for an item asked to yield
+	 * (DG_STAGE_YIELD) once its state after `step` steps (counted as
+	 * for `step`) is in its outputs, then return the item without
+	 * error.  Thread-safe; NULL when the daemon does not preempt. */
+	void (*suspend)(uint64_t room, int64_t step);
 } dg_stage_env_t;
 
 /* One request of a batch.  Inputs and outputs are host memory inside the

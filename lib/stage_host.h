@@ -77,6 +77,7 @@ void dg_stage_cost(int64_t ms);
 typedef struct {
 	void (*progress)(void);         /* env->progress */
 	void (*step)(uint64_t room, int64_t step, int64_t steps);
+	void (*suspend)(uint64_t room, int64_t step);   /* env->suspend */
 	/* Steps of the request's denoising (each item then counts from its
 	 * req->step_begin, of req->steps), or of this stage's own work (1
 	 * of 1 for an encoder). */

@@ -72,6 +72,7 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 	self->step_ms = env->step_ms;
 	self->clock = (dg_stage_clock_t){ .progress = env->progress,
 	    .step = env->abi >= 4 ? env->step : NULL,
+	    .suspend = env->abi >= 5 ? env->suspend : NULL,
 	    .denoise = self->role == ROLE_TRANSFORMER };
 	*state = self;
 	return 0;

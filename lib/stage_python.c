@@ -50,6 +50,7 @@ typedef struct {
 	int device;                     /* -1: host pool */
 	void (*progress)(void);
 	void (*step)(uint64_t room, int64_t step, int64_t steps);
+	void (*suspend)(uint64_t room, int64_t step);
 } s_py_t;
 
 /* What an item's `_Ctl` reaches through its capsule; `live` is cleared
@@ -58,6 +59,7 @@ typedef struct {
 	const _Atomic int *stop;
 	void (*progress)(void);
 	void (*step)(uint64_t room, int64_t step, int64_t steps);
+	void (*suspend)(uint64_t room, int64_t step);
 	uint64_t room;
 	bool live;
 } s_ctl_t;
@@ -117,9 +119,44 @@ s_mod_stopped(PyObject *self, PyObject *cap)
 	if (!c)
 		return NULL;
 	/* A handle kept past run() reads as stopped: its room is gone. */
-	if (!c->live || (c->stop && atomic_load(c->stop)))
+	if (!c->live || (c->stop && atomic_load(c->stop) == DG_STAGE_STOP))
 		Py_RETURN_TRUE;
 	Py_RETURN_FALSE;
+}
+
+/* The daemon asks the room to make way (DG_STAGE_YIELD), and can take
+ * a suspension. */
+static PyObject *
+s_mod_should_yield(PyObject *self, PyObject *cap)
+{
+	(void)self;
+	s_ctl_t *c = s_ctl_of(cap);
+	if (!c)
+		return NULL;
+	if (c->live && c->suspend && c->stop &&
+	    atomic_load(c->stop) == DG_STAGE_YIELD)
+		Py_RETURN_TRUE;
+	Py_RETURN_FALSE;
+}
+
+static PyObject *
+s_mod_suspend(PyObject *self, PyObject *args)
+{
+	PyObject *cap;
+	long long step;
+	(void)self;
+	if (!PyArg_ParseTuple(args, "OL", &cap, &step))
+		return NULL;
+	s_ctl_t *c = s_ctl_of(cap);
+	if (!c)
+		return NULL;
+	if (!c->live || !c->suspend) {
+		PyErr_SetString(PyExc_RuntimeError, "this item cannot be "
+		    "suspended: it was not asked to yield, or its run is over");
+		return NULL;
+	}
+	c->suspend(c->room, step);
+	Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -148,6 +185,10 @@ static PyMethodDef s_methods[] = {
 	{ "stopped", s_mod_stopped, METH_O, "stopped(ctl): room released" },
 	{ "progress", s_mod_progress, METH_VARARGS,
 	  "progress(ctl, step, steps): a step is done" },
+	{ "should_yield", s_mod_should_yield, METH_O,
+	  "should_yield(ctl): a more urgent room waits" },
+	{ "suspend", s_mod_suspend, METH_VARARGS,
+	  "suspend(ctl, step): suspended after step; state in the outputs" },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -390,6 +431,7 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 	self->device = env->device;
 	self->progress = env->progress;
 	self->step = env->abi >= 4 ? env->step : NULL;
+	self->suspend = env->abi >= 5 ? env->suspend : NULL;
 	char *outdir = NULL;
 	if (env->role && strcmp(env->role, "decoder") == 0 &&
 	    !(outdir = dg_stage_output_dir(env->output_dir, why, whysize))) {
@@ -429,7 +471,8 @@ s_init(const dg_stage_env_t *env, void **state, char *why, size_t whysize)
 static PyObject *
 s_request(const dg_request_t *r)
 {
-	return Py_BuildValue("{s:s,s:s,s:L,s:L,s:L,s:L,s:L,s:K,s:K,s:L,s:L}",
+	return Py_BuildValue("{s:s,s:s,s:L,s:L,s:L,s:L,s:L,s:K,s:K,s:L,s:L,"
+	    "s:L}",
 	    "prompt", r->prompt ? r->prompt : "",
 	    "negative_prompt", r->negative_prompt ? r->negative_prompt : "",
 	    "frames", (long long)r->frames, "height", (long long)r->height,
@@ -438,7 +481,8 @@ s_request(const dg_request_t *r)
 	    "request", (unsigned long long)r->request,
 	    "room", (unsigned long long)r->room,
 	    "step_begin", (long long)r->step_begin,
-	    "step_end", (long long)r->step_end);
+	    "step_end", (long long)r->step_end,
+	    "resume_step", (long long)r->resume_step);
 }
 
 /* _host.plan's (name, dtype, shape) list into `plan`. */
@@ -663,7 +707,8 @@ s_run(void *state, dg_stage_item_t *items, size_t n)
 			break;
 		}
 		*c = (s_ctl_t){ .stop = it->stop, .progress = self->progress,
-		    .step = self->step, .room = it->req->room, .live = true };
+		    .step = self->step, .suspend = self->suspend,
+		    .room = it->req->room, .live = true };
 		ctls[i] = c;
 		PyObject *req = s_request(it->req);
 		PyObject *ins = s_tensors(it->in_plan, (void *const *)it->in,

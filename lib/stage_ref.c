@@ -208,6 +208,7 @@ s_init_role(s_role_t role, const dg_stage_env_t *env, void **state, char *why,
 	self->step_ms = env->step_ms;
 	self->clock = (dg_stage_clock_t){ .progress = env->progress,
 	    .step = env->abi >= 4 ? env->step : NULL,
+	    .suspend = env->abi >= 5 ? env->suspend : NULL,
 	    .denoise = role == ROLE_TRANSFORMER };
 	for (int b = 0; b < 256; b++) {
 		/* Exact: an int8 over 64 needs 8 significant bits, bf16 has 8. */

@@ -10,6 +10,7 @@
 typedef struct {
 	uint64_t room;
 	int64_t step, steps;
+	int64_t suspended;              /* 0, or the step it suspended after */
 } s_word_t;
 
 struct _dg_step_board_t {
@@ -41,39 +42,58 @@ dg_step_board_destroy(dg_step_board_t **self_p)
 	*self_p = NULL;
 }
 
+/* The room's word, a new one when it has none; NULL when out of
+ * memory.  Under the lock. */
+static s_word_t *
+s_word(dg_step_board_t *self, uint64_t room)
+{
+	size_t i = 0;
+
+	while (i < self->n && self->words[i].room != room)
+		i++;
+	if (i < self->n)
+		return &self->words[i];
+	if (self->n == self->cap) {
+		size_t cap = self->cap ? 2 * self->cap : 16;
+		s_word_t *w = realloc(self->words, cap * sizeof *w);
+		if (!w)
+			return NULL;
+		self->words = w;
+		self->cap = cap;
+	}
+	self->words[self->n] = (s_word_t){ .room = room };
+	return &self->words[self->n++];
+}
+
 int
 dg_step_board_set(dg_step_board_t *self, uint64_t room, int64_t step,
     int64_t steps)
 {
-	int rc = 0;
-
 	pthread_mutex_lock(&self->lock);
-	size_t i = 0;
-	while (i < self->n && self->words[i].room != room)
-		i++;
-	if (i == self->n) {
-		if (self->n == self->cap) {
-			size_t cap = self->cap ? 2 * self->cap : 16;
-			s_word_t *w = realloc(self->words, cap * sizeof *w);
-			if (!w) {
-				rc = -1;
-				goto out;
-			}
-			self->words = w;
-			self->cap = cap;
-		}
-		self->n++;
+	s_word_t *w = s_word(self, room);
+	if (w) {
+		w->step = step;
+		w->steps = steps;
 	}
-	self->words[i] = (s_word_t){ room, step, steps };
-out:
 	pthread_mutex_unlock(&self->lock);
-	return rc;
+	return w ? 0 : -1;
+}
+
+int
+dg_step_board_suspend(dg_step_board_t *self, uint64_t room, int64_t step)
+{
+	pthread_mutex_lock(&self->lock);
+	s_word_t *w = s_word(self, room);
+	if (w)
+		w->suspended = step > 0 ? step : 1;
+	pthread_mutex_unlock(&self->lock);
+	return w ? 0 : -1;
 }
 
 size_t
 dg_step_board_take(dg_step_board_t *self,
-    void (*fn)(void *arg, uint64_t room, int64_t step, int64_t steps),
-    void *arg)
+    void (*fn)(void *arg, uint64_t room, int64_t step, int64_t steps,
+    int64_t suspended), void *arg)
 {
 	/* Swap the arrays under the lock and call `fn` outside it, so that
 	 * workers never wait on what the loop does with the words. */
@@ -87,7 +107,8 @@ dg_step_board_take(dg_step_board_t *self,
 	self->spare_cap = 0;
 	pthread_mutex_unlock(&self->lock);
 	for (size_t i = 0; i < n; i++)
-		fn(arg, words[i].room, words[i].step, words[i].steps);
+		fn(arg, words[i].room, words[i].step, words[i].steps,
+		    words[i].suspended);
 	pthread_mutex_lock(&self->lock);
 	if (!self->spare) {
 		self->spare = words;

@@ -23,10 +23,16 @@ void dg_step_board_destroy(dg_step_board_t **self_p);
 int dg_step_board_set(dg_step_board_t *self, uint64_t room, int64_t step,
     int64_t steps);
 
+/* Any thread: the room suspended after `step` steps (stage.h,
+ * DG_STAGE_YIELD).  -1 when out of memory. */
+int dg_step_board_suspend(dg_step_board_t *self, uint64_t room,
+    int64_t step);
+
 /* The control loop: each room's latest word since the last take, handed
- * to `fn`, then forgotten.  Returns how many. */
+ * to `fn` (suspended: the step it suspended after, else 0), then
+ * forgotten.  Returns how many. */
 size_t dg_step_board_take(dg_step_board_t *self,
-    void (*fn)(void *arg, uint64_t room, int64_t step, int64_t steps),
-    void *arg);
+    void (*fn)(void *arg, uint64_t room, int64_t step, int64_t steps,
+    int64_t suspended), void *arg);
 
 #endif

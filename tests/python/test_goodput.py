@@ -92,24 +92,39 @@ def done_order(reqs):
     return got
 
 
-def run_order(pipe):
-    """Three ordinary requests (800 ms of transformer time each) on one
-    worker, then an urgent one once two wait ready: the one running when
-    the urgent one is ready, the urgent one, and the order results came
-    in."""
-    with pipe.client(timeout=5) as c:
-        learned(c)
-        normal = [c.submit("normal %d" % i, steps=40, seed=20 + i, **P)
-                  for i in range(3)]
+def three_then_urgent(c):
+    """Three ordinary requests (800 ms of transformer time each) on the
+    one worker, then an urgent one once two of them wait ready."""
+    learned(c)
+    normal = [c.submit("normal %d" % i, steps=40, seed=20 + i, **P)
+              for i in range(3)]
+    wait_until(lambda: len([q for q in c.queues("t0")
+                            if q["queue"] == "ready"]) == 2, 10,
+               "two rooms ready on t0")
+    urgent = c.submit("urgent", steps=40, seed=30, priority=9, **P)
+    return normal, urgent
 
-        def queue_of(request):
-            return {q["request"]: q["queue"] for q in c.queues("t0")}.get(
-                request)
-        wait_until(lambda: len([q for q in c.queues("t0")
-                                if q["queue"] == "ready"]) == 2, 10,
-                   "two rooms ready on t0")
-        urgent = c.submit("urgent", steps=40, seed=30, priority=9, **P)
-        wait_until(lambda: queue_of(urgent.id) == "ready", 10,
+
+def test_urgent_goes_first_at_the_stage(slack):
+    # It takes the worker at the running room's next step boundary (that
+    # one is suspended, and resumes later), so it ends before all three.
+    with slack.client(timeout=5) as c:
+        normal, urgent = three_then_urgent(c)
+        order = done_order(normal + [urgent])
+        for r in normal + [urgent]:
+            assert r.result(30)["status"] == "done"
+        assert order[0] == urgent.id, order
+        assert sorted(order[1:]) == sorted(r.id for r in normal), order
+
+
+def test_fifo_keeps_arrival_order(pipeline_factory):
+    # No priority, no preemption: the urgent one waits its turn.
+    p = pipeline_factory(ini(order="fifo"), name="fifo")
+    with p.client(timeout=5) as c:
+        normal, urgent = three_then_urgent(c)
+        wait_until(lambda: any(q["request"] == urgent.id and
+                               q["queue"] == "ready"
+                               for q in c.queues("t0")), 10,
                    "the urgent room ready on t0")
         running = [q["request"] for q in c.queues("t0")
                    if q["queue"] == "running"]
@@ -118,20 +133,7 @@ def run_order(pipe):
             assert r.result(30)["status"] == "done"
         assert len(running) == 1, running
         rest = [r.id for r in normal if r.id != running[0]]
-        return running[0], rest, urgent.id, order
-
-
-def test_urgent_overtakes_at_the_stage(slack):
-    first, rest, urgent, order = run_order(slack)
-    # The one running goes on; the urgent one goes next, then the rest
-    # by deadline, which is their order of arrival.
-    assert order == [first, urgent] + rest, order
-
-
-def test_fifo_keeps_arrival_order(pipeline_factory):
-    p = pipeline_factory(ini(order="fifo"), name="fifo")
-    first, rest, urgent, order = run_order(p)
-    assert order == [first] + rest + [urgent], order
+        assert order == running + rest + [urgent.id], order
 
 
 def test_admission_open_takes_it(pipeline_factory):
@@ -143,3 +145,40 @@ def test_admission_open_takes_it(pipeline_factory):
         assert res["status"] == "failed" and "deadline" in res["error"]
     doc = json.loads(p.cli("instances", "--json").stdout)
     assert all("backlog_ms" in r for r in doc["instances"])
+
+
+def ref_digest(pipe, request_id, prompt, seed, steps):
+    """What `disagg ref` computes in one process for the same request."""
+    r = pipe.cli("ref", "--json", "-o", pipe.dir / "ref", "--request",
+                 request_id, "--prompt", prompt, "--seed", seed, "--frames",
+                 P["frames"], "--height", P["height"], "--width", P["width"],
+                 "--steps", steps, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["digest"]
+
+
+def test_urgent_preempts_a_running_denoise(slack):
+    """A long room runs on the only transformer worker; an urgent one
+    comes: the long one is suspended at a step boundary, keeps its memory,
+    and resumes after; the urgent one ends first, and both videos are
+    byte for byte what one uninterrupted process makes."""
+    with slack.client(timeout=5) as c:
+        learned(c)
+        long = c.submit("long", steps=100, seed=40, **P)   # 2 s
+        wait_until(lambda: any(q["request"] == long.id and
+                               q["queue"] == "running" and
+                               q.get("step", 0) >= 5
+                               for q in c.queues("t0")), 10,
+                   "the long room running on t0")
+        urgent = c.submit("urgent", steps=5, seed=41, priority=9, **P)
+        order = done_order([long, urgent])
+        assert order == [urgent.id, long.id], order
+        res = {r.id: r.result(30) for r in (long, urgent)}
+        assert all(x["status"] == "done" for x in res.values()), res
+        assert res[long.id]["digest"] == ref_digest(slack, long.id, "long",
+                                                    40, 100)
+        assert res[urgent.id]["digest"] == ref_digest(slack, urgent.id,
+                                                      "urgent", 41, 5)
+        # The long room's compute is all of its steps, both runs.
+        t = long.timings()
+        assert t["transformer"]["compute"] >= 100 * 0.02 * 0.9, t

@@ -331,6 +331,29 @@ def test_stopped(pipe, outdir):
     assert not any(n.endswith(".tmp") for n in os.listdir(outdir))
 
 
+def test_suspend_and_resume_same_bytes(pipe):
+    # Asked to yield after 2 of 5 steps: it suspends with its latents in
+    # its output, runs on later from step 2, and the video is the one
+    # an uninterrupted run makes, byte for byte.
+    want, _ = video(pipe, req(steps=5, request=97))
+    r = req(steps=5, request=97)
+    items = pipe.items(r)
+    pipe.stages["encoder"].run([items["encoder"]])
+    t = items["transformer"]
+    t.yield_after = 2
+    pipe.stages["transformer"].run([t])
+    assert t.error is None and t.suspended == 2
+    assert t.progress_calls == [(1, 5), (2, 5)]
+    t.yield_after = None
+    r.resume_step = 2
+    pipe.stages["transformer"].run([t])
+    assert t.error is None
+    assert t.progress_calls == [(k, 5) for k in range(1, 6)]
+    pipe.stages["decoder"].run([items["decoder"]])
+    with open(items["decoder"].output, "rb") as f:
+        assert f.read() == want
+
+
 def test_decoder_stopped(pipe, outdir):
     r = req(request=98)
     items = pipe.items(r)

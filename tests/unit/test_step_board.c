@@ -16,15 +16,17 @@
 #define STEPS 2000
 
 typedef struct {
-	int64_t step[ROOMS + 1], steps[ROOMS + 1];
+	int64_t step[ROOMS + 1], steps[ROOMS + 1], suspended[ROOMS + 1];
 	size_t calls;
 } s_seen_t;
 
 static void
-s_take(void *arg, uint64_t room, int64_t step, int64_t steps)
+s_take(void *arg, uint64_t room, int64_t step, int64_t steps,
+    int64_t suspended)
 {
 	s_seen_t *seen = arg;
 
+	seen->suspended[room] = suspended;
 	assert_true(room >= 1 && room <= ROOMS);
 	/* Words come in order: a room never goes back. */
 	assert_true(step >= seen->step[room]);
@@ -53,7 +55,14 @@ test_latest_word_per_room(void **state)
 	assert_int_equal(seen.step[7], 5);
 	assert_int_equal(seen.steps[7], 5);
 	assert_int_equal(seen.step[1], 1);
+	assert_int_equal(seen.suspended[7], 0);
 	assert_int_equal(dg_step_board_take(b, s_take, &seen), 0);
+	/* A suspension survives a later step word, and goes with the take. */
+	assert_int_equal(dg_step_board_suspend(b, 8, 3), 0);
+	assert_int_equal(dg_step_board_set(b, 8, 4, 5), 0);
+	assert_int_equal(dg_step_board_take(b, s_take, &seen), 1);
+	assert_int_equal(seen.suspended[8], 3);
+	assert_int_equal(seen.step[8], 4);
 	dg_step_board_destroy(&b);
 	assert_null(b);
 	dg_step_board_destroy(&b);

@@ -168,6 +168,12 @@ class _Ctl:
     def progress(self, step, steps):
         _disagg.progress(self.cap, step, steps)
 
+    def should_yield(self):
+        return _disagg.should_yield(self.cap)
+
+    def suspend(self, step):
+        _disagg.suspend(self.cap, step)
+
 
 def _array(dtype, shape, buf, device):
     if device >= 0:

@@ -63,16 +63,20 @@ class Env:
 class Request:
     """The request a room serves: prompt, negative_prompt ("" when
     none), frames, height, width, steps, seed, request (its id) and room;
-    and step_begin, step_end: the denoising steps this stage runs, all of
-    them (0, steps) unless its section makes it one of two experts."""
+    step_begin, step_end: the denoising steps this stage runs, all of them
+    (0, steps) unless its section makes it one of two experts; and
+    resume_step: 0, or the steps done when the room was suspended
+    (Item.suspend): its outputs hold what the stage left there, and the
+    run goes on from there."""
 
     __slots__ = ("prompt", "negative_prompt", "frames", "height", "width",
                  "steps", "seed", "request", "room", "step_begin",
-                 "step_end")
+                 "step_end", "resume_step")
 
     def __init__(self, **kw):
         kw.setdefault("step_begin", 0)
         kw.setdefault("step_end", kw.get("steps", 0))
+        kw.setdefault("resume_step", 0)
         for k in self.__slots__:
             setattr(self, k, kw[k])
 
@@ -91,6 +95,11 @@ class Item:
     stopped          true once the room was released or cancelled
     progress(k, n)   report step k of n (liveness: a worker silent for
                      stall_ms makes the daemon unhealthy)
+    should_yield     true when a more urgent room waits for this worker:
+                     a stage that can leaves its state in its outputs at
+                     a step boundary, calls suspend(k) and returns; the
+                     room runs again later with request.resume_step = k
+    suspend(k)       this item is suspended after step k
 
     ``with item:`` confines an exception to this item: it fails with the
     exception's message and the rest of the batch goes on.
@@ -109,6 +118,13 @@ class Item:
     @property
     def stopped(self):
         return self._host.stopped()
+
+    @property
+    def should_yield(self):
+        return self._host.should_yield()
+
+    def suspend(self, step):
+        self._host.suspend(int(step))
 
     def progress(self, step, steps):
         self._host.progress(int(step), int(steps))

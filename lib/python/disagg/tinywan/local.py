@@ -37,6 +37,7 @@ class Request:
         self.frames, self.height, self.width = frames, height, width
         self.steps, self.seed = steps, seed
         self.request, self.room = request, room
+        self.resume_step = 0
 
 
 def buffers(specs):
@@ -55,6 +56,8 @@ class Item:
         self.error = None
         self.progress_calls = []
         self.stop_after = stop_after    # stopped once this many steps done
+        self.yield_after = None         # asked to yield after this many
+        self.suspended = None           # the step it suspended after
 
     @property
     def stopped(self):
@@ -63,6 +66,14 @@ class Item:
 
     def progress(self, step, steps):
         self.progress_calls.append((step, steps))
+
+    @property
+    def should_yield(self):
+        return self.yield_after is not None and \
+            len(self.progress_calls) >= self.yield_after
+
+    def suspend(self, step):
+        self.suspended = step
 
     def tensor(self, name):
         arr = self.inputs[name] if name in self.inputs else \

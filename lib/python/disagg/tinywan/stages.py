@@ -170,16 +170,26 @@ class Transformer(_Stage):
         check(request)
         return [context_spec()], [latents_spec(request)]
 
-    def sample(self, context, request, progress=None, stopped=None):
+    def sample(self, context, request, progress=None, stopped=None,
+               item=None):
         """context [2, L, D] (prompt, negative) -> latents [16, F', h, w]
-        float32 on the stage's device."""
+        float32 on the stage's device; None when `item` was asked to
+        yield and was suspended (its latents so far in its output)."""
         dit = self.net
         shape = latent_shape(request)
-        # The noise is drawn on the CPU whatever the device, as Wan seeds
-        # it, so that a seed means one video.
-        g = torch.Generator().manual_seed(request.seed & 0xFFFFFFFFFFFFFFFF)
-        x = torch.randn(shape, generator=g, dtype=torch.float32)
-        x = x.to(self.device)
+        start = getattr(request, "resume_step", 0) or 0
+        if start:
+            # Suspended after `start` steps: the latents it had then
+            # are in the output, exactly (float32 both ways).
+            x = item.tensor("latents").to(self.device, torch.float32)
+            x = x.clone()
+        else:
+            # The noise is drawn on the CPU whatever the device, as Wan
+            # seeds it, so that a seed means one video.
+            g = torch.Generator().manual_seed(
+                request.seed & 0xFFFFFFFFFFFFFFFF)
+            x = torch.randn(shape, generator=g, dtype=torch.float32)
+            x = x.to(self.device)
         ctx = context.to(self.device, torch.float32)
         guided = self.guidance != 1.0
         ctx = dit.embed_text(ctx if guided else ctx[:1])
@@ -187,10 +197,17 @@ class Transformer(_Stage):
         rope = dit.rope(grid, self.device)
         sig = flow_sigmas(request.steps, self.shift,
                           CONFIG["num_train_timesteps"])
-        for i in range(request.steps):
+        for i in range(start, request.steps):
             if stopped is not None and stopped():
                 raise _stopped("request %d stopped at step %d of %d"
                                % (request.request, i, request.steps))
+            # A step boundary: make way for a more urgent room (at least
+            # one step done in this run, so it always moves on).
+            if item is not None and i > start and \
+                    getattr(item, "should_yield", False):
+                item.tensor("latents").copy_(x)
+                item.suspend(i)
+                return None
             v = dit(x, sig[i] * CONFIG["num_train_timesteps"], ctx, rope,
                     grid)
             v = v[1] + self.guidance * (v[0] - v[1]) if guided else v[0]
@@ -205,8 +222,9 @@ class Transformer(_Stage):
             with item:
                 r = item.request
                 x = self.sample(item.tensor("context"), r, item.progress,
-                                lambda: item.stopped)
-                item.tensor("latents").copy_(x)
+                                lambda: item.stopped, item)
+                if x is not None:
+                    item.tensor("latents").copy_(x)
 
 
 class Decoder(_Stage):
