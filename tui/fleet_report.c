@@ -205,6 +205,18 @@ dg_fleet_print_table(FILE *out, dg_fleet_result_t *r, size_t n)
 	}
 }
 
+/* A percentile, or null without a sample. */
+static void
+s_json_pct(FILE *out, const char *key, const dg_fleet_result_t *r, int pct)
+{
+	int64_t v = s_pct(r, pct);
+
+	if (v < 0)
+		fprintf(out, ", \"%s\": null", key);
+	else
+		fprintf(out, ", \"%s\": %lld", key, (long long)v);
+}
+
 static void
 s_json_tally(FILE *out, const dg_fleet_tally_t *t)
 {
@@ -255,12 +267,14 @@ dg_fleet_print_json(FILE *out, const dg_fleet_setup_t *s,
 		    x->done_late, x->failed);
 		s_json_tally(out, &x->failed_by);
 		fprintf(out, ",\n   \"slo_attainment\": %.4f, "
-		    "\"deadline_failed_of_accepted\": %.4f, \"p50_ms\": %lld, "
-		    "\"p90_ms\": %lld, \"p99_ms\": %lld, \"sender_lag_max_ms\": "
-		    "%lld, \"error\": ", s_ratio(x->done_in, x->offered),
+		    "\"deadline_failed_of_accepted\": %.4f",
+		    s_ratio(x->done_in, x->offered),
 		    s_ratio(dg_fleet_tally_get(&x->failed_by, "deadline"),
-		    x->accepted), (long long)s_pct(x, 50),
-		    (long long)s_pct(x, 90), (long long)s_pct(x, 99),
+		    x->accepted));
+		s_json_pct(out, "p50_ms", x, 50);
+		s_json_pct(out, "p90_ms", x, 90);
+		s_json_pct(out, "p99_ms", x, 99);
+		fprintf(out, ", \"sender_lag_max_ms\": %lld, \"error\": ",
 		    (long long)x->lag_max_ms);
 		if (x->error)
 			dg_json_str(out, x->error);
