@@ -325,15 +325,34 @@ s_find(zhashx_t *h, uint64_t key)
 	return v ? (long)v - 1 : -1;
 }
 
-/* The class of a failure: the first word of its reason ("deadline of
- * 560 ms passed ..." is "deadline"), or the state when it gives none. */
+/* The classes of failure the report names, by what the reason says:
+ * the controller words a deadline in several ways ("deadline of 560 ms
+ * passed ...", "cannot make its deadline: ..."), and a stage's reason
+ * comes after its role. */
+static const struct {
+	const char *says;
+	const char *class;
+} s_classes[] = {
+	{ "deadline", "deadline" },
+	{ "died", "instance-died" },
+	{ "released", "released" },
+	{ "draining", "draining" },
+};
+
+/* The class of a failure: the first of s_classes its reason says, else
+ * the first word of the reason, else the state. */
 static void
 s_class(const dg_result_msg_t *res, char *buf, size_t size)
 {
 	const char *why = res->error && *res->error ? res->error :
 	    res->status ? res->status : "unknown";
-	size_t n = strcspn(why, " :;,");
 
+	for (size_t i = 0; i < sizeof s_classes / sizeof s_classes[0]; i++)
+		if (strstr(why, s_classes[i].says)) {
+			snprintf(buf, size, "%s", s_classes[i].class);
+			return;
+		}
+	size_t n = strcspn(why, " :;,");
 	snprintf(buf, size, "%.*s", (int)(n ? n : strlen(why)), why);
 }
 
