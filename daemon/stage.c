@@ -178,6 +178,7 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 		    dg_config_fabric(self->d->cfg)->transfer_timeout_ms,
 		.max_batch = self->conf->max_batch,
 		.verify = dg_config_fabric(self->d->cfg)->verify,
+		.order = self->conf->order,
 	};
 }
 

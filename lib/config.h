@@ -30,15 +30,24 @@ const char *dg_expert_name(int expert);
 typedef enum {
 	DG_POLICY_ROUND_ROBIN = 0,
 	DG_POLICY_LEAST_LOADED,
-	DG_POLICY_P2C
+	DG_POLICY_P2C,
+	DG_POLICY_EARLIEST_FINISH
 } dg_policy_t;
 
 typedef enum { DG_MEMORY_HOST = 0, DG_MEMORY_CUDA } dg_memory_t;
+
+/* [controller] admission: refuse at submit, and fail before it runs, a
+ * request predicted to miss its deadline; or take what fits. */
+typedef enum { DG_ADMIT_DEADLINE = 0, DG_ADMIT_OPEN } dg_admission_t;
+/* A stage's order of ready rooms: by priority (aged) then deadline, or
+ * as they came. */
+typedef enum { DG_ORDER_SLACK = 0, DG_ORDER_FIFO } dg_order_t;
 
 typedef struct {
 	char listen[DG_ENDPOINT_MAX];
 	char publish[DG_ENDPOINT_MAX];
 	int policy;                     /* dg_policy_t */
+	int admission;                  /* dg_admission_t */
 	int64_t max_pending;
 	int64_t max_pending_per_client;
 	int64_t keep_finished;
@@ -97,6 +106,7 @@ typedef struct {
 	int64_t max_batch;
 	int64_t queue_depth;
 	int64_t overtake;
+	int order;                      /* dg_order_t */
 	int64_t step_ms;
 	char output_dir[DG_PATH_MAX];
 	char metrics[DG_NAME_MAX];      /* HOST:PORT, "" off */

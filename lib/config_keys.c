@@ -27,11 +27,13 @@
 #define RS(f) sizeof(((dg_stage_conf_t *)0)->f)
 
 static const char *const s_policies[] =
-	{ "round-robin", "least-loaded", "p2c", NULL };
+	{ "round-robin", "least-loaded", "p2c", "earliest-finish", NULL };
 static const char *const s_levels[] =
 	{ "error", "warn", "info", "debug", NULL };
 static const char *const s_memories[] = { "host", "cuda", NULL };
 static const char *const s_experts[] = { "all", "high", "low", NULL };
+static const char *const s_admissions[] = { "deadline", "open", NULL };
+static const char *const s_orders[] = { "slack", "fifo", NULL };
 
 const dg_key_t dg_config_keys[] = {
 	/* [controller] */
@@ -44,6 +46,9 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_CONTROLLER, "policy", DG_KT_ENUM, "least-loaded",
 	  0, 0, DG_KF_RELOAD, C(policy), 0, s_policies,
 	  "how stage instances are chosen for a request" },
+	{ DG_SEC_CONTROLLER, "admission", DG_KT_ENUM, "deadline",
+	  0, 0, DG_KF_RELOAD, C(admission), 0, s_admissions,
+	  "deadline: refuse, and fail before it runs, a request the cost model predicts past its deadline; open: take what fits" },
 	{ DG_SEC_CONTROLLER, "max_pending", DG_KT_INT, "1024",
 	  1, 1000000, DG_KF_RELOAD, C(max_pending), 0, NULL,
 	  "accepted, unfinished requests before submit answers busy" },
@@ -172,6 +177,9 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_STAGES, "overtake", DG_KT_INT, "8",
 	  0, 1000000, DG_KF_RELOAD, R(overtake), 0, NULL,
 	  "rooms that may take pool space ahead of one waiting for more than is free; then none passes it (0: first come, first served)" },
+	{ DG_SEC_STAGES, "order", DG_KT_ENUM, "slack",
+	  0, 0, DG_KF_RELOAD, R(order), 0, s_orders,
+	  "which ready room runs next: slack, by priority (raised by a step a second of waiting) then the earliest deadline; fifo, as they came" },
 	{ DG_SEC_STAGES, "step_ms", DG_KT_DURATION, "0",
 	  0, 1 * HOUR, DG_KF_RELOAD, R(step_ms), 0, NULL,
 	  "added cost per step of the reference and null stages" },

@@ -285,16 +285,20 @@ s_send_release(dg_lifecycle_t *self, dg_lc_req_t *r, const char *why)
 static void
 s_unpend(dg_lifecycle_t *self, dg_lc_req_t *r)
 {
-	if (r->pend)
+	if (r->pend) {
 		zlistx_delete(self->pending, r->pend);
+		self->urgent_pending -= r->priority > 0;
+	}
 	r->pend = NULL;
 }
 
 static void
 s_pend(dg_lifecycle_t *self, dg_lc_req_t *r)
 {
-	if (!r->pend)
+	if (!r->pend) {
 		r->pend = zlistx_add_end(self->pending, r);
+		self->urgent_pending += r->priority > 0;
+	}
 }
 
 /* The one terminal transition of a request: one result to its client. */
@@ -309,6 +313,7 @@ s_finish(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 	/* The result says it all: a progress word held back would only
 	 * come after it. */
 	dg_lc_progress_drop(self, r);
+	dg_lc_cost_uncharge(self, r, -1);
 	if (state != DG_REQ_DONE)
 		s_send_release(self, r, why ? why : dg_req_state_name(state));
 	else
@@ -393,10 +398,13 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 	dg_stage_row_t rows[DG_CHAIN_MAX];
 
 	for (size_t s = 0; s < self->n; s++) {
-		chosen[s] = dg_registry_pick(self->reg, s, self->conf->policy);
+		chosen[s] = dg_registry_pick(self->reg, s, self->conf->policy,
+		    dg_lc_units(self, r, s));
 		if (!chosen[s])
 			return false;
 	}
+	/* A retry's old places give back what they were charged. */
+	dg_lc_cost_uncharge(self, r, -1);
 	for (size_t s = 0; s < self->n; s++) {
 		chosen[s]->optimistic++;
 		/* A new room starts from scratch everywhere. */
@@ -406,6 +414,7 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 		rows[s] = (dg_stage_row_t){ .role = self->chain.roles[s],
 		    .name = chosen[s]->name, .peer = chosen[s]->peer };
 	}
+	dg_lc_cost_charge(self, r);
 	r->room = ++self->next_room;
 	if (self->io.journal_rooms && self->next_room >= self->rooms_reserved)
 		s_reserve_rooms(self);
@@ -430,6 +439,7 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 	a->steps = r->steps;
 	a->seed = r->seed;
 	a->deadline_ms = r->deadline - now > 1 ? r->deadline - now : 1;
+	a->priority = r->priority;
 	a->stages = rows;
 	a->n_stages = self->n;
 	for (size_t s = 0; s < self->n; s++)
@@ -438,13 +448,59 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 	return true;
 }
 
-/* Place what waits, oldest first, while instances can take it. */
+/* A waiting request's priority grows a step for every AGE_MS it has
+ * waited, so that a stream of urgent ones starves nothing for ever. */
+#define AGE_MS 1000
+
+static int64_t
+s_urgency(const dg_lc_req_t *r, int64_t now)
+{
+	return r->priority + (now - r->created) / AGE_MS;
+}
+
+/* The next to place: the oldest, or with priorities in the queue the
+ * most urgent (the oldest among equals). */
+static dg_lc_req_t *
+s_next_pending(dg_lifecycle_t *self, int64_t now)
+{
+	dg_lc_req_t *best = zlistx_first(self->pending);
+
+	if (!self->urgent_pending)
+		return best;
+	for (dg_lc_req_t *r = best; r; r = zlistx_next(self->pending))
+		if (s_urgency(r, now) > s_urgency(best, now))
+			best = r;
+	return best;
+}
+
+/* admission = deadline: a request the cost model says cannot make its
+ * deadline if placed now fails now, before it takes GPU time. */
+static bool
+s_hopeless(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
+{
+	if (self->conf->admission != DG_ADMIT_DEADLINE)
+		return false;
+	int64_t us = dg_lc_cost_finish_us(self, r->frames, r->height,
+	    r->width, r->steps);
+	if (us < 0 || now + us / 1000 <= r->deadline)
+		return false;
+	char why[160];
+	snprintf(why, sizeof why, "cannot make its deadline: predicted to "
+	    "take %lld ms more, %lld ms left", (long long)(us / 1000),
+	    (long long)(r->deadline - now));
+	s_finish(self, now, r, DG_REQ_FAILED, why);
+	return true;
+}
+
+/* Place what waits while instances can take it. */
 static void
 s_dispatch_pending(dg_lifecycle_t *self, int64_t now)
 {
 	dg_lc_req_t *r;
 
-	while ((r = zlistx_first(self->pending))) {
+	while ((r = s_next_pending(self, now))) {
+		if (s_hopeless(self, now, r))
+			continue;       /* s_finish took it off the list */
 		if (!s_dispatch(self, now, r))
 			return;
 		s_unpend(self, r);
@@ -568,6 +624,7 @@ s_req_admit(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r,
 	r->steps = sub->steps;
 	r->seed = sub->seed;
 	r->progress = sub->progress;
+	r->priority = sub->priority;
 	r->timeout_ms = timeout > 1 ? timeout : 1;
 	r->created = now;
 	r->deadline = r->created + r->timeout_ms;
@@ -597,6 +654,8 @@ s_check_submit(const dg_submit_msg_t *sub)
 		return "steps out of range 1..100000";
 	if (sub->deadline_ms < 0)
 		return "deadline_ms must not be negative";
+	if (sub->priority < 0 || sub->priority > DG_PRIORITY_MAX)
+		return "priority must be 0 to 9";
 	if (sub->key && (!*sub->key || strlen(sub->key) > DG_SUBMIT_KEY_MAX))
 		return "key must be 1 to 64 bytes";
 	/* Past this a deadline added to a clock would overflow. */
@@ -667,6 +726,19 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	if (self->io.fits && self->io.fits(self->io.arg, sub, why,
 	    sizeof why) < 0) {
 		s_error(self, from, m->seq, DG_PROTO_E_INVALID, "%s", why);
+		return;
+	}
+	/* Goodput: what would finish late anyway is refused now, while
+	 * the client can still go elsewhere, and takes no GPU time. */
+	int64_t limit = sub->deadline_ms ? sub->deadline_ms :
+	    self->conf->request_timeout_ms;
+	int64_t predicted = self->conf->admission == DG_ADMIT_DEADLINE ?
+	    dg_lc_cost_finish_us(self, sub->frames, sub->height, sub->width,
+	    sub->steps) : -1;
+	if (predicted >= 0 && predicted / 1000 > limit) {
+		s_error(self, from, m->seq, DG_PROTO_E_DEADLINE, "predicted to "
+		    "take %lld ms with the work queued now; its deadline is "
+		    "%lld ms", (long long)(predicted / 1000), (long long)limit);
 		return;
 	}
 	if ((int64_t)self->active >= self->conf->max_pending) {
@@ -1017,6 +1089,8 @@ dg_lc_stage_done(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 	r->place[s].compute_us = sd->compute_us;
 	r->place[s].out_us = sd->out_us;
 	r->place[s].total_us = sd->total_us;
+	dg_lc_cost_learn(self, r, (size_t)s, sd->compute_us);
+	dg_lc_cost_uncharge(self, r, s);
 	if ((size_t)s + 1 < self->n) {
 		/* Its output is delivered: the next stage holds it. */
 		s_advance(r, 2 * (s + 1) + 1);

@@ -15,6 +15,7 @@ typedef struct {
 	/* stage.done's account of the room's time there (result.timings) */
 	int64_t queue_us, in_us, compute_us, out_us, total_us;
 	int64_t step, steps;            /* its last progress, 0 of 0: none */
+	int64_t charged_us;             /* on its instance's backlog */
 } dg_lc_place_t;
 
 typedef struct dg_lc_req {
@@ -26,6 +27,7 @@ typedef struct dg_lc_req {
 	char *prompt, *negative;
 	int64_t frames, height, width, steps, seed;
 	int64_t timeout_ms;
+	int64_t priority;               /* 0..DG_PRIORITY_MAX */
 	dg_req_state_t state;           /* terminal ones; else from rank */
 	int rank;
 	uint64_t room;
@@ -60,6 +62,7 @@ struct _dg_lifecycle_t {
 	zlistx_t *live;                 /* dg_lc_req_t not finished, by age */
 	zlistx_t *finished;             /* ids, oldest first, for expiry */
 	zlistx_t *held;                 /* dg_lc_req_t with progress to send */
+	size_t urgent_pending;          /* pending with a priority above 0 */
 	uint64_t next_request, next_room, rooms_reserved;
 	size_t active;
 	uint64_t ndone, nfailed, ncancelled, replayed;
@@ -82,6 +85,22 @@ void dg_lc_progress_drop(dg_lifecycle_t *self, dg_lc_req_t *r);
 #define DG_LC_TIMINGS_MAX (6 * DG_CHAIN_MAX + 1)
 size_t dg_lc_timings(dg_lifecycle_t *self, const dg_lc_req_t *r,
     int64_t now, dg_msg_t *m, dg_kv_t *out);
+
+/* lifecycle_cost.c: a request's units of work at place s; charge its
+ * places' predicted compute to their instances' backlogs (after a
+ * dispatch), take it back (place < 0: all), as steps go by, learn from a
+ * place's compute, and the predicted time from now to its end if placed
+ * now (-1: a role's cost is not known yet). */
+double dg_lc_units(const dg_lifecycle_t *self, const dg_lc_req_t *r,
+    size_t s);
+void dg_lc_cost_charge(dg_lifecycle_t *self, dg_lc_req_t *r);
+void dg_lc_cost_uncharge(dg_lifecycle_t *self, dg_lc_req_t *r, int place);
+void dg_lc_cost_step(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
+    int64_t step, int64_t steps);
+void dg_lc_cost_learn(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
+    int64_t compute_us);
+int64_t dg_lc_cost_finish_us(dg_lifecycle_t *self, int64_t frames,
+    int64_t height, int64_t width, int64_t steps);
 
 /* A request by id, finished ones too; NULL when unknown. */
 dg_lc_req_t *dg_lc_req_find(dg_lifecycle_t *self, uint64_t id);

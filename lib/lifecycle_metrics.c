@@ -76,4 +76,22 @@ dg_lc_metrics(dg_lifecycle_t *self, const char *name, dg_metrics_t *m)
 			    (dg_labels_t){ l, 3 }, (double)n[s]);
 		}
 	}
+
+	/* The cost model (cost.h), per stage instance. */
+	dg_metrics_family(m, "disagg_instance_backlog_seconds",
+	    DG_METRIC_GAUGE, "Predicted compute of the rooms placed on a "
+	    "stage instance and not done there.");
+	dg_metrics_family(m, "disagg_instance_cost_seconds_per_megapixel",
+	    DG_METRIC_GAUGE, "A stage instance's learned compute per "
+	    "megapixel-step (0: nothing learned yet).");
+	for (size_t k = 0; k < dg_registry_count(self->reg); k++) {
+		const dg_inst_t *in = dg_registry_at(self->reg, k);
+		const char *l[] = { "role", in->role, "instance", name,
+		    "stage", in->name };
+		dg_metrics_sample(m, "disagg_instance_backlog_seconds",
+		    (dg_labels_t){ l, 3 }, in->backlog_us > 0 ?
+		    (double)in->backlog_us / 1e6 : 0);
+		dg_metrics_sample(m, "disagg_instance_cost_seconds_per_megapixel",
+		    (dg_labels_t){ l, 3 }, in->cost.us_per_unit);
+	}
 }

@@ -44,6 +44,7 @@ dg_lc_progress(dg_lifecycle_t *self, int64_t now, const dg_msg_t *m)
 		return;
 	r->place[s].step = p->step;
 	r->place[s].steps = p->steps;
+	dg_lc_cost_step(self, r, (size_t)s, p->step, p->steps);
 	if (!r->progress || !r->client.identity)
 		return;
 	r->held_place = s;

@@ -61,17 +61,22 @@ dg_policy_pick(int policy, const dg_candidate_t *c, size_t n,
 		    (int)b : (int)a;
 	}
 	/* least-loaded (and p2c with two or fewer to choose from): the
-	 * lowest score, searching from the cursor so ties rotate. */
+	 * lowest score, searching from the cursor so ties rotate;
+	 * earliest-finish: the lowest predicted finish first. */
 	int best = -1;
-	int64_t best_score = 0;
+	int64_t best_score = 0, best_finish = 0;
+	bool by_finish = policy == DG_POLICY_EARLIEST_FINISH;
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (size_t)((st->cursor + k) % n);
 		if (!c[i].eligible)
 			continue;
 		int64_t s = dg_policy_score(&c[i]);
-		if (best < 0 || s < best_score) {
+		int64_t f = by_finish ? c[i].finish_us : 0;
+		if (best < 0 || f < best_finish ||
+		    (f == best_finish && s < best_score)) {
 			best = (int)i;
 			best_score = s;
+			best_finish = f;
 		}
 	}
 	st->cursor = (uint64_t)best + 1;

@@ -8,7 +8,13 @@
  *                   heartbeats spreads out), ties broken by rotation
  *                   (vLLM's coordinator);
  *    p2c            the less loaded of two eligible instances drawn at
- *                   random (power of two choices, for large fleets).
+ *                   random (power of two choices, for large fleets);
+ *    earliest-finish  where the request would finish first: the
+ *                   instance's predicted backlog (its placed rooms' work,
+ *                   by the cost model, cost.h) shared by its workers,
+ *                   plus the request's own work there; least-loaded
+ *                   among equals, so with no costs learned yet it is
+ *                   least-loaded.
  *
  *  Draining, dead and unhealthy instances are not eligible.  A pure
  *  function of its inputs and the cursor, so it is unit-tested alone.  */
@@ -24,6 +30,7 @@ typedef struct {
 	int64_t waiting;        /* incoming + waiting + ready */
 	int64_t running;        /* running + sending */
 	int64_t optimistic;     /* sent since its last report */
+	int64_t finish_us;      /* earliest-finish: its wait and our work */
 } dg_candidate_t;
 
 typedef struct {

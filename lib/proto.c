@@ -43,6 +43,7 @@ static const char *const s_code_names[DG_PROTO_CODE_COUNT] = {
 	[DG_PROTO_E_DENIED]             = "denied",
 	[DG_PROTO_E_INTERNAL]           = "internal",
 	[DG_PROTO_E_TIMEOUT]            = "timeout",
+	[DG_PROTO_E_DEADLINE]           = "deadline",
 };
 
 const char *

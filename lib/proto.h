@@ -127,6 +127,8 @@ typedef enum {
 	DG_PROTO_E_TIMEOUT,             /* "timeout": a daemon the controller
 	                                   asked on the client's behalf did
 	                                   not answer in time */
+	DG_PROTO_E_DEADLINE,            /* "deadline": predicted to finish
+	                                   past its deadline (admission) */
 	DG_PROTO_CODE_COUNT
 } dg_proto_code_t;
 
@@ -193,7 +195,10 @@ typedef struct {                        /* submit */
 	 * what a client sends here is ignored */
 	const char *owner;
 	bool progress;                  /* ? send this client `progress` */
+	int64_t priority;               /* ? 0 (default) to 9, most urgent */
 } dg_submit_msg_t;
+
+#define DG_PRIORITY_MAX 9
 
 #define DG_SUBMIT_KEY_MAX 64
 
@@ -316,6 +321,7 @@ typedef struct {                        /* assign */
 	int64_t deadline_ms;
 	const dg_stage_row_t *stages;   /* the chain, first to last */
 	size_t n_stages;
+	int64_t priority;               /* ? the submit's */
 } dg_assign_msg_t;
 
 typedef struct {                        /* stage.done */
@@ -413,6 +419,11 @@ typedef struct {                        /* instances.ok, snapshot */
 	int64_t p99_us;
 	int64_t heartbeat_age_ms;
 	int64_t stalled_ms;             /* ? */
+	/* ? the cost model's: compute per megapixel-step (frames x height
+	 * x width, times steps where it denoises), and the predicted
+	 * compute of the rooms placed on it */
+	double ms_per_mpx;
+	int64_t backlog_ms;
 } dg_instance_row_t;
 
 typedef struct {                        /* instances.ok */

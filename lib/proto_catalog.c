@@ -91,6 +91,7 @@ static const dg_field_desc_t s_submit[] = {
 	STR(key, OPT),
 	STR(owner, OPT),
 	BOOL(progress, OPT),
+	INT(priority, OPT),
 };
 #undef T
 
@@ -236,6 +237,7 @@ static const dg_field_desc_t s_assign[] = {
 	INT(seed, REQ),
 	INT(deadline_ms, REQ),
 	ROWS(stages, REQ, dg_stage_row_t, s_stage_row, DG_CHAIN_ROWS, 0),
+	INT(priority, OPT),
 };
 #undef T
 
@@ -356,6 +358,8 @@ static const dg_field_desc_t s_instance[] = {
 	INT(p99_us, REQ),
 	INT(heartbeat_age_ms, REQ),
 	INT(stalled_ms, OPT),
+	FLOAT(ms_per_mpx, OPT),
+	INT(backlog_ms, OPT),
 };
 #undef T
 static const dg_struct_desc_t s_instance_row =

@@ -128,6 +128,7 @@ dg_registry_hello(dg_registry_t *self, int64_t now, const dg_hello_msg_t *h,
 	snprintf(in->host, sizeof in->host, "%s", h->host);
 	snprintf(in->peer, sizeof in->peer, "%s", h->peer);
 	in->pid = h->pid;
+	in->workers = h->workers > 0 ? h->workers : 1;
 	in->id = ++self->next_id;
 	in->state = in->drain_asked ? DG_INST_DRAINING : DG_INST_UP;
 	in->last_seen = now;
@@ -261,8 +262,55 @@ s_scratch(dg_registry_t *self)
 	return 0;
 }
 
+int64_t
+dg_registry_predict(const dg_registry_t *self, const dg_inst_t *in,
+    double units)
+{
+	if (in->cost.samples)
+		return dg_cost_predict(&in->cost, units);
+	double sum = 0;
+	int64_t known = 0;
+	for (size_t i = 0; i < self->n; i++) {
+		const dg_inst_t *o = &self->insts[i];
+		if (o->index == in->index && o->cost.samples) {
+			sum += o->cost.us_per_unit;
+			known++;
+		}
+	}
+	return known ? (int64_t)(sum / (double)known * units + 0.5) : 0;
+}
+
+/* Its backlog shared by its workers, then our work. */
+static int64_t
+s_finish_us(const dg_registry_t *self, const dg_inst_t *in, double units)
+{
+	int64_t w = in->workers > 0 ? in->workers : 1;
+	int64_t backlog = in->backlog_us > 0 ? in->backlog_us : 0;
+
+	return backlog / w + dg_registry_predict(self, in, units);
+}
+
+int64_t
+dg_registry_best_finish(dg_registry_t *self, size_t index, double units)
+{
+	int64_t best = -1;
+
+	for (size_t i = 0; i < self->n; i++) {
+		const dg_inst_t *in = &self->insts[i];
+		if (in->index != (int)index || in->state != DG_INST_UP)
+			continue;
+		if (dg_registry_predict(self, in, units) == 0)
+			return -1;      /* the role's cost is not known yet */
+		int64_t f = s_finish_us(self, in, units);
+		if (best < 0 || f < best)
+			best = f;
+	}
+	return best;
+}
+
 dg_inst_t *
-dg_registry_pick(dg_registry_t *self, size_t index, int policy)
+dg_registry_pick(dg_registry_t *self, size_t index, int policy,
+    double units)
 {
 	size_t n = 0;
 
@@ -277,6 +325,8 @@ dg_registry_pick(dg_registry_t *self, size_t index, int policy)
 			.waiting = in->incoming + in->waiting + in->ready,
 			.running = in->running + in->sending,
 			.optimistic = in->optimistic,
+			.finish_us = policy == DG_POLICY_EARLIEST_FINISH ?
+			    s_finish_us(self, in, units) : 0,
 		};
 		self->idx[n++] = i;
 	}
@@ -299,5 +349,7 @@ dg_registry_row(const dg_inst_t *in, int64_t now, dg_instance_row_t *row)
 		.p50_us = in->p50_us, .p99_us = in->p99_us,
 		.heartbeat_age_ms = now - in->last_seen,
 		.stalled_ms = in->stalled_ms,
+		.ms_per_mpx = in->cost.us_per_unit * 1e3,
+		.backlog_ms = in->backlog_us > 0 ? in->backlog_us / 1000 : 0,
 	};
 }

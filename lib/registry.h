@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "cost.h"
 #include "policy.h"
 #include "proto.h"
 
@@ -52,6 +53,11 @@ typedef struct {
 	double rps;
 	int64_t p50_us, p99_us;
 	uint64_t done, failed;
+	int64_t workers;                /* from its hello */
+	dg_cost_t cost;                 /* learned; kept across restarts */
+	/* The predicted compute of the rooms placed on it and not done
+	 * there, by the cost model: the lifecycle charges and uncharges. */
+	int64_t backlog_us;
 } dg_inst_t;
 
 typedef struct _dg_registry_t dg_registry_t;
@@ -98,9 +104,22 @@ void dg_registry_paused(dg_registry_t *self, int64_t now, int64_t gap);
 /* An operator's drain or undrain of a live instance. */
 void dg_registry_drain(dg_registry_t *self, dg_inst_t *in, bool drain);
 
-/* One instance of chain place `index` by `policy`; NULL when none is
- * eligible.  The caller counts it in `optimistic` once it sends work. */
-dg_inst_t *dg_registry_pick(dg_registry_t *self, size_t index, int policy);
+/* One instance of chain place `index` by `policy` for a request of
+ * `units` of work there (cost.h); NULL when none is eligible.  The
+ * caller counts it in `optimistic` once it sends work. */
+dg_inst_t *dg_registry_pick(dg_registry_t *self, size_t index, int policy,
+    double units);
+
+/* The microseconds `units` of work take on `in`: its own estimate, else
+ * the mean of its role's instances that have one, else 0 (unknown). */
+int64_t dg_registry_predict(const dg_registry_t *self, const dg_inst_t *in,
+    double units);
+/* When a request of `units` would be done at place `index` if placed
+ * now on the instance that would finish it first: that instance's
+ * backlog over its workers, plus the work.  -1 when no instance is
+ * eligible or no cost of the role is known yet. */
+int64_t dg_registry_best_finish(dg_registry_t *self, size_t index,
+    double units);
 
 /* A row for instances.ok and snapshots; its strings are the registry's. */
 void dg_registry_row(const dg_inst_t *in, int64_t now,

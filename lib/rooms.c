@@ -51,6 +51,7 @@ struct dg_room {
 	int64_t reserved_at, run_at, ran_at, send_at;
 	int64_t in_us, compute_us, out_us;
 	int64_t step, steps;            /* its last progress, 0 of 0: none */
+	int64_t priority;               /* the assign's, 0..9 */
 	bool in_worker, released, failed;
 	/* Rooms that took pool space while this one waited for it: past
 	 * conf.overtake nothing passes it (s_pass). */
@@ -573,6 +574,51 @@ s_count_passes(dg_rooms_t *self, dg_room_queue_t q, int64_t passed)
 	}
 }
 
+/* order = slack: a ready room's priority grows a step for every AGE_MS
+ * it waits, so that urgent work never starves the rest for ever. */
+#define AGE_MS 1000
+
+static int
+s_by_urgency(const void *a, const void *b, void *arg)
+{
+	const dg_room_t *x = *(dg_room_t *const *)a;
+	const dg_room_t *y = *(dg_room_t *const *)b;
+	int64_t now = *(const int64_t *)arg;
+	int64_t ux = x->priority + (now - x->queued_at) / AGE_MS;
+	int64_t uy = y->priority + (now - y->queued_at) / AGE_MS;
+
+	if (ux != uy)
+		return ux > uy ? -1 : 1;
+	if (x->deadline != y->deadline)
+		return x->deadline < y->deadline ? -1 : 1;
+	return x->queued_at < y->queued_at ? -1 : x->queued_at > y->queued_at;
+}
+
+/* Lay the ready queue out in the order rooms should run: the most
+ * urgent, then the earliest deadline (whose slack is least, every room
+ * of this stage costing about the same), then the first come.  Rooms
+ * keep their time in the queue. */
+static void
+s_sort_ready(dg_rooms_t *self, int64_t now)
+{
+	zlistx_t *q = self->queues[DG_QUEUE_READY];
+	size_t n = zlistx_size(q), i = 0;
+
+	if (self->conf.order != DG_ORDER_SLACK || n < 2)
+		return;
+	dg_room_t **v = malloc(n * sizeof *v);
+	if (!v)
+		return;                 /* as they came, this once */
+	for (dg_room_t *r = zlistx_first(q); r && i < n; r = zlistx_next(q))
+		v[i++] = r;
+	qsort_r(v, i, sizeof *v, s_by_urgency, &now);
+	for (size_t k = 0; k < i; k++) {
+		zlistx_delete(q, v[k]->qhandle);
+		v[k]->qhandle = zlistx_add_end(q, v[k]);
+	}
+	free(v);
+}
+
 void
 dg_rooms_pump(dg_rooms_t *self, int64_t now)
 {
@@ -597,6 +643,8 @@ dg_rooms_pump(dg_rooms_t *self, int64_t now)
 	waiting = false;
 	int64_t max_batch = self->conf.max_batch;
 	bool blocked = false;
+	if (self->io.worker_free(self->io.arg))
+		s_sort_ready(self, now);
 	while (!blocked && self->io.worker_free(self->io.arg) &&
 	    zlistx_size(self->queues[DG_QUEUE_READY]) > 0) {
 		dg_room_batch_t *b = calloc(1, sizeof *b);
@@ -887,6 +935,7 @@ dg_rooms_assign(dg_rooms_t *self, int64_t now, const dg_msg_t *m)
 	    &r->req.step_begin, &r->req.step_end);
 	r->created = now;
 	r->deadline = now + a->deadline_ms;
+	r->priority = a->priority;
 	/* The controller's chain must be ours: our place, by role and
 	 * name, with the place before it to ask for our input. */
 	int at = self->conf.index;

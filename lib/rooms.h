@@ -98,6 +98,7 @@ typedef struct {
 	int64_t transfer_timeout_ms;
 	int64_t max_batch;
 	bool verify;                    /* check checksums of inputs */
+	int order;                      /* dg_order_t: which ready room next */
 } dg_rooms_conf_t;
 
 typedef struct _dg_rooms_t dg_rooms_t;
@@ -107,7 +108,7 @@ dg_rooms_t *dg_rooms_new(const dg_rooms_conf_t *conf, dg_pool_t *pool,
 /* Frees every room, and the batches never run: after the workers. */
 void dg_rooms_destroy(dg_rooms_t **self_p);
 /* Reloadable: queue_depth, overtake, transfer_timeout_ms, max_batch,
- * verify. */
+ * verify, order. */
 void dg_rooms_set_conf(dg_rooms_t *self, const dg_rooms_conf_t *conf);
 
 /* ---- events ------------------------------------------------------------ */

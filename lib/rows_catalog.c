@@ -65,6 +65,11 @@ static const dg_col_t s_instance[] = {
 	  .console = LOOK_F(7, dg_cell_us_as_ms) },
 	{ "HB", "heartbeat_age_ms", INT(heartbeat_age_ms), RIGHT,
 	  .text = LOOK_F(6, dg_cell_secs), .console = LOOK_F(6, dg_cell_age) },
+	/* The cost model's (cost.h): what it learned, what it predicts. */
+	{ "MS/MPX", "ms_per_mpx", FLOAT(ms_per_mpx), RIGHT,
+	  .console = LOOK_F(7, dg_cell_tenth) },
+	{ "BACKLOG", "backlog_ms", INT(backlog_ms), RIGHT,
+	  .console = LOOK(8) },
 };
 #undef T
 

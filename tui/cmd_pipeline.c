@@ -19,7 +19,7 @@
 
 enum { OPT_NEGATIVE = DG_OPT_OWN, OPT_DEADLINE, OPT_WAIT, OPT_COUNT,
        OPT_PROMPT, OPT_FRAMES, OPT_HEIGHT, OPT_WIDTH, OPT_STEPS, OPT_SEED,
-       OPT_QUIET, OPT_KEY };
+       OPT_QUIET, OPT_KEY, OPT_PRIORITY };
 
 /* ---- submit ------------------------------------------------------------ */
 
@@ -163,14 +163,16 @@ dg_cmd_submit(int argc, char *argv[])
 		{ "wait", no_argument, NULL, OPT_WAIT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "key", required_argument, NULL, OPT_KEY },
+		{ "priority", required_argument, NULL, OPT_PRIORITY },
 		{ NULL, 0, NULL, 0 }
 	};
 	dg_cli_t c = { .timeout_ms = 5000, .usage = "disagg submit "
 	    "[--prompt TEXT] [--negative TEXT] [--frames N] [--height H]\n"
 	    "         [--width W] [--steps N] [--seed N] [--deadline MS] "
-	    "[--count N]\n"
-	    "         [--key KEY] [--wait] [--quiet] [--json] [--timeout MS] "
-	    "[-c endpoint | -f file]" };
+	    "[--priority 0-9]\n"
+	    "         [--count N] [--key KEY] [--wait] [--quiet] [--json] "
+	    "[--timeout MS]\n"
+	    "         [-c endpoint | -f file]" };
 	const char *key = NULL;
 	char made[48];
 	dg_submit_msg_t sub = { .prompt = "a red fox running through fresh "
@@ -199,6 +201,7 @@ dg_cmd_submit(int argc, char *argv[])
 		case OPT_STEPS: num = &sub.steps; break;
 		case OPT_SEED: num = &sub.seed; break;
 		case OPT_DEADLINE: num = &sub.deadline_ms; break;
+		case OPT_PRIORITY: num = &sub.priority; break;
 		case OPT_COUNT: num = &v; break;
 		}
 		if (!num) {

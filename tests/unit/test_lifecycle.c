@@ -858,6 +858,119 @@ test_progress(void **state)
 	s_fix_fini(&f);
 }
 
+/* The last reply to a submit: submit.ok or an error. */
+static const s_out_t *
+s_reply(const s_fix_t *f)
+{
+	for (size_t i = f->rec.n; i-- > 0;)
+		if (f->rec.out[i].op == DG_OP_SUBMIT_OK ||
+		    f->rec.out[i].op == DG_OP_ERROR)
+			return &f->rec.out[i];
+	fail();
+	return NULL;
+}
+
+static void
+s_submit_full(s_fix_t *f, int64_t deadline_ms, int64_t priority)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
+	assert_non_null(m);
+	m->seq = ++f->seq;
+	m->u.submit = (dg_submit_msg_t){ .prompt = "a cat", .frames = 5,
+	    .height = 64, .width = 64, .steps = 4, .seed = 1,
+	    .deadline_ms = deadline_ms, .priority = priority };
+	dg_lc_submit(f->lc, f->now, &f->client, m);
+	dg_msg_destroy(&m);
+}
+
+static void
+s_drain(s_fix_t *f, const char *name, bool drain)
+{
+	dg_msg_t *m = dg_msg_new(drain ? DG_OP_DRAIN : DG_OP_UNDRAIN);
+	assert_non_null(m);
+	m->u.drain.name = name;
+	dg_lc_drain(f->lc, f->now, &f->client, m, drain);
+	dg_msg_destroy(&m);
+}
+
+/* Goodput: once the cost model has learned the stages (6.5 ms each
+ * here), a submit predicted past its deadline is refused with
+ * "deadline" (admission = deadline), or taken (open); a waiting request
+ * that can no longer make it fails before it is placed; and waiting
+ * requests are placed most urgent first. */
+static void
+test_deadline_admission_and_priority(void **state)
+{
+	s_fix_t f;
+	(void)state;
+
+	s_fix_init(&f, s_three, 3);
+	s_three_up(&f);
+	/* Nothing learned yet: a 1 ms deadline is not judged. */
+	s_submit_full(&f, 1, 0);
+	assert_int_equal(s_reply(&f)->op, DG_OP_SUBMIT_OK);
+	uint64_t r1 = s_room_of(&f, 1);
+	for (size_t i = 0; i < 3; i++)
+		s_report(&f, DG_OP_STAGE_DONE, r1, 1, s_three[i],
+		    i == 2 ? "/out/1.y4m" : NULL);
+	assert_int_equal(f.rec.results[DG_REQ_DONE], 1);
+	dg_inst_t *t0 = dg_registry_find(dg_lifecycle_registry(f.lc), "t0");
+	assert_true(t0->cost.samples == 1 && t0->backlog_us == 0);
+
+	/* 3 x 6.5 ms predicted: 10 ms is too little, 100 ms enough. */
+	s_submit_full(&f, 10, 0);
+	assert_int_equal(s_reply(&f)->op, DG_OP_ERROR);
+	assert_string_equal(s_reply(&f)->status, "deadline");
+	assert_non_null(strstr(s_reply(&f)->error,
+	    "predicted to take 19 ms"));
+	s_submit_full(&f, 100, 0);
+	assert_int_equal(s_reply(&f)->op, DG_OP_SUBMIT_OK);
+	/* Placed: its work is on the instances' backlogs. */
+	assert_true(t0->backlog_us >= 6000);
+	uint64_t r2 = s_room_of(&f, 2);
+	for (size_t i = 0; i < 3; i++)
+		s_report(&f, DG_OP_STAGE_DONE, r2, 2, s_three[i],
+		    i == 2 ? "/out/2.y4m" : NULL);
+	assert_int_equal(t0->backlog_us, 0);
+	f.conf.admission = DG_ADMIT_OPEN;
+	s_submit_full(&f, 10, 0);
+	assert_int_equal(s_reply(&f)->op, DG_OP_SUBMIT_OK);
+	f.now += 20;
+	dg_lc_tick(f.lc, f.now);        /* it fails at its deadline */
+	f.conf.admission = DG_ADMIT_DEADLINE;
+
+	/* No transformer: requests wait.  One that can no longer make its
+	 * deadline when one comes back fails first, saying why. */
+	s_drain(&f, "t0", true);
+	size_t failed = f.rec.results[DG_REQ_FAILED];
+	s_submit_full(&f, 50, 0);       /* request 4 */
+	assert_int_equal(s_reply(&f)->op, DG_OP_SUBMIT_OK);
+	s_submit_full(&f, 0, 0);        /* 5 */
+	s_submit_full(&f, 0, 5);        /* 6: urgent */
+	s_submit_full(&f, 0, 0);        /* 7 */
+	f.now += 40;
+	size_t before = f.rec.n;
+	s_drain(&f, "t0", false);
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], failed + 1);
+	bool said = false;
+	uint64_t order[3];
+	size_t n = 0;
+	for (size_t i = before; i < f.rec.n; i++) {
+		const s_out_t *o = &f.rec.out[i];
+		if (o->op == DG_OP_RESULT && o->request == 4)
+			said = strstr(o->error, "cannot make its deadline") !=
+			    NULL;
+		if (o->op == DG_OP_ASSIGN && !strcmp(o->to, "t0") && n < 3)
+			order[n++] = o->request;
+	}
+	assert_true(said);
+	assert_int_equal(n, 3);
+	assert_int_equal(order[0], 6);
+	assert_int_equal(order[1], 5);
+	assert_int_equal(order[2], 7);
+	s_fix_fini(&f);
+}
+
 int
 main(void)
 {
@@ -872,6 +985,7 @@ main(void)
 		cmocka_unit_test(test_admission_fair_under_flood),
 		cmocka_unit_test(test_controller_paused),
 		cmocka_unit_test(test_progress),
+		cmocka_unit_test(test_deadline_admission_and_priority),
 	};
 	/* Thousands of re-dispatches are logged at info: keep errors. */
 	dg_log_set_level(DG_LOG_ERROR);

@@ -100,6 +100,31 @@ test_p2c(void **state)
 	assert_true(seen[0] > 16000 / N);
 }
 
+/* earliest-finish: the lowest predicted finish, whatever the room
+ * counts say (a short queue of long jobs loses to a longer one of short
+ * ones); least-loaded among equals, so with nothing learned (every
+ * finish 0) it is least-loaded. */
+static void
+test_earliest_finish(void **state)
+{
+	dg_candidate_t c[3] = {
+		{ .eligible = true, .waiting = 1, .finish_us = 900000 },
+		{ .eligible = true, .waiting = 6, .finish_us = 300000 },
+		{ .eligible = false, .finish_us = 1 },
+	};
+	dg_policy_state_t st = { 0, 1 };
+	(void)state;
+
+	assert_int_equal(dg_policy_pick(DG_POLICY_EARLIEST_FINISH, c, 3, &st),
+	    1);
+	c[1].finish_us = 900000;
+	assert_int_equal(dg_policy_pick(DG_POLICY_EARLIEST_FINISH, c, 3, &st),
+	    0);
+	c[0].finish_us = c[1].finish_us = 0;
+	assert_int_equal(dg_policy_pick(DG_POLICY_EARLIEST_FINISH, c, 3, &st),
+	    dg_policy_pick(DG_POLICY_LEAST_LOADED, c, 3, &st));
+}
+
 int
 main(void)
 {
@@ -108,6 +133,7 @@ main(void)
 		cmocka_unit_test(test_round_robin),
 		cmocka_unit_test(test_least_loaded),
 		cmocka_unit_test(test_p2c),
+		cmocka_unit_test(test_earliest_finish),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,9 +242,9 @@ static const dg_tensor_row_t s_tensors[] = {
 };
 static const dg_instance_row_t s_instances[] = {
 	{ "encoder", "e0", "gpu-a", "up", "tcp://10.0.0.1:7710", 1, 2, 3, 4,
-	  5, 6, 7, 12.5, 800, 2500, 150, 9 },
+	  5, 6, 7, 12.5, 800, 2500, 150, 9, 976.5, 1200 },
 	{ "transformer", "t0", "gpu-b", "draining", "tcp://10.0.0.2:7720",
-	  11, 12, 13, 14, 15, 16, 17, 0.25, 80000, 250000, 1500, 19 },
+	  11, 12, 13, 14, 15, 16, 17, 0.25, 80000, 250000, 1500, 19, 0, 0 },
 };
 static const dg_queue_row_t s_queue_rows[] = {
 	{ 101, 9001, "running", 35, 3, 8 }, { 102, 9002, "ready", 5, 0, 0 },
@@ -294,6 +294,7 @@ s_fill_submit(dg_msg_t *m)
 	b->key = "batch-7/item-12";
 	b->owner = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 	b->progress = true;
+	b->priority = 7;
 }
 
 static void
@@ -452,6 +453,7 @@ s_fill_assign(dg_msg_t *m)
 	};
 	b->stages = chain;
 	b->n_stages = 4;
+	b->priority = 3;
 }
 
 static void
@@ -963,7 +965,7 @@ test_catalog_shape(void **state)
 static const char *const s_spec[] = {
 	"error: code message",
 	"submit: prompt negative_prompt? frames height width steps seed "
-	"deadline_ms? key? owner? progress?",
+	"deadline_ms? key? owner? progress? priority?",
 	"submit.ok: request",
 	"result: request status output bytes digest error? timings key? "
 	"owner?",
@@ -981,7 +983,7 @@ static const char *const s_spec[] = {
 	"stats: name done failed rps p50_us p99_us bytes_in bytes_out",
 	"bye: name reason?",
 	"assign: request room attempt prompt negative_prompt? frames height "
-	"width steps seed deadline_ms stages",
+	"width steps seed deadline_ms stages priority?",
 	"assign.ok: room",
 	"stage.done: room request role ms output? bytes? digest? queue_us? "
 	"in_us? compute_us? out_us? total_us?",
@@ -1016,7 +1018,7 @@ static const char *const s_spec[] = {
 	"tensor: name dtype shape bytes offset checksum",
 	"instance: role name host state peer incoming waiting ready running "
 	"sending rooms free_slots rps p50_us p99_us heartbeat_age_ms "
-	"stalled_ms?",
+	"stalled_ms? ms_per_mpx? backlog_ms?",
 	"queue: room request queue age_ms step? steps?",
 	"room: room request state encoder transformer decoder bytes age_ms "
 	"stage? stages? step? steps?",

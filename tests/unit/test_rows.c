@@ -194,7 +194,8 @@ test_instance(void **state)
 	    .host = "", .state = "up", .peer = "ipc://u0", .incoming = 1,
 	    .waiting = 2, .ready = 3, .running = 4, .sending = 5, .rooms = 6,
 	    .free_slots = 7, .rps = 12.345, .p50_us = 1234, .p99_us = 99999,
-	    .heartbeat_age_ms = 75000 };
+	    .heartbeat_age_ms = 75000, .ms_per_mpx = 976.5,
+	    .backlog_ms = 1200 };
 	const dg_rows_t *rows = dg_rows_instances();
 	char text[1024], json[1024];
 
@@ -211,9 +212,10 @@ test_instance(void **state)
 	    "\"host\":\"\",\"state\":\"up\",\"peer\":\"ipc://u0\","
 	    "\"incoming\":1,\"waiting\":2,\"ready\":3,\"running\":4,"
 	    "\"sending\":5,\"rooms\":6,\"free_slots\":7,\"rps\":12.35,"
-	    "\"p50_us\":1234,\"p99_us\":99999,\"heartbeat_age_ms\":75000}]");
+	    "\"p50_us\":1234,\"p99_us\":99999,\"heartbeat_age_ms\":75000,"
+	    "\"ms_per_mpx\":976.50,\"backlog_ms\":1200}]");
 	const char *want[] = { "upscaler", "u0", "-", "up", "1", "2", "3", "4",
-	    "5", "6", "7", "12.3", "1.2", "100.0", "1m15s" };
+	    "5", "6", "7", "12.3", "1.2", "100.0", "1m15s", "976.5", "1200" };
 	size_t k = 0;
 	char buf[DG_CELL_MAX];
 	for (size_t i = 0; i < rows->ncols; i++)

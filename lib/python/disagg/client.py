@@ -550,7 +550,7 @@ class Client:
                steps=SUBMIT_DEFAULTS["steps"],
                seed=SUBMIT_DEFAULTS["seed"],
                negative_prompt=None, deadline_ms=None, timeout=None,
-               key=None, progress=False):
+               key=None, progress=False, priority=None):
         """Queue a request; returns its Request once the controller has
         accepted it (submit.ok).  The defaults are ``disagg submit``'s.
         The controller checks the ranges (Error "invalid") and admission
@@ -565,7 +565,13 @@ class Client:
         key again later gets the same request, its result included.
 
         progress=True asks the controller for the request's ``progress``
-        messages (step k of n at each stage): Request.progress()."""
+        messages (step k of n at each stage): Request.progress().
+
+        priority (0 to 9, None: 0) puts it ahead of less urgent work
+        waiting for instances and for each stage's workers; waiting
+        work gains a step a second, so nothing starves.  With the
+        controller's admission = deadline, a request the cost model
+        predicts past its deadline is refused (Error "deadline")."""
         fields = {
             "prompt": _str_arg("prompt", prompt),
             "frames": _int_arg("frames", frames),
@@ -583,6 +589,8 @@ class Client:
             "py-" + os.urandom(16).hex()
         if progress:
             fields["progress"] = True
+        if priority is not None:
+            fields["priority"] = _int_arg("priority", priority, 0)
         try:
             reply = self.call("submit", timeout=timeout, **fields)
         except Error as e:
