@@ -1238,6 +1238,50 @@ s_deadlines(dg_lifecycle_t *self, int64_t now)
 	self->next_deadline = next;
 }
 
+/* admission = deadline: how often placed requests are looked at for one
+ * that can no longer make its deadline. */
+#define HOPE_EVERY_MS 100
+
+/* A placed request whose own compute still to do (a lower bound of
+ * what it needs: no queue counted) ends past its deadline fails now,
+ * and its rooms are freed for work that can make it. */
+static void
+s_hopeless_placed(dg_lifecycle_t *self, int64_t now)
+{
+	if (self->conf->admission != DG_ADMIT_DEADLINE ||
+	    now - self->hope_at < HOPE_EVERY_MS)
+		return;
+	self->hope_at = now;
+	size_t cap = zlistx_size(self->live), n = 0;
+	dg_lc_req_t **late = cap ? malloc(cap * sizeof *late) : NULL;
+	int64_t *need = cap ? malloc(cap * sizeof *need) : NULL;
+	if (!late || !need) {
+		free(late);
+		free(need);
+		return;                 /* next time */
+	}
+	/* Collect first: finishing edits the list. */
+	for (dg_lc_req_t *r = zlistx_first(self->live); r;
+	    r = zlistx_next(self->live)) {
+		if (!r->room)
+			continue;
+		int64_t us = dg_lc_cost_left_us(self, r);
+		if (us > 0 && now + us / 1000 > r->deadline && n < cap) {
+			need[n] = us / 1000;
+			late[n++] = r;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		char why[160];
+		snprintf(why, sizeof why, "cannot make its deadline: needs %lld "
+		    "ms more of compute, %lld ms left", (long long)need[i],
+		    (long long)(late[i]->deadline - now));
+		s_finish(self, now, late[i], DG_REQ_FAILED, why);
+	}
+	free(late);
+	free(need);
+}
+
 static void
 s_forget_finished(dg_lifecycle_t *self, int64_t now)
 {
@@ -1275,6 +1319,7 @@ dg_lc_tick(dg_lifecycle_t *self, int64_t now)
 		s_instance_gone(self, now, in, why);
 	}
 	s_deadlines(self, now);
+	s_hopeless_placed(self, now);
 	s_forget_finished(self, now);
 	dg_lc_progress_flush(self, now);
 }
@@ -1297,6 +1342,10 @@ dg_lc_next_wake(dg_lifecycle_t *self, int64_t now)
 		next = self->next_deadline;
 	if (dg_lc_progress_due(self) < next)
 		next = dg_lc_progress_due(self);
+	if (self->conf->admission == DG_ADMIT_DEADLINE &&
+	    zlistx_size(self->live) > 0 &&
+	    self->hope_at + HOPE_EVERY_MS < next)
+		next = self->hope_at + HOPE_EVERY_MS;
 	uint64_t *id = zlistx_first(self->finished);
 	dg_lc_req_t *r = id ? dg_lc_req_find(self, *id) : NULL;
 	if (r && (int64_t)zlistx_size(self->finished) >

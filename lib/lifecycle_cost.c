@@ -71,6 +71,27 @@ dg_lc_cost_learn(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
 }
 
 int64_t
+dg_lc_cost_left_us(dg_lifecycle_t *self, const dg_lc_req_t *r)
+{
+	int64_t left = 0;
+
+	for (size_t s = 0; s < self->n; s++) {
+		const dg_lc_place_t *p = &r->place[s];
+		dg_inst_t *in = dg_registry_find(self->reg, p->inst);
+		if (p->done)
+			continue;
+		int64_t us = in ? dg_registry_predict(self->reg, in,
+		    dg_lc_units(self, r, s)) : 0;
+		if (us <= 0)
+			return -1;
+		if (p->steps > 0)
+			us = us * (p->steps - p->step) / p->steps;
+		left += us;
+	}
+	return left;
+}
+
+int64_t
 dg_lc_cost_finish_us(dg_lifecycle_t *self, int64_t frames, int64_t height,
     int64_t width, int64_t steps)
 {

@@ -63,6 +63,7 @@ struct _dg_lifecycle_t {
 	zlistx_t *finished;             /* ids, oldest first, for expiry */
 	zlistx_t *held;                 /* dg_lc_req_t with progress to send */
 	size_t urgent_pending;          /* pending with a priority above 0 */
+	int64_t hope_at;                /* the last look for hopeless rooms */
 	uint64_t next_request, next_room, rooms_reserved;
 	size_t active;
 	uint64_t ndone, nfailed, ncancelled, replayed;
@@ -101,6 +102,10 @@ void dg_lc_cost_learn(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
     int64_t compute_us);
 int64_t dg_lc_cost_finish_us(dg_lifecycle_t *self, int64_t frames,
     int64_t height, int64_t width, int64_t steps);
+/* The compute a placed request still needs, at least: its places not
+ * done, the one at work less the steps it has done.  -1 when a cost is
+ * not known. */
+int64_t dg_lc_cost_left_us(dg_lifecycle_t *self, const dg_lc_req_t *r);
 
 /* A request by id, finished ones too; NULL when unknown. */
 dg_lc_req_t *dg_lc_req_find(dg_lifecycle_t *self, uint64_t id);

@@ -788,6 +788,8 @@ test_progress(void **state)
 	(void)state;
 
 	s_fix_init(&f, s_three, 3);
+	/* Progress alone: no wake-ups for the deadline checks. */
+	f.conf.admission = DG_ADMIT_OPEN;
 	s_three_up(&f);
 	dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
 	m->seq = ++f.seq;
@@ -968,6 +970,25 @@ test_deadline_admission_and_priority(void **state)
 	assert_int_equal(order[0], 6);
 	assert_int_equal(order[1], 5);
 	assert_int_equal(order[2], 7);
+
+	/* Placed, and then its own compute left (19.5 ms) no longer fits
+	 * in what is left of its 40 ms: it fails at the next look, not at
+	 * its deadline. */
+	for (uint64_t id = 5; id <= 7; id++)
+		for (size_t i = 0; i < 3; i++)
+			s_report(&f, DG_OP_STAGE_DONE, s_room_of(&f, id), id,
+			    s_three[i], i == 2 ? "/out/x.y4m" : NULL);
+	assert_int_equal(t0->backlog_us, 0);
+	s_submit_full(&f, 40, 0);       /* request 8 */
+	assert_int_equal(s_reply(&f)->op, DG_OP_SUBMIT_OK);
+	assert_true(s_room_of(&f, 8) != 0);
+	f.now += 25;
+	failed = f.rec.results[DG_REQ_FAILED];
+	dg_lc_tick(f.lc, f.now);
+	assert_int_equal(f.rec.results[DG_REQ_FAILED], failed + 1);
+	assert_non_null(strstr(f.rec.out[f.rec.n - 1].error,
+	    "cannot make its deadline: needs 19 ms more of compute, 15 ms "
+	    "left"));
 	s_fix_fini(&f);
 }
 
