@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "bench_fleet.h"
 #include "bench_pipeline.h"
 #include "bench_rooms.h"
 #include "config.h"
@@ -512,6 +513,8 @@ s_usage(FILE *out)
 	    "usage: disagg bench pipeline [--requests N] [--window N] "
 	    "[--json] [-c endpoint]\n"
 	    "       disagg bench rooms [--rooms N] [-d dir]\n"
+	    "       disagg bench fleet [--policies LIST] [--duration S] "
+	    "[--load F] ...\n"
 	    "       disagg bench xfer [--provider P] [--sizes LIST] "
 	    "[--iters N]\n"
 	    "                         [--chunk SIZE] [--inflight N] "
@@ -782,6 +785,7 @@ static const struct {
 	{ "xfer", s_bench_xfer },
 	{ "pipeline", dg_bench_pipeline },
 	{ "rooms", dg_bench_rooms },
+	{ "fleet", dg_bench_fleet },
 };
 
 int

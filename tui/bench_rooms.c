@@ -17,7 +17,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -32,8 +31,8 @@
 #include <unistd.h>
 
 #include "bench_rooms.h"
+#include "bench_topo.h"
 #include "client.h"
-#include "up.h"
 #include "lifecycle.h"
 
 #define S_ROOMS_DEFAULT 10000
@@ -52,7 +51,6 @@
 /* Generous: a daemon loading thousands of rooms on a busy machine has
  * gone 2 s without a heartbeat, and a t0 declared dead drops them. */
 #define S_DEAD_MS       10000
-#define S_IPC_MAX       107     /* sun_path is 108 bytes with its NUL */
 
 enum { F_MOVED = 1, F_ENDED = 2 };
 
@@ -83,14 +81,6 @@ typedef struct {
 	char first_error[256];
 } s_bench_t;
 
-
-static volatile sig_atomic_t s_stop;
-
-static void
-s_on_signal(int sig)
-{
-	s_stop = sig;
-}
 
 static void
 s_usage(FILE *out)
@@ -194,64 +184,6 @@ s_write_ini(const s_bench_t *b, const char *path)
 			fprintf(f, "output_dir = %s/out\n", b->run);
 	}
 	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* stdout into `path` while up or down talk; the saved stdout, or -1. */
-static int
-s_quiet(const char *path)
-{
-	fflush(stdout);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	int saved = fcntl(1, F_DUPFD_CLOEXEC, 3);
-	if (saved < 0 || dup2(fd, 1) < 0) {
-		if (saved >= 0)
-			close(saved);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return saved;
-}
-
-static void
-s_loud(int saved)
-{
-	fflush(stdout);
-	if (saved >= 0) {
-		dup2(saved, 1);
-		close(saved);
-	}
-}
-
-/* `disagg up` or `disagg down` on our run folder, their report in
- * RUN/WHAT.out. */
-static int
-s_up_down(s_bench_t *b, bool up, const char *ini)
-{
-	char cmd[8], f[4] = "-f", d[4] = "-d", file[PATH_MAX], out[PATH_MAX + 16];
-	char t[16] = "--timeout", secs[8] = "60";
-	char *argv[8];
-	int argc = 0;
-
-	snprintf(cmd, sizeof cmd, "%s", up ? "up" : "down");
-	argv[argc++] = cmd;
-	argv[argc++] = d;
-	argv[argc++] = b->run;
-	if (up) {
-		snprintf(file, sizeof file, "%s", ini);
-		argv[argc++] = f;
-		argv[argc++] = file;
-		argv[argc++] = t;
-		argv[argc++] = secs;
-	}
-	argv[argc] = NULL;
-	snprintf(out, sizeof out, "%s/%s.out", b->run, cmd);
-	int saved = s_quiet(out);
-	int rc = up ? dg_cmd_up(argc, argv) : dg_cmd_down(argc, argv);
-	s_loud(saved);
-	return rc;
 }
 
 /* The pid `up` recorded for `name`, or 0. */
@@ -463,7 +395,7 @@ s_wait_state(s_bench_t *b, const char *name, const char *state,
 {
 	s_inst_t in;
 
-	while (!s_stop) {
+	while (!dg_bench_stop) {
 		int64_t t = zclock_mono();
 		if (s_instance(b, name, &in) == 0 && in.found &&
 		    strcmp(in.state, state) == 0)
@@ -489,7 +421,7 @@ s_probe(s_bench_t *b, const char *name, int64_t *p50, int64_t *p99)
 {
 	int64_t us[S_PROBES];
 
-	for (int i = 0; i < S_PROBES && !s_stop; i++) {
+	for (int i = 0; i < S_PROBES && !dg_bench_stop; i++) {
 		dg_msg_t *m = dg_msg_new(DG_OP_THREADS);
 		if (m)
 			m->u.threads.name = name;
@@ -500,7 +432,7 @@ s_probe(s_bench_t *b, const char *name, int64_t *p50, int64_t *p99)
 			return -1;
 		dg_msg_destroy(&r);
 	}
-	if (s_stop)
+	if (dg_bench_stop)
 		return -1;
 	qsort(us, S_PROBES, sizeof us[0], s_cmp_i64);
 	*p50 = us[S_PROBES / 2];
@@ -561,7 +493,7 @@ s_submit(s_bench_t *b, int64_t deadline)
 	long sent = 0;
 	int64_t look = 0;
 
-	while (!s_stop && b->accepted + b->refused < b->rooms) {
+	while (!dg_bench_stop && b->accepted + b->refused < b->rooms) {
 		while (sent < b->rooms && sent - b->accepted - b->refused <
 		    S_WINDOW) {
 			dg_msg_t *m = dg_msg_new(DG_OP_SUBMIT);
@@ -603,7 +535,7 @@ s_submit(s_bench_t *b, int64_t deadline)
 static int
 s_wait_held(s_bench_t *b, int64_t deadline)
 {
-	while (!s_stop && !b->ended_early && dg_inst_state_lookup(b->not_up) != DG_INST_DEAD) {
+	while (!dg_bench_stop && !b->ended_early && dg_inst_state_lookup(b->not_up) != DG_INST_DEAD) {
 		int64_t t = zclock_mono();
 		s_look(b);
 		if (b->last.rooms == b->rooms &&
@@ -649,7 +581,7 @@ s_failover(s_bench_t *b, s_failover_t *fo)
 		return;
 	}
 	bool reaped = false;
-	while (!s_stop) {
+	while (!dg_bench_stop) {
 		int64_t t = zclock_mono();
 		if (!reaped)
 			reaped = waitpid(b->t0_pid, NULL, WNOHANG) != 0;
@@ -684,63 +616,6 @@ s_cell(char *buf, size_t size, double v, bool known, int decimals)
 	else
 		snprintf(buf, size, "%.*f", decimals, v);
 	return buf;
-}
-
-/* The run folder and what is in it: files, and the empty output_dir. */
-static void
-s_remove_run(const char *run)
-{
-	DIR *dir = opendir(run);
-	struct dirent *de;
-	char path[PATH_MAX + 300];
-
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof path, "%s/%s", run, de->d_name);
-		if (unlink(path) < 0)
-			rmdir(path);    /* the decoder's empty output_dir */
-	}
-	closedir(dir);
-	rmdir(run);
-}
-
-static int
-s_open_run(s_bench_t *b, const char *dir)
-{
-	if (dir) {
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			fprintf(stderr, "disagg bench rooms: cannot create %s: %s\n",
-			    dir, strerror(errno));
-			return -1;
-		}
-		if (!realpath(dir, b->run)) {
-			fprintf(stderr, "disagg bench rooms: %s: %s\n", dir,
-			    strerror(errno));
-			return -1;
-		}
-	} else {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(b->run, sizeof b->run, "%s/disagg-rooms.XXXXXX",
-		    tmp && *tmp ? tmp : "/tmp");
-		if (!mkdtemp(b->run)) {
-			fprintf(stderr, "disagg bench rooms: cannot create %s: %s\n",
-			    b->run, strerror(errno));
-			return -1;
-		}
-		b->made_run = true;
-	}
-	if (strlen(b->run) + strlen("/ctl.sock") > S_IPC_MAX) {
-		fprintf(stderr, "disagg bench rooms: the run folder %s is too "
-		    "long a path for ipc endpoints; use -d with a shorter one\n",
-		    b->run);
-		if (b->made_run)
-			rmdir(b->run);
-		return -1;
-	}
-	return 0;
 }
 
 /* Everything between up and down; NULL, or what went wrong. */
@@ -900,7 +775,8 @@ dg_bench_rooms(int argc, char *argv[])
 		s_usage(stderr);
 		return DG_EXIT_USAGE;
 	}
-	if (s_open_run(&b, dir) < 0)
+	if (dg_bench_run_open("disagg bench rooms", "rooms", dir, "/ctl.sock",
+	    b.run, sizeof b.run, &b.made_run) < 0)
 		return DG_EXIT_FAIL;
 
 	char ini[PATH_MAX + 16];
@@ -919,18 +795,14 @@ dg_bench_rooms(int argc, char *argv[])
 		    strerror(errno));
 		return DG_EXIT_FAIL;
 	}
-	if (s_up_down(&b, true, ini) != DG_EXIT_OK) {
+	if (dg_bench_up_down(b.run, true, ini) != DG_EXIT_OK) {
 		fprintf(stderr, "disagg bench rooms: the pipeline did not start; "
 		    "see %s (up.out and the logs)\n", b.run);
 		return DG_EXIT_FAIL;
 	}
 	/* up's handlers only end its own wait; ours end any wait below, and
 	 * the pipeline is brought down all the same. */
-	struct sigaction sa = { .sa_handler = s_on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	dg_bench_catch_stop();
 
 	s_figures_t f = { .threads = { -1, -1 }, .rss = { -1, -1 },
 	    .crss = { -1, -1 }, .held_ms = -1, .fo = { -1, -1, -1, 0 } };
@@ -944,7 +816,7 @@ dg_bench_rooms(int argc, char *argv[])
 		failed = "cannot find the daemons' pids or reach the controller";
 	else
 		failed = s_measure(&b, &f);
-	if (s_stop)
+	if (dg_bench_stop)
 		failed = "interrupted";
 	s_report(&b, &f);
 	if (*b.first_error)
@@ -955,7 +827,7 @@ dg_bench_rooms(int argc, char *argv[])
 	 * they take a day. */
 	if (!b.killed && b.t0_pid > 0 && kill(b.t0_pid, SIGKILL) == 0)
 		waitpid(b.t0_pid, NULL, 0);
-	if (s_up_down(&b, false, NULL) != DG_EXIT_OK && !failed)
+	if (dg_bench_up_down(b.run, false, NULL) != DG_EXIT_OK && !failed)
 		failed = "the pipeline did not stop cleanly";
 	if (failed) {
 		printf("\ndisagg bench rooms: FAILED: %s", failed);
@@ -970,7 +842,7 @@ dg_bench_rooms(int argc, char *argv[])
 		    (double)(f.rss[1] - f.rss[0]) / (double)b.rooms,
 		    f.fo.moved_ms / 1000.0, f.fo.ended_ms / 1000.0);
 		if (b.made_run)
-			s_remove_run(b.run);
+			dg_bench_run_remove(b.run);
 	}
 	dg_client_destroy(&b.cl);
 	zhashx_destroy(&b.index);

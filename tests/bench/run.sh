@@ -4,7 +4,9 @@
 # table prints, --json parses, and bad usage or a missing provider give
 # the documented exit codes.  Then `disagg bench rooms` with 300 rooms:
 # it completes and prints its figures.  Numbers are not judged: the
-# machine may be busy.  Some ten seconds in all.
+# machine may be busy.  Then `disagg bench fleet`, two policies for a
+# few seconds each: a row per policy whose counts add up, the same in
+# its JSON, and its usage errors.  Some forty seconds in all.
 . tests/lib.sh
 scratch
 D=${DISAGG:-tui/disagg}
@@ -97,5 +99,74 @@ check "bench rooms prints its closing line" \
     grep -q "^disagg bench rooms: ok: 300 rooms" "$T_TMP/rooms.out"
 check "bench rooms leaves no daemon running" \
     sh -c '! ps -eo args | grep -q "^[^ ]*disaggd .*$1"' _ "$T_TMP/rooms"
+
+# bench fleet: usage errors first, they start nothing.
+check "bench fleet: --load 0 is a usage error" \
+    exits 2 bench fleet --load 0
+check "bench fleet: a mix without shares is a usage error" \
+    exits 2 bench fleet --mix 5
+check "bench fleet: --every without --burst is a usage error" \
+    exits 2 bench fleet --every 100
+check "bench fleet: an unknown policy is a usage error" \
+    exits 2 bench fleet --policies round-robin,no-such-policy
+check "bench fleet: the message names the policy" \
+    grep -q "no-such-policy" "$T_TMP/err"
+check "bench fleet: an unexpected argument is a usage error" \
+    exits 2 bench fleet extra
+
+# A small fleet run: two policies, a tiny mix at a light load, so that
+# two shared cores keep up.  Counts must add up whatever the machine.
+FLEET="--duration 2.5 --load 0.3 --mix 2:0.5,4:0.5 --seed 7"
+"$D" bench fleet $FLEET --policies round-robin,lightx2v \
+    -d "$T_TMP/fleet" > "$T_TMP/fleet.out" 2> "$T_TMP/fleet.err"
+rc=$?
+[ $rc = 0 ] || sed 's/^/# /' "$T_TMP/fleet.out" "$T_TMP/fleet.err"
+check "bench fleet completes" test $rc = 0
+# row POLICY: its row, whose offered = accepted + refused and accepted =
+# done within deadline + late + failed, and something was offered.
+row() {
+	awk -v p="$1" '$1 == p && $2 ~ /^[0-9]+$/ { n++
+		if ($2 > 0 && $2 == $3 + $4 && $3 == $5 + $6 + $7) ok++ }
+		END { exit !(n == 1 && ok == 1) }' "$T_TMP/fleet.out"
+}
+check "bench fleet: a consistent row for round-robin" row round-robin
+check "bench fleet: a consistent row for the lightx2v baseline" row lightx2v
+check "bench fleet leaves no daemon running" \
+    sh -c '! ps -eo args | grep -q "^[^ ]*disaggd .*$1"' _ "$T_TMP/fleet"
+
+# fleet_json FILE POLICY...: the policies in order, each offered the
+# plan's every arrival, counts that add up by code and by reason, and
+# ratios and percentiles where they belong (null without a done request).
+fleet_json() {
+	/usr/bin/python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+rows = o["policies"]
+assert [r["policy"] for r in rows] == sys.argv[2:], rows
+assert o["burst"] == 4 and o["every_ms"] > 0 and o["arrivals"] % 4 == 0
+assert o["arrivals"] > 0 and abs(sum(m["share"] for m in o["mix"]) - 1) < 1e-9
+for r in rows:
+	assert r["error"] is None, r["error"]
+	assert r["offered"] == o["arrivals"], r
+	assert r["offered"] == r["accepted"] + r["refused"], r
+	assert r["accepted"] == r["done_in_deadline"] + r["done_late"] + r["failed"], r
+	assert sum(r["refused_by_code"].values()) == r["refused"], r
+	assert sum(r["failed_by_reason"].values()) == r["failed"], r
+	assert abs(r["slo_attainment"] - r["done_in_deadline"] / r["offered"]) < 1e-3
+	assert 0 <= r["deadline_failed_of_accepted"] <= 1
+	if r["done_in_deadline"] + r["done_late"]:
+		assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"], r
+	else:
+		assert r["p50_ms"] is None, r
+' "$@"
+}
+# In bursts this time: --every follows from --load.
+"$D" bench fleet $FLEET --burst 4 --policies p2c --json -d "$T_TMP/fleet-json" \
+    > "$T_TMP/fleet.json" 2> "$T_TMP/fleet.err"
+rc=$?
+[ $rc = 0 ] || sed 's/^/# /' "$T_TMP/fleet.json" "$T_TMP/fleet.err"
+check "bench fleet --json completes" test $rc = 0
+check "bench fleet --json parses, and its counts add up" \
+    fleet_json "$T_TMP/fleet.json" p2c
 
 summary bench
