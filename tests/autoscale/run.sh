@@ -5,10 +5,14 @@
 # through the run folder's supervisor (RUN/pids names it) and it takes
 # work; idleness drains it and it exits; every request ends done; the
 # decisions are "scale" events the console shows; down stops the rest.
+# Then the same with a scale_command and a stop_command, as for hosts
+# the controller cannot start daemons on: the command starts the spare,
+# its exit status is logged when the drained daemon exits.
 . tests/lib.sh
 scratch
 TOP=$(pwd)
 DISAGG="$TOP/tui/disagg"
+DISAGGD="$TOP/daemon/disaggd"
 DISAGG_RUN="$T_TMP/run"
 export DISAGG_RUN
 unset DISAGG_CONTROLLER
@@ -25,9 +29,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Short cooldowns and frequent reports keep the test short; a room
-# takes 5 steps of 100 ms on a single-worker transformer.
-cat > "$T_TMP/topo.ini" <<EOF
+# topo FILE [KEY = VALUE...]: the topology, the keys added to its
+# [autoscale transformer].  Short cooldowns and frequent reports keep
+# the test short; a room takes 5 steps of 100 ms on a single-worker
+# transformer.
+topo() {
+	f=$1
+	shift
+	cat > "$f" <<EOF
 [controller]
 listen = ipc://$R/ctl.sock
 publish = ipc://$R/pub.sock
@@ -42,6 +51,7 @@ min = 1
 max = 2
 target = 0.8
 cooldown = 2s
+$(for kv in "$@"; do echo "$kv"; done)
 
 [encoder e0]
 peer = ipc://$R/e0.sock
@@ -67,6 +77,8 @@ pool = 32M
 workers = 1
 output_dir = $T_TMP/out
 EOF
+}
+topo "$T_TMP/topo.ini"
 up_or_bail autoscale "$T_TMP/topo.ini"
 cp "$R/pids" "$T_TMP/pids.seen"
 
@@ -158,5 +170,40 @@ none_left() {
 	done < "$T_TMP/pids.seen"
 	return 0
 }
+check "down stops every daemon" wait_for 10 none_left
+
+# scale_command: a script that says which section it was asked for and
+# becomes the spare (exec), as `systemctl start disaggd@%n` would start
+# it on another host.
+cat > "$T_TMP/spare.sh" <<EOF
+echo start \$1 \$2 >> "$T_TMP/asked"
+echo \$\$ > "$T_TMP/\$2.pid"
+exec "$DISAGGD" -d -f "$T_TMP/cmd.ini" -N "\$2" 2>> "$R/\$2.cmd.log"
+EOF
+topo "$T_TMP/cmd.ini" "scale_command = sh $T_TMP/spare.sh %r %n" \
+    "stop_command = echo stop %r %n >> $T_TMP/asked"
+check "scale_command and stop_command check clean" \
+    sh -c "'$DISAGGD' -n -f '$T_TMP/cmd.ini' > /dev/null"
+up_or_bail autoscale "$T_TMP/cmd.ini"
+cat "$R/pids" >> "$T_TMP/pids.seen"
+: > "$T_TMP/ids"
+burst 6
+if wait_for 20 state_of t1 up; then
+	ok "scale_command starts the spare t1"
+else
+	sed 's/^/# /' "$R/controller.log" | tail -20
+	fail "scale_command starts the spare t1"
+fi
+T1=$(cat "$T_TMP/t1.pid" 2> /dev/null)
+[ -n "$T1" ] && echo "t1 $T1" >> "$T_TMP/pids.seen"
+check "scale_command got %r and %n" grep -qx "start transformer t1" \
+    "$T_TMP/asked"
+check "every request ends done" wait_for 60 all_done
+check "idleness drains t1 and it exits" wait_for 30 gone
+check "its scale_command's exit is logged" \
+    wait_for 5 logged "autoscale: scale_command of t1 exited 0"
+check "stop_command runs once it has left" \
+    wait_for 5 grep -qx "stop transformer t1" "$T_TMP/asked"
+"$DISAGG" down --timeout 10 > "$T_TMP/down.out" 2>&1
 check "down stops every daemon" wait_for 10 none_left
 summary autoscale
