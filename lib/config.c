@@ -1549,6 +1549,38 @@ s_compare_opts(const s_opts_t *a, const s_opts_t *b, const char *name,
 	return restart;
 }
 
+/* The controller's [autoscale ROLE] sections, read at its start: a
+ * section added or removed is one change. */
+static int
+s_compare_autoscale(const dg_config_t *a, const dg_config_t *b,
+    dg_config_change_fn *fn, void *arg)
+{
+	int restart = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const dg_config_t *x = pass ? b : a, *y = pass ? a : b;
+		for (size_t i = 0; i < x->nautoscale; i++) {
+			const dg_autoscale_conf_t *ax = &x->autoscale[i];
+			const dg_autoscale_conf_t *ay =
+			    dg_config_autoscale(y, ax->role);
+			if (ay && pass == 0)
+				restart += s_compare_slot(x, SLOT_AUTOSCALE0 +
+				    (int)i, y, SLOT_AUTOSCALE0 +
+				    (int)(ay - y->autoscale), fn, arg);
+			if (ay)
+				continue;
+			char label[DG_NAME_MAX + 16];
+			snprintf(label, sizeof label, "[" S_AUTOSCALE " %s]",
+			    ax->role);
+			restart++;
+			if (fn)
+				fn(label, pass ? "section added" :
+				    "section removed", false, arg);
+		}
+	}
+	return restart;
+}
+
 int
 dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
     const char *name, dg_config_change_fn *fn, void *arg)
@@ -1565,6 +1597,8 @@ dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 		sb = SLOT_STAGE0 + (int)(b - new_cfg->stages);
 	}
 	restart += s_compare_slot(old_cfg, sa, new_cfg, sb, fn, arg);
+	if (sa == SLOT_CONTROLLER)
+		restart += s_compare_autoscale(old_cfg, new_cfg, fn, arg);
 	if (sa >= SLOT_STAGE0)
 		restart += s_compare_opts(&old_cfg->opts[sa - SLOT_STAGE0],
 		    &new_cfg->opts[sb - SLOT_STAGE0], name, fn, arg);

@@ -361,8 +361,21 @@ test_autoscale(void **state)
 	assert_int_equal(dg_config_error_count(again), 0);
 	char *d2 = s_dump(again);
 	assert_string_equal(d1, d2);
+	assert_int_equal(dg_config_changes(cfg, again, "controller", NULL,
+	    NULL), 0);
 	free(d1);
 	free(d2);
+	/* Read at the controller's start: a change says restart (target,
+	 * cooldown, scale_command, and [autoscale decoder] added). */
+	dg_config_t *other = s_parse("[autoscale transformer]\nmax = 2\n"
+	    "cooldown = 4s\n[autoscale decoder]\n"
+	    "[encoder e0]\npeer = ipc:///tmp/e0\n"
+	    "[transformer t0]\npeer = ipc:///tmp/t0\n"
+	    "[transformer t1]\npeer = ipc:///tmp/t1\nautostart = no\n");
+	assert_int_equal(dg_config_error_count(other), 0);
+	assert_int_equal(dg_config_changes(cfg, other, "controller", NULL,
+	    NULL), 4);
+	dg_config_destroy(&other);
 	dg_config_destroy(&cfg);
 	dg_config_destroy(&again);
 }
