@@ -53,6 +53,7 @@ typedef struct {
 /* A scale_command or stop_command running in the background. */
 typedef struct {
 	pid_t pid;
+	char name[DG_NAME_MAX];         /* its section's */
 	char what[DG_NAME_MAX + 32];
 } s_command_t;
 
@@ -257,6 +258,7 @@ s_run(dg_scaler_t *self, const char *tmpl, const s_section_t *s,
 	}
 	s_command_t *c = &self->cmds[self->ncmds++];
 	c->pid = pid;
+	snprintf(c->name, sizeof c->name, "%s", s->name);
 	snprintf(c->what, sizeof c->what, "%s of %s", key, s->name);
 	dg_log_info("autoscale: %s: running '%s' (pid %d)", c->what, cmd,
 	    (int)pid);
@@ -339,6 +341,25 @@ out:
 	return rc;
 }
 
+/* Whether a daemon of section `name` started here, or a command for it,
+ * still runs: a daemon that said bye may take a moment to exit, and a
+ * second one would find its endpoints taken. */
+static bool
+s_still_running(dg_scaler_t *self, const char *name)
+{
+	for (size_t i = 0; i < self->ncmds; i++)
+		if (strcmp(self->cmds[i].name, name) == 0)
+			return true;
+	for (size_t i = 0; self->own && i < dg_supervisor_size(self->own);
+	    i++) {
+		const dg_child_t *c = dg_supervisor_child(self->own, i);
+		if (strcmp(c->name, name) == 0 && !dg_supervisor_exited(
+		    self->own, i))
+			return true;
+	}
+	return false;
+}
+
 /* Start spares of place `index` until `k` are starting; what was
  * started, in words, into `done`. */
 static void
@@ -354,8 +375,10 @@ s_start(dg_scaler_t *self, int64_t now, size_t index, int64_t k,
 		if ((size_t)s->index != index || !s->spare || s->state != S_IDLE)
 			continue;
 		dg_inst_t *in = dg_registry_find(self->reg, s->name);
-		if (in && in->state != DG_INST_DEAD)
-			continue;       /* up, or drained by an operator */
+		if ((in && in->state != DG_INST_DEAD) ||
+		    s_still_running(self, s->name))
+			continue;       /* up, drained by an operator, or
+			                   still exiting */
 		char why[512];
 		int rc;
 		if (*a->scale_command)

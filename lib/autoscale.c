@@ -20,6 +20,8 @@ typedef struct {
 struct _dg_autoscale_t {
 	s_place_t *places;
 	size_t n;
+	double lambda;          /* the chain's throughput, smoothed */
+	int64_t lambda_at;      /* its last sample; INT64_MIN: none yet */
 };
 
 const char *
@@ -42,6 +44,7 @@ dg_autoscale_new(size_t nplaces)
 		return NULL;
 	}
 	self->n = nplaces;
+	self->lambda_at = INT64_MIN;
 	for (size_t i = 0; i < nplaces; i++) {
 		self->places[i].changed_at = INT64_MIN;
 		self->places[i].low_since = -1;
@@ -169,6 +172,19 @@ dg_autoscale_decide(dg_autoscale_t *self, int64_t now,
 	for (size_t i = 0; i < self->n; i++)
 		if (load[i].rps > lambda)
 			lambda = load[i].rps;
+	/* A stage's rps counts rooms finished since its last report, a
+	 * few hundred ms: a burst of sawteeth.  Smoothed over
+	 * DG_SCALE_SMOOTH_MS, it is the load the chain sustains. */
+	if (self->lambda_at == INT64_MIN) {
+		self->lambda = lambda;
+		self->lambda_at = now;
+	} else if (now > self->lambda_at) {
+		double a = 1 - exp(-(double)(now - self->lambda_at) /
+		    DG_SCALE_SMOOTH_MS);
+		self->lambda += a * (lambda - self->lambda);
+		self->lambda_at = now;
+	}
+	lambda = self->lambda;
 	for (size_t i = 0; i < self->n; i++) {
 		if (!self->places[i].scaled) {
 			memset(&out[i], 0, sizeof out[i]);

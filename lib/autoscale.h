@@ -36,6 +36,9 @@ const char *dg_scale_name(int action);
  * with one instance less: the band between the two thresholds is the
  * hysteresis. */
 #define DG_SCALE_BAND 0.25
+/* The chain's throughput is averaged over about this long (an
+ * exponential moving average), so that one report does not swing it. */
+#define DG_SCALE_SMOOTH_MS 5000.0
 
 /* What the controller measured of one place of the chain. */
 typedef struct {

@@ -187,6 +187,36 @@ test_chain_shares(void **state)
 	dg_autoscale_destroy(&a);
 }
 
+/* The chain's throughput is smoothed: one report of a spike does not
+ * start instances that the queue does not ask for either, a sustained
+ * rate does. */
+static void
+test_smoothing(void **state)
+{
+	(void)state;
+	dg_autoscale_conf_t c = s_conf(1, 8, 1.0, 0);
+	dg_autoscale_t *a = dg_autoscale_new(1);
+	dg_autoscale_set(a, 0, &c);
+	dg_scale_load_t l = { .live = 1, .workers = 1, .service_s = 1,
+	    .rooms = 1 };
+	dg_scale_decision_t d;
+
+	dg_autoscale_decide(a, 0, &l, &d);
+	assert_int_equal(d.wanted, 1);
+	l.rps = 10;             /* one report: 10 rooms in its 100 ms */
+	dg_autoscale_decide(a, 250, &l, &d);
+	assert_int_equal(d.wanted, 1);
+	l.rps = 0;
+	dg_autoscale_decide(a, 500, &l, &d);
+	assert_int_equal(d.wanted, 1);
+	/* 3 rooms/s for long: 3 instances of a 1 s stage. */
+	l.rps = 3;
+	for (int64_t t = 750; t <= 60000; t += 250)
+		dg_autoscale_decide(a, t, &l, &d);
+	assert_int_equal(d.wanted, 3);
+	dg_autoscale_destroy(&a);
+}
+
 /* Min is kept even without load; above max one drains; places not set
  * are left alone. */
 static void
@@ -227,6 +257,7 @@ main(void)
 		cmocka_unit_test(test_idle_in),
 		cmocka_unit_test(test_hysteresis),
 		cmocka_unit_test(test_chain_shares),
+		cmocka_unit_test(test_smoothing),
 		cmocka_unit_test(test_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
