@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "relay.h"
+#include "scaler.h"
 #include "threads.h"
 #include "wire.h"
 #include "y4m.h"
@@ -37,6 +38,7 @@ typedef struct {
 	dg_relays_t *relays;
 	dg_journal_t *journal;          /* NULL: no journal configured */
 	dg_evring_t *events;            /* the newest, for later consoles */
+	dg_scaler_t *scaler;            /* NULL: no [autoscale ROLE] */
 	zlistx_t *held;                 /* s_held_t: replies awaiting sync */
 	int64_t last_snapshot;
 	int64_t last_tick;
@@ -583,11 +585,32 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	/* Ends and room reservations of this turn reach the disk before
 	 * the assigns that depend on them leave. */
 	s_release_held(self);
+	if (self->scaler) {
+		dg_lc_counts_t counts;
+		dg_lc_counts(self->lc, &counts);
+		dg_scaler_tick(self->scaler, now, counts.pending);
+	}
 	dg_wire_uncork();
 	s_trim(self, now);
 	s_metrics(self, now);
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
+}
+
+/* ---- the autoscaler's ways out (scaler.h) ----------------------------- */
+
+static void
+s_scale_event(void *arg, const char *name, const char *message)
+{
+	dg_msg_t *m = dg_msg_new(DG_OP_EVENT);
+
+	if (!m)
+		return;
+	m->u.event.kind = "scale";
+	m->u.event.name = name;
+	m->u.event.message = message;
+	s_io_publish(arg, m);
+	dg_msg_destroy(&m);
 }
 
 /* A journal record read at start. */
@@ -743,6 +766,13 @@ s_start(dg_daemon_t *d, void **state)
 	const char *pe = zsock_endpoint(self->pub);
 	snprintf(self->pub_endpoint, sizeof self->pub_endpoint, "%s",
 	    pe ? pe : c->publish);
+	dg_scaler_io_t sio = { .arg = self, .event = s_scale_event,
+	    .to_instance = s_io_to_instance };
+	bool nomem;
+	self->scaler = dg_scaler_new(d->cfg, self->reg, &sio, zclock_mono(),
+	    &nomem);
+	if (nomem)
+		return -1;
 	zloop_reader(d->loop, self->router, s_on_router, self);
 	zloop_timer(d->loop, 20, 0, s_on_tick, self);
 	dg_log_info("listening on %s, publishing on %s, policy %s, chain %s",
@@ -756,6 +786,7 @@ s_drain(void *state)
 {
 	s_ctl_t *self = state;
 	dg_lc_draining(self->lc);
+	dg_scaler_stop(self->scaler);
 }
 
 /* The drain's time is up: every live request ends now, failed with
@@ -828,6 +859,7 @@ s_stop(void **state)
 	dg_metrics_http_destroy(&self->http);
 	dg_metrics_destroy(&self->metrics);
 	dg_relays_destroy(&self->relays);
+	dg_scaler_destroy(&self->scaler);
 	dg_lifecycle_destroy(&self->lc);
 	zlistx_destroy(&self->held);
 	dg_journal_destroy(&self->journal);

@@ -22,14 +22,18 @@
 #include "config_keys.h"
 #include "run.h"
 
-/* Slots: 0..3 the fixed sections, 4.. the stages in file order. */
+/* Slots: 0..3 the fixed sections, then one per [autoscale ROLE] (at
+ * most one per role of the chain), then the stages in file order. */
 #define SLOT_CONTROLLER 0
 #define SLOT_FABRIC     1
 #define SLOT_SECURITY   2
 #define SLOT_PIPELINE   3
-#define SLOT_STAGE0     4
+#define SLOT_FIXED      4
+#define SLOT_AUTOSCALE0 SLOT_FIXED
+#define SLOT_STAGE0     (SLOT_AUTOSCALE0 + DG_CHAIN_MAX)
+#define S_AUTOSCALE     "autoscale"
 
-static const char *const s_fixed[SLOT_STAGE0] =
+static const char *const s_fixed[SLOT_FIXED] =
 	{ "controller", "fabric", "security", "pipeline" };
 
 /* A python: stage's own keys, for its class to check (see config.h). */
@@ -45,6 +49,8 @@ struct _dg_config_t {
 	dg_fabric_conf_t fabric;
 	dg_security_conf_t security;
 	dg_pipeline_conf_t pipeline;
+	dg_autoscale_conf_t autoscale[DG_CHAIN_MAX];
+	size_t nautoscale;
 	dg_stage_conf_t *stages;
 	s_opts_t *opts;                 /* [stage] */
 	size_t nstages, stages_cap;
@@ -448,6 +454,8 @@ s_slot_base(dg_config_t *self, int slot)
 		return &self->security;
 	if (slot == SLOT_PIPELINE)
 		return &self->pipeline;
+	if (slot < SLOT_STAGE0)
+		return &self->autoscale[slot - SLOT_AUTOSCALE0];
 	return &self->stages[slot - SLOT_STAGE0];
 }
 
@@ -457,14 +465,18 @@ s_slot_kind(const dg_config_t *self, int slot)
 	static const unsigned fixed[] = { DG_SEC_CONTROLLER, DG_SEC_FABRIC,
 	    DG_SEC_SECURITY, DG_SEC_PIPELINE };
 	(void)self;
-	return slot < SLOT_STAGE0 ? fixed[slot] : DG_SEC_STAGES;
+	return slot < SLOT_FIXED ? fixed[slot] : slot < SLOT_STAGE0 ?
+	    DG_SEC_AUTOSCALE : DG_SEC_STAGES;
 }
 
 static void
 s_slot_label(const dg_config_t *self, int slot, char *buf, size_t size)
 {
-	if (slot < SLOT_STAGE0) {
+	if (slot < SLOT_FIXED) {
 		snprintf(buf, size, "[%s]", s_fixed[slot]);
+	} else if (slot < SLOT_STAGE0) {
+		snprintf(buf, size, "[" S_AUTOSCALE " %s]",
+		    self->autoscale[slot - SLOT_AUTOSCALE0].role);
 	} else {
 		const dg_stage_conf_t *st = &self->stages[slot - SLOT_STAGE0];
 		snprintf(buf, size, "[%s %s]", st->role, st->name);
@@ -554,6 +566,45 @@ s_has_ref_stage(const char *role)
 	return false;
 }
 
+/* [autoscale ROLE]: whether the role is in the chain is checked at the
+ * end, since [pipeline] may come later. */
+static void
+s_begin_autoscale(struct s_ctx *ctx, const char *role, const char *extra)
+{
+	dg_config_t *self = ctx->cfg;
+	int line = ctx->lineno;
+
+	if (!role || extra || !s_valid_name(role)) {
+		s_error(self, line, "section [" S_AUTOSCALE "%s%s%s%s] needs one "
+		    "role of [pipeline] stages: [" S_AUTOSCALE " ROLE]",
+		    role ? " " : "", role ? role : "", extra ? " " : "",
+		    extra ? extra : "");
+		return;
+	}
+	for (size_t i = 0; i < self->nautoscale; i++)
+		if (strcmp(self->autoscale[i].role, role) == 0) {
+			s_error(self, line, "duplicate section [" S_AUTOSCALE
+			    " %s] (first on line %d)", role,
+			    self->autoscale[i].line);
+			return;
+		}
+	if (self->nautoscale == DG_CHAIN_MAX) {
+		s_error(self, line, "more than %d [" S_AUTOSCALE "] sections: "
+		    "a chain has at most %d roles", DG_CHAIN_MAX, DG_CHAIN_MAX);
+		return;
+	}
+	dg_autoscale_conf_t *a = &self->autoscale[self->nautoscale];
+	memset(a, 0, sizeof *a);
+	snprintf(a->role, sizeof a->role, "%s", role);
+	a->index = -1;
+	a->line = line;
+	int slot = SLOT_AUTOSCALE0 + (int)self->nautoscale++;
+	self->sect_lines[slot] = line;
+	s_fill_defaults(self, slot);
+	ctx->slot = slot;
+	ctx->ignoring = false;
+}
+
 static void
 s_begin_section(struct s_ctx *ctx, char *header)
 {
@@ -570,7 +621,11 @@ s_begin_section(struct s_ctx *ctx, char *header)
 		s_error(self, line, "empty section name []");
 		return;
 	}
-	for (int i = 0; i < SLOT_STAGE0; i++) {
+	if (strcmp(word, S_AUTOSCALE) == 0) {
+		s_begin_autoscale(ctx, name, extra);
+		return;
+	}
+	for (int i = 0; i < SLOT_FIXED; i++) {
 		if (strcmp(word, s_fixed[i]) != 0)
 			continue;
 		if (name) {
@@ -968,10 +1023,10 @@ s_check_endpoints(dg_config_t *self)
 static bool
 s_reserved(const char *word)
 {
-	for (int i = 0; i < SLOT_STAGE0; i++)
+	for (int i = 0; i < SLOT_FIXED; i++)
 		if (strcmp(word, s_fixed[i]) == 0)
 			return true;
-	return false;
+	return strcmp(word, S_AUTOSCALE) == 0;
 }
 
 /* [pipeline] stages: the chain, each role once, each with instances. */
@@ -998,7 +1053,8 @@ s_check_pipeline(dg_config_t *self)
 		    strcmp(w, "controller") == 0) {
 			s_error(self, line, "bad role '%s' in [pipeline] stages: "
 			    "use letters, digits, '-', '_' and '.', and none of "
-			    "controller, fabric, security, pipeline", w);
+			    "controller, fabric, security, pipeline, autoscale",
+			    w);
 			return;
 		}
 		for (size_t i = 0; i < p->nroles; i++)
@@ -1039,12 +1095,73 @@ s_check_pipeline(dg_config_t *self)
 	}
 }
 
+/* A command's escapes: %n, %r and %% only. */
+static bool
+s_command_ok(const char *cmd, char *bad)
+{
+	for (const char *p = strchr(cmd, '%'); p; p = strchr(p + 2, '%')) {
+		if (!p[1] || !strchr("nr%", p[1])) {
+			*bad = p[1];
+			return false;
+		}
+	}
+	return true;
+}
+
+/* [autoscale ROLE]: a role of the chain, min <= max <= its sections. */
+static void
+s_check_autoscale(dg_config_t *self)
+{
+	int i_cmd = 0, i_stop = 0;
+	s_find_key(DG_SEC_AUTOSCALE, "scale_command", &i_cmd);
+	s_find_key(DG_SEC_AUTOSCALE, "stop_command", &i_stop);
+
+	for (size_t i = 0; i < self->nautoscale; i++) {
+		dg_autoscale_conf_t *a = &self->autoscale[i];
+		int slot = SLOT_AUTOSCALE0 + (int)i;
+		a->index = dg_config_role_index(self, a->role);
+		if (a->index < 0) {
+			s_error(self, a->line, "section [" S_AUTOSCALE " %s]: "
+			    "role '%s' is not in [pipeline] stages (%s)",
+			    a->role, a->role, self->pipeline.stages);
+			continue;
+		}
+		int64_t n = 0;
+		for (size_t s = 0; s < self->nstages; s++)
+			n += strcmp(self->stages[s].role, a->role) == 0;
+		if (a->min > a->max)
+			s_error(self, a->line, "[" S_AUTOSCALE " %s]: min (%lld) "
+			    "is larger than max (%lld)", a->role,
+			    (long long)a->min, (long long)a->max);
+		else if (a->max > n && n > 0)
+			s_error(self, a->line, "[" S_AUTOSCALE " %s]: max = %lld "
+			    "but there %s only %lld [%s NAME] section%s: the "
+			    "autoscaler starts and stops configured sections",
+			    a->role, (long long)a->max, n == 1 ? "is" : "are",
+			    (long long)n, a->role, n == 1 ? "" : "s");
+		const char *cmds[] = { a->scale_command, a->stop_command };
+		const int idx[] = { i_cmd, i_stop };
+		for (int c = 0; c < 2; c++) {
+			char bad = 0;
+			if (s_command_ok(cmds[c], &bad))
+				continue;
+			s_error(self, self->key_lines[(size_t)slot *
+			    dg_config_nkeys + (size_t)idx[c]], "'%s' in ["
+			    S_AUTOSCALE " %s]: unknown escape '%%%c' (use %%n "
+			    "for the section's name, %%r for its role, %%%% for "
+			    "%%)", dg_config_keys[idx[c]].name, a->role,
+			    bad ? bad : ' ');
+		}
+	}
+}
+
 static void
 s_check_after(dg_config_t *self)
 {
 	int i_stage = 0;
 	s_find_key(DG_SEC_STAGES, "stage", &i_stage);
 	s_check_pipeline(self);
+	s_check_autoscale(self);
 	for (size_t s = 0; s < self->nstages; s++) {
 		int slot = SLOT_STAGE0 + (int)s;
 		dg_stage_conf_t *st = &self->stages[s];
@@ -1106,7 +1223,7 @@ s_new(const char *file)
 		dg_config_destroy(&self);
 		return NULL;
 	}
-	for (int slot = 0; slot < SLOT_STAGE0; slot++)
+	for (int slot = 0; slot < SLOT_FIXED; slot++)
 		s_fill_defaults(self, slot);
 	return self;
 }
@@ -1267,6 +1384,27 @@ dg_config_role_index(const dg_config_t *self, const char *role)
 }
 
 size_t
+dg_config_autoscale_count(const dg_config_t *self)
+{
+	return self->nautoscale;
+}
+
+const dg_autoscale_conf_t *
+dg_config_autoscale_at(const dg_config_t *self, size_t i)
+{
+	return i < self->nautoscale ? &self->autoscale[i] : NULL;
+}
+
+const dg_autoscale_conf_t *
+dg_config_autoscale(const dg_config_t *self, const char *role)
+{
+	for (size_t i = 0; i < self->nautoscale; i++)
+		if (strcmp(self->autoscale[i].role, role) == 0)
+			return &self->autoscale[i];
+	return NULL;
+}
+
+size_t
 dg_config_stage_count(const dg_config_t *self)
 {
 	return self->nstages;
@@ -1332,6 +1470,9 @@ dg_config_dump(const dg_config_t *self, FILE *out)
 {
 	fprintf(out, "; effective configuration of %s\n", self->file);
 	for (int slot = 0; slot < SLOT_STAGE0 + (int)self->nstages; slot++) {
+		if (slot >= SLOT_AUTOSCALE0 + (int)self->nautoscale &&
+		    slot < SLOT_STAGE0)
+			continue;
 		/* A file of settings alone stays one (s_check_pipeline). */
 		if (slot == SLOT_PIPELINE && self->nstages == 0 &&
 		    !self->sect_lines[SLOT_PIPELINE])
@@ -1408,6 +1549,38 @@ s_compare_opts(const s_opts_t *a, const s_opts_t *b, const char *name,
 	return restart;
 }
 
+/* The controller's [autoscale ROLE] sections, read at its start: a
+ * section added or removed is one change. */
+static int
+s_compare_autoscale(const dg_config_t *a, const dg_config_t *b,
+    dg_config_change_fn *fn, void *arg)
+{
+	int restart = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const dg_config_t *x = pass ? b : a, *y = pass ? a : b;
+		for (size_t i = 0; i < x->nautoscale; i++) {
+			const dg_autoscale_conf_t *ax = &x->autoscale[i];
+			const dg_autoscale_conf_t *ay =
+			    dg_config_autoscale(y, ax->role);
+			if (ay && pass == 0)
+				restart += s_compare_slot(x, SLOT_AUTOSCALE0 +
+				    (int)i, y, SLOT_AUTOSCALE0 +
+				    (int)(ay - y->autoscale), fn, arg);
+			if (ay)
+				continue;
+			char label[DG_NAME_MAX + 16];
+			snprintf(label, sizeof label, "[" S_AUTOSCALE " %s]",
+			    ax->role);
+			restart++;
+			if (fn)
+				fn(label, pass ? "section added" :
+				    "section removed", false, arg);
+		}
+	}
+	return restart;
+}
+
 int
 dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
     const char *name, dg_config_change_fn *fn, void *arg)
@@ -1424,6 +1597,8 @@ dg_config_changes(const dg_config_t *old_cfg, const dg_config_t *new_cfg,
 		sb = SLOT_STAGE0 + (int)(b - new_cfg->stages);
 	}
 	restart += s_compare_slot(old_cfg, sa, new_cfg, sb, fn, arg);
+	if (sa == SLOT_CONTROLLER)
+		restart += s_compare_autoscale(old_cfg, new_cfg, fn, arg);
 	if (sa >= SLOT_STAGE0)
 		restart += s_compare_opts(&old_cfg->opts[sa - SLOT_STAGE0],
 		    &new_cfg->opts[sb - SLOT_STAGE0], name, fn, arg);
@@ -1461,7 +1636,9 @@ s_info_init(void)
 		    k->sections == DG_SEC_CONTROLLER ? "controller" :
 		    k->sections == DG_SEC_FABRIC ? "fabric" :
 		    k->sections == DG_SEC_SECURITY ? "security" :
-		    k->sections == DG_SEC_PIPELINE ? "pipeline" : "ROLE NAME";
+		    k->sections == DG_SEC_PIPELINE ? "pipeline" :
+		    k->sections == DG_SEC_AUTOSCALE ? S_AUTOSCALE " ROLE" :
+		    "ROLE NAME";
 		info->name = k->name;
 		info->type = types[k->type];
 		info->def = k->def;

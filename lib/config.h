@@ -116,7 +116,21 @@ typedef struct {
 	int64_t boundary;               /* millionths of the noise scale */
 	int log_level;
 	int64_t log_size;               /* bytes; 0: never rotated */
+	bool autostart;                 /* no: a spare, for the autoscaler */
 } dg_stage_conf_t;
+
+/* [autoscale ROLE]: how many instances of one role the controller keeps,
+ * between min and max, by load (autoscale.h). */
+typedef struct {
+	char role[DG_NAME_MAX];
+	int index;                      /* its place in the chain */
+	int line;                       /* of its header */
+	int64_t min, max;
+	int64_t target;                 /* utilisation, millionths */
+	int64_t cooldown_ms;
+	char scale_command[DG_PATH_MAX]; /* %n section name, %r role; "" */
+	char stop_command[DG_PATH_MAX];
+} dg_autoscale_conf_t;
 
 /* One entry of the key table, public for documentation checks and the
  * man page; the parser's own fields stay in config_keys.c. */
@@ -163,6 +177,14 @@ const dg_stage_conf_t *dg_config_stage_at(const dg_config_t *self, size_t i);
 /* By "name" or "role name"; NULL when absent. */
 const dg_stage_conf_t *dg_config_stage(const dg_config_t *self,
     const char *name);
+
+/* The [autoscale ROLE] sections, in file order; by role, NULL when the
+ * role is not scaled. */
+size_t dg_config_autoscale_count(const dg_config_t *self);
+const dg_autoscale_conf_t *dg_config_autoscale_at(const dg_config_t *self,
+    size_t i);
+const dg_autoscale_conf_t *dg_config_autoscale(const dg_config_t *self,
+    const char *role);
 
 /* The keys of a python: stage's section that the key table does not
  * know: the stage's class declares them, and the daemon checks them

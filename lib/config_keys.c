@@ -25,6 +25,8 @@
 #define FS(f) sizeof(((dg_fabric_conf_t *)0)->f)
 #define SS(f) sizeof(((dg_security_conf_t *)0)->f)
 #define RS(f) sizeof(((dg_stage_conf_t *)0)->f)
+#define A(f)  offsetof(dg_autoscale_conf_t, f)
+#define AS(f) sizeof(((dg_autoscale_conf_t *)0)->f)
 
 static const char *const s_policies[] =
 	{ "round-robin", "least-loaded", "p2c", "earliest-finish", NULL };
@@ -207,6 +209,29 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_STAGES, "log_size", DG_KT_SIZE, "64M",
 	  0, 1 * TIB, DG_KF_RELOAD, R(log_size), 0, NULL,
 	  "a log file on stderr is rotated at this size (0: never)" },
+	{ DG_SEC_STAGES, "autostart", DG_KT_BOOL, "yes",
+	  0, 0, 0, R(autostart), 0, NULL,
+	  "whether disagg up starts this daemon; no: a spare the autoscaler may start" },
+
+	/* [autoscale ROLE], for any role of [pipeline] stages; read at start */
+	{ DG_SEC_AUTOSCALE, "min", DG_KT_INT, "1",
+	  1, 1000, 0, A(min), 0, NULL,
+	  "fewest instances of the role kept up" },
+	{ DG_SEC_AUTOSCALE, "max", DG_KT_INT, "1",
+	  1, 1000, 0, A(max), 0, NULL,
+	  "most instances of the role, at most its [ROLE NAME] sections" },
+	{ DG_SEC_AUTOSCALE, "target", DG_KT_FRACTION, "0.8",
+	  10000, 1000000, 0, A(target), 0, NULL,
+	  "utilisation (rooms in flight per worker) the role is scaled to; above it, instances start" },
+	{ DG_SEC_AUTOSCALE, "cooldown", DG_KT_DURATION, "30s",
+	  0, 24 * HOUR, 0, A(cooldown_ms), 0, NULL,
+	  "least time between two changes of the role, and how long it must stay idle before one instance drains" },
+	{ DG_SEC_AUTOSCALE, "scale_command", DG_KT_STR, "",
+	  0, 0, 0, A(scale_command), AS(scale_command), NULL,
+	  "shell command starting a spare section (%n its name, %r its role); empty: disagg up's supervisor on this host" },
+	{ DG_SEC_AUTOSCALE, "stop_command", DG_KT_STR, "",
+	  0, 0, 0, A(stop_command), AS(stop_command), NULL,
+	  "shell command run once a drained instance has left (%n, %r as above); empty: none" },
 };
 
 const size_t dg_config_nkeys = sizeof dg_config_keys / sizeof dg_config_keys[0];

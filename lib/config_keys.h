@@ -15,7 +15,8 @@ enum {
 	DG_SEC_FABRIC      = 1 << 1,
 	DG_SEC_SECURITY    = 1 << 2,
 	DG_SEC_PIPELINE    = 1 << 3,
-	DG_SEC_STAGES      = 1 << 4
+	DG_SEC_STAGES      = 1 << 4,
+	DG_SEC_AUTOSCALE   = 1 << 5         /* [autoscale ROLE] */
 };
 
 typedef enum {

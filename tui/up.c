@@ -932,17 +932,21 @@ dg_cmd_up(int argc, char *argv[])
 		goto out;
 	}
 
-	/* The controller, then every stage section, in file order. */
-	size_t n = dg_config_stage_count(cfg) + 1;
-	s_daemon_t *d = calloc(n, sizeof *d);
+	/* The controller, then every stage section, in file order, but the
+	 * spares (autostart = no): the controller's autoscaler starts those
+	 * when the load asks for them. */
+	size_t n = 1;
+	s_daemon_t *d = calloc(dg_config_stage_count(cfg) + 1, sizeof *d);
 	if (!d)
 		goto out;
 	d[0].name = "controller";
 	d[0].role = "controller";
-	for (size_t i = 1; i < n; i++) {
-		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i - 1);
-		d[i].name = s->name;
-		d[i].role = s->role;
+	for (size_t i = 0; i < dg_config_stage_count(cfg); i++) {
+		const dg_stage_conf_t *s = dg_config_stage_at(cfg, i);
+		if (!s->autostart)
+			continue;
+		d[n].name = s->name;
+		d[n++].role = s->role;
 	}
 
 	char endpoint[DG_ENDPOINT_MAX];

@@ -282,6 +282,20 @@ test_not_a_file(void **state)
 	unlink(path);
 }
 
+/* The effective configuration as dg_config_dump writes it (to free). */
+static char *
+s_dump(const dg_config_t *cfg)
+{
+	char *d = NULL;
+	size_t n;
+	FILE *f = open_memstream(&d, &n);
+
+	assert_non_null(f);
+	dg_config_dump(cfg, f);
+	fclose(f);
+	return d;
+}
+
 static void
 test_dump_round_trip(void **state)
 {
@@ -293,11 +307,7 @@ test_dump_round_trip(void **state)
 	    "[transformer t9]\npeer = tcp://10.0.0.2:7720\npool = 1536M\n"
 	    "memory = cuda\ndevice = 3\n");
 	assert_int_equal(dg_config_error_count(cfg), 0);
-	char *d1 = NULL, *d2 = NULL;
-	size_t n1, n2;
-	FILE *f = open_memstream(&d1, &n1);
-	dg_config_dump(cfg, f);
-	fclose(f);
+	char *d1 = s_dump(cfg);
 	assert_non_null(strstr(d1, "chunk = 3M\n"));
 	assert_non_null(strstr(d1, "quarantine_ms = 1500ms\n"));
 	assert_non_null(strstr(d1, "pool = 1536M\n"));
@@ -307,13 +317,65 @@ test_dump_round_trip(void **state)
 
 	dg_config_t *again = s_parse(d1);
 	assert_int_equal(dg_config_error_count(again), 0);
-	f = open_memstream(&d2, &n2);
-	dg_config_dump(again, f);
-	fclose(f);
+	char *d2 = s_dump(again);
 	assert_string_equal(d1, d2);
 	assert_int_equal(dg_config_changes(cfg, again, "t9", NULL, NULL), 0);
 	free(d1);
 	free(d2);
+	dg_config_destroy(&cfg);
+	dg_config_destroy(&again);
+}
+
+/* [autoscale ROLE] and autostart: read, found by role, dumped and read
+ * back the same. */
+static void
+test_autoscale(void **state)
+{
+	(void)state;
+	dg_config_t *cfg = s_parse("[autoscale transformer]\nmin = 1\n"
+	    "max = 2\ntarget = 0.5\ncooldown = 3s\n"
+	    "scale_command = systemctl start disaggd@%n\n"
+	    "[encoder e0]\npeer = ipc:///tmp/e0\n"
+	    "[transformer t0]\npeer = ipc:///tmp/t0\n"
+	    "[transformer t1]\npeer = ipc:///tmp/t1\nautostart = no\n");
+	assert_int_equal(dg_config_error_count(cfg), 0);
+	assert_int_equal(dg_config_autoscale_count(cfg), 1);
+	assert_null(dg_config_autoscale(cfg, "encoder"));
+	const dg_autoscale_conf_t *a = dg_config_autoscale(cfg, "transformer");
+	assert_ptr_equal(a, dg_config_autoscale_at(cfg, 0));
+	assert_null(dg_config_autoscale_at(cfg, 1));
+	assert_int_equal(a->index, 1);
+	assert_int_equal(a->min, 1);
+	assert_int_equal(a->max, 2);
+	assert_int_equal(a->target, 500000);
+	assert_int_equal(a->cooldown_ms, 3000);
+	assert_string_equal(a->scale_command, "systemctl start disaggd@%n");
+	assert_string_equal(a->stop_command, "");
+	assert_true(dg_config_stage(cfg, "t0")->autostart);
+	assert_false(dg_config_stage(cfg, "t1")->autostart);
+
+	char *d1 = s_dump(cfg);
+	assert_non_null(strstr(d1, "[autoscale transformer]\n"));
+	assert_non_null(strstr(d1, "autostart = off\n"));
+	dg_config_t *again = s_parse(d1);
+	assert_int_equal(dg_config_error_count(again), 0);
+	char *d2 = s_dump(again);
+	assert_string_equal(d1, d2);
+	assert_int_equal(dg_config_changes(cfg, again, "controller", NULL,
+	    NULL), 0);
+	free(d1);
+	free(d2);
+	/* Read at the controller's start: a change says restart (target,
+	 * cooldown, scale_command, and [autoscale decoder] added). */
+	dg_config_t *other = s_parse("[autoscale transformer]\nmax = 2\n"
+	    "cooldown = 4s\n[autoscale decoder]\n"
+	    "[encoder e0]\npeer = ipc:///tmp/e0\n"
+	    "[transformer t0]\npeer = ipc:///tmp/t0\n"
+	    "[transformer t1]\npeer = ipc:///tmp/t1\nautostart = no\n");
+	assert_int_equal(dg_config_error_count(other), 0);
+	assert_int_equal(dg_config_changes(cfg, other, "controller", NULL,
+	    NULL), 4);
+	dg_config_destroy(&other);
 	dg_config_destroy(&cfg);
 	dg_config_destroy(&again);
 }
@@ -451,6 +513,7 @@ main(void)
 		cmocka_unit_test(test_nul_in_file),
 		cmocka_unit_test(test_not_a_file),
 		cmocka_unit_test(test_dump_round_trip),
+		cmocka_unit_test(test_autoscale),
 		cmocka_unit_test(test_changes),
 		cmocka_unit_test(test_key_table),
 		cmocka_unit_test(test_pipeline),
