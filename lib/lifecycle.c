@@ -397,14 +397,16 @@ s_dispatch(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 	dg_inst_t *chosen[DG_CHAIN_MAX];
 	dg_stage_row_t rows[DG_CHAIN_MAX];
 
+	/* A retry's old places give back what they were charged. */
+	dg_lc_cost_uncharge(self, r, -1);
 	for (size_t s = 0; s < self->n; s++) {
+		if (self->conf->policy == DG_POLICY_EARLIEST_FINISH)
+			dg_lc_cost_ahead(self, s, r->deadline, r->priority);
 		chosen[s] = dg_registry_pick(self->reg, s, self->conf->policy,
 		    dg_lc_units(self, r, s));
 		if (!chosen[s])
 			return false;
 	}
-	/* A retry's old places give back what they were charged. */
-	dg_lc_cost_uncharge(self, r, -1);
 	for (size_t s = 0; s < self->n; s++) {
 		chosen[s]->optimistic++;
 		/* A new room starts from scratch everywhere. */
@@ -481,7 +483,7 @@ s_hopeless(dg_lifecycle_t *self, int64_t now, dg_lc_req_t *r)
 	if (self->conf->admission != DG_ADMIT_DEADLINE)
 		return false;
 	int64_t us = dg_lc_cost_finish_us(self, r->frames, r->height,
-	    r->width, r->steps);
+	    r->width, r->steps, r->deadline, r->priority);
 	if (us < 0 || now + us / 1000 <= r->deadline)
 		return false;
 	char why[160];
@@ -734,7 +736,7 @@ dg_lc_submit(dg_lifecycle_t *self, int64_t now, const dg_route_t *from,
 	    self->conf->request_timeout_ms;
 	int64_t predicted = self->conf->admission == DG_ADMIT_DEADLINE ?
 	    dg_lc_cost_finish_us(self, sub->frames, sub->height, sub->width,
-	    sub->steps) : -1;
+	    sub->steps, now + limit, sub->priority) : -1;
 	if (predicted >= 0 && predicted / 1000 > limit) {
 		s_error(self, from, m->seq, DG_PROTO_E_DEADLINE, "predicted to "
 		    "take %lld ms with the work queued now; its deadline is "

@@ -70,6 +70,41 @@ dg_lc_cost_learn(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
 		    compute_us);
 }
 
+/* Whether `r`'s room at place s runs before a request of `priority` and
+ * `deadline` there: it is running, or a stage's slack order puts it
+ * first (a higher priority, or as high and due no later). */
+static bool
+s_before(const dg_lc_req_t *r, size_t s, int64_t deadline, int64_t priority)
+{
+	if (r->rank == 2 * (int)s + 1)
+		return true;            /* running there now */
+	return r->priority > priority ||
+	    (r->priority == priority && r->deadline <= deadline);
+}
+
+void
+dg_lc_cost_ahead(dg_lifecycle_t *self, size_t s, int64_t deadline,
+    int64_t priority)
+{
+	for (size_t k = 0; k < dg_registry_count(self->reg); k++) {
+		dg_inst_t *in = dg_registry_at(self->reg, k);
+		if (in->index == (int)s)
+			in->ahead_us = 0;
+	}
+	/* One pass over the live requests: each charge goes to its
+	 * instance when it runs first. */
+	for (dg_lc_req_t *r = zlistx_first(self->live); r;
+	    r = zlistx_next(self->live)) {
+		const dg_lc_place_t *p = &r->place[s];
+		if (!r->room || p->done || p->charged_us <= 0 ||
+		    !s_before(r, s, deadline, priority))
+			continue;
+		dg_inst_t *in = dg_registry_find(self->reg, p->inst);
+		if (in)
+			in->ahead_us += p->charged_us;
+	}
+}
+
 int64_t
 dg_lc_cost_left_us(dg_lifecycle_t *self, const dg_lc_req_t *r)
 {
@@ -93,11 +128,17 @@ dg_lc_cost_left_us(dg_lifecycle_t *self, const dg_lc_req_t *r)
 
 int64_t
 dg_lc_cost_finish_us(dg_lifecycle_t *self, int64_t frames, int64_t height,
-    int64_t width, int64_t steps)
+    int64_t width, int64_t steps, int64_t deadline, int64_t priority)
 {
 	int64_t total = 0;
 
+	/* Nothing to judge until every role has a cost (and an instance
+	 * up): then no pass over the live requests either. */
+	for (size_t s = 0; s < self->n; s++)
+		if (dg_registry_best_finish(self->reg, s, 1) < 0)
+			return -1;
 	for (size_t s = 0; s < self->n; s++) {
+		dg_lc_cost_ahead(self, s, deadline, priority);
 		int64_t f = dg_registry_best_finish(self->reg, s,
 		    dg_cost_units(frames, height, width, steps, s, self->n));
 		if (f < 0)

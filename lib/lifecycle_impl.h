@@ -101,7 +101,13 @@ void dg_lc_cost_step(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
 void dg_lc_cost_learn(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
     int64_t compute_us);
 int64_t dg_lc_cost_finish_us(dg_lifecycle_t *self, int64_t frames,
-    int64_t height, int64_t width, int64_t steps);
+    int64_t height, int64_t width, int64_t steps, int64_t deadline,
+    int64_t priority);
+/* Set each instance of place s's ahead_us (registry.h): the charges of
+ * the rooms there that run before a request of `priority` due at
+ * `deadline`. */
+void dg_lc_cost_ahead(dg_lifecycle_t *self, size_t s, int64_t deadline,
+    int64_t priority);
 /* The compute a placed request still needs, at least: its places not
  * done, the one at work less the steps it has done.  -1 when a cost is
  * not known. */

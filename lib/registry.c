@@ -129,6 +129,7 @@ dg_registry_hello(dg_registry_t *self, int64_t now, const dg_hello_msg_t *h,
 	snprintf(in->peer, sizeof in->peer, "%s", h->peer);
 	in->pid = h->pid;
 	in->workers = h->workers > 0 ? h->workers : 1;
+	in->ahead_us = -1;
 	in->id = ++self->next_id;
 	in->state = in->drain_asked ? DG_INST_DRAINING : DG_INST_UP;
 	in->last_seen = now;
@@ -262,6 +263,17 @@ s_scratch(dg_registry_t *self)
 	return 0;
 }
 
+/* Whether `in`, or another of its role, has learned a cost. */
+static bool
+s_known(const dg_registry_t *self, const dg_inst_t *in)
+{
+	for (size_t i = 0; !in->cost.samples && i < self->n; i++)
+		if (self->insts[i].index == in->index &&
+		    self->insts[i].cost.samples)
+			return true;
+	return in->cost.samples > 0;
+}
+
 int64_t
 dg_registry_predict(const dg_registry_t *self, const dg_inst_t *in,
     double units)
@@ -285,8 +297,10 @@ static int64_t
 s_finish_us(const dg_registry_t *self, const dg_inst_t *in, double units)
 {
 	int64_t w = in->workers > 0 ? in->workers : 1;
-	int64_t backlog = in->backlog_us > 0 ? in->backlog_us : 0;
+	int64_t backlog = in->ahead_us >= 0 ? in->ahead_us : in->backlog_us;
 
+	if (backlog < 0)
+		backlog = 0;
 	return backlog / w + dg_registry_predict(self, in, units);
 }
 
@@ -299,7 +313,7 @@ dg_registry_best_finish(dg_registry_t *self, size_t index, double units)
 		const dg_inst_t *in = &self->insts[i];
 		if (in->index != (int)index || in->state != DG_INST_UP)
 			continue;
-		if (dg_registry_predict(self, in, units) == 0)
+		if (!s_known(self, in))
 			return -1;      /* the role's cost is not known yet */
 		int64_t f = s_finish_us(self, in, units);
 		if (best < 0 || f < best)

@@ -58,6 +58,12 @@ typedef struct {
 	/* The predicted compute of the rooms placed on it and not done
 	 * there, by the cost model: the lifecycle charges and uncharges. */
 	int64_t backlog_us;
+	/* Of that, what would run before the request being placed now (by
+	 * priority, then deadline, as a stage's order = slack runs them,
+	 * and what is running): set by the lifecycle just before it asks
+	 * (dg_registry_pick, dg_registry_best_finish); -1: the whole
+	 * backlog. */
+	int64_t ahead_us;
 } dg_inst_t;
 
 typedef struct _dg_registry_t dg_registry_t;
@@ -115,8 +121,8 @@ dg_inst_t *dg_registry_pick(dg_registry_t *self, size_t index, int policy,
 int64_t dg_registry_predict(const dg_registry_t *self, const dg_inst_t *in,
     double units);
 /* When a request of `units` would be done at place `index` if placed
- * now on the instance that would finish it first: that instance's
- * backlog over its workers, plus the work.  -1 when no instance is
+ * now on the instance that would finish it first: the backlog ahead of
+ * it there (ahead_us) over its workers, plus the work.  -1 when no instance is
  * eligible or no cost of the role is known yet. */
 int64_t dg_registry_best_finish(dg_registry_t *self, size_t index,
     double units);
