@@ -71,13 +71,16 @@ dg_lc_cost_learn(dg_lifecycle_t *self, dg_lc_req_t *r, size_t s,
 }
 
 /* Whether `r`'s room at place s runs before a request of `priority` and
- * `deadline` there: it is running, or a stage's slack order puts it
- * first (a higher priority, or as high and due no later). */
+ * `deadline` there: a stage's slack order puts it first (a higher
+ * priority, or as high and due no later), and a running one that is not
+ * first makes way at its next step (preemption) -- but at the first and
+ * the last place, which do not denoise, it runs to its end. */
 static bool
-s_before(const dg_lc_req_t *r, size_t s, int64_t deadline, int64_t priority)
+s_before(const dg_lifecycle_t *self, const dg_lc_req_t *r, size_t s,
+    int64_t deadline, int64_t priority)
 {
-	if (r->rank == 2 * (int)s + 1)
-		return true;            /* running there now */
+	if (r->rank == 2 * (int)s + 1 && (s == 0 || s + 1 == self->n))
+		return true;
 	return r->priority > priority ||
 	    (r->priority == priority && r->deadline <= deadline);
 }
@@ -97,7 +100,7 @@ dg_lc_cost_ahead(dg_lifecycle_t *self, size_t s, int64_t deadline,
 	    r = zlistx_next(self->live)) {
 		const dg_lc_place_t *p = &r->place[s];
 		if (!r->room || p->done || p->charged_us <= 0 ||
-		    !s_before(r, s, deadline, priority))
+		    !s_before(self, r, s, deadline, priority))
 			continue;
 		dg_inst_t *in = dg_registry_find(self->reg, p->inst);
 		if (in)

@@ -632,9 +632,20 @@ s_yielding(const dg_room_t *r)
 	return false;
 }
 
-/* No worker is free and a ready room is more urgent (by its priority
- * alone: aging moves the queue, never a running room) than a running
- * one: ask the least urgent running batch to yield.  One batch at a
+/* Whether `a` should run before `b`: a higher priority (its own:
+ * aging moves the queue, never a running room), or as high and due
+ * sooner.  Earliest deadline first, preemptive: what it costs is a step
+ * of the running room at most, and each preemption is by a room that
+ * came later and is due sooner, so it cannot go on for ever. */
+static bool
+s_sooner(const dg_room_t *a, const dg_room_t *b)
+{
+	return a->priority > b->priority ||
+	    (a->priority == b->priority && a->deadline < b->deadline);
+}
+
+/* No worker is free and a ready room should run before a running one:
+ * ask the running batch that should run last to yield.  One batch at a
  * time: the next is asked once this one made way.  It yields at its
  * next step boundary, if its stage can (dg_stage_take_time, a Python
  * stage's item.suspend); one that cannot runs on. */
@@ -649,7 +660,7 @@ s_preempt(dg_rooms_t *self)
 	    zlistx_size(ready) == 0)
 		return;
 	for (dg_room_t *u = zlistx_first(ready); u; u = zlistx_next(ready))
-		if (!urgent || u->priority > urgent->priority)
+		if (!urgent || s_sooner(u, urgent))
 			urgent = u;
 	for (dg_room_t *r = zlistx_first(running); r;
 	    r = zlistx_next(running)) {
@@ -657,8 +668,7 @@ s_preempt(dg_rooms_t *self)
 			continue;
 		if (s_yielding(r))
 			return;         /* one is making way already */
-		if (r->priority < urgent->priority &&
-		    (!victim || r->priority < victim->priority))
+		if (s_sooner(urgent, r) && (!victim || s_sooner(victim, r)))
 			victim = r;
 	}
 	for (size_t i = 0; victim && i < victim->batch->n; i++)
