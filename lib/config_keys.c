@@ -45,7 +45,7 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_CONTROLLER, "publish", DG_KT_ENDPOINT, "tcp://127.0.0.1:7701",
 	  0, 0, 0, C(publish), CS(publish), NULL,
 	  "PUB endpoint for statistics and events" },
-	{ DG_SEC_CONTROLLER, "policy", DG_KT_ENUM, "least-loaded",
+	{ DG_SEC_CONTROLLER, "policy", DG_KT_ENUM, "earliest-finish",
 	  0, 0, DG_KF_RELOAD, C(policy), 0, s_policies,
 	  "how stage instances are chosen for a request" },
 	{ DG_SEC_CONTROLLER, "admission", DG_KT_ENUM, "deadline",
