@@ -23,11 +23,23 @@ dg_cost_observe(dg_cost_t *c, double units, int64_t compute_us)
 	double x = (double)compute_us / units;
 	c->us_per_unit = c->samples ? (1 - ALPHA) * c->us_per_unit + ALPHA * x :
 	    x;
+	if (!c->samples || units < c->lo)
+		c->lo = units;
+	if (!c->samples || units > c->hi)
+		c->hi = units;
 	c->samples++;
+}
+
+bool
+dg_cost_covers(const dg_cost_t *c, double units)
+{
+	return c->samples && units >= c->lo / DG_COST_REACH &&
+	    units <= c->hi * DG_COST_REACH;
 }
 
 int64_t
 dg_cost_predict(const dg_cost_t *c, double units)
 {
-	return c->samples ? (int64_t)(c->us_per_unit * units + 0.5) : 0;
+	return dg_cost_covers(c, units) ?
+	    (int64_t)(c->us_per_unit * units + 0.5) : 0;
 }

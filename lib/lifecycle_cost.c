@@ -135,10 +135,12 @@ dg_lc_cost_finish_us(dg_lifecycle_t *self, int64_t frames, int64_t height,
 {
 	int64_t total = 0;
 
-	/* Nothing to judge until every role has a cost (and an instance
-	 * up): then no pass over the live requests either. */
+	/* Nothing to judge until every role has a cost that reaches this
+	 * request (and an instance up): then no pass over the live
+	 * requests either. */
 	for (size_t s = 0; s < self->n; s++)
-		if (dg_registry_best_finish(self->reg, s, 1) < 0)
+		if (dg_registry_best_finish(self->reg, s, dg_cost_units(frames,
+		    height, width, steps, s, self->n)) < 0)
 			return -1;
 	for (size_t s = 0; s < self->n; s++) {
 		dg_lc_cost_ahead(self, s, deadline, priority);

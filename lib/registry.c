@@ -263,28 +263,31 @@ s_scratch(dg_registry_t *self)
 	return 0;
 }
 
-/* Whether `in`, or another of its role, has learned a cost. */
+/* Whether `in`, or another of its role, has learned a cost that
+ * reaches `units`. */
 static bool
-s_known(const dg_registry_t *self, const dg_inst_t *in)
+s_known(const dg_registry_t *self, const dg_inst_t *in, double units)
 {
-	for (size_t i = 0; !in->cost.samples && i < self->n; i++)
+	if (dg_cost_covers(&in->cost, units))
+		return true;
+	for (size_t i = 0; i < self->n; i++)
 		if (self->insts[i].index == in->index &&
-		    self->insts[i].cost.samples)
+		    dg_cost_covers(&self->insts[i].cost, units))
 			return true;
-	return in->cost.samples > 0;
+	return false;
 }
 
 int64_t
 dg_registry_predict(const dg_registry_t *self, const dg_inst_t *in,
     double units)
 {
-	if (in->cost.samples)
+	if (dg_cost_covers(&in->cost, units))
 		return dg_cost_predict(&in->cost, units);
 	double sum = 0;
 	int64_t known = 0;
 	for (size_t i = 0; i < self->n; i++) {
 		const dg_inst_t *o = &self->insts[i];
-		if (o->index == in->index && o->cost.samples) {
+		if (o->index == in->index && dg_cost_covers(&o->cost, units)) {
 			sum += o->cost.us_per_unit;
 			known++;
 		}
@@ -313,8 +316,8 @@ dg_registry_best_finish(dg_registry_t *self, size_t index, double units)
 		const dg_inst_t *in = &self->insts[i];
 		if (in->index != (int)index || in->state != DG_INST_UP)
 			continue;
-		if (!s_known(self, in))
-			return -1;      /* the role's cost is not known yet */
+		if (!s_known(self, in, units))
+			return -1;      /* not known, or not that far */
 		int64_t f = s_finish_us(self, in, units);
 		if (best < 0 || f < best)
 			best = f;

@@ -38,6 +38,10 @@ test_learns(void **state)
 		dg_cost_observe(&c, 1000, 10000);
 	p = dg_cost_predict(&c, 1000);
 	assert_true(p > 9900 && p <= 10000);
+	/* Ten times beyond what it learned from, it does not guess. */
+	assert_true(dg_cost_covers(&c, 10000) && !dg_cost_covers(&c, 10001));
+	assert_true(dg_cost_covers(&c, 100) && !dg_cost_covers(&c, 99));
+	assert_int_equal(dg_cost_predict(&c, 20000), 0);
 	/* Nonsense is ignored. */
 	dg_cost_observe(&c, 0, 1);
 	dg_cost_observe(&c, 1000, -1);
