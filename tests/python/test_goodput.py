@@ -54,8 +54,12 @@ def test_deadline_refused_at_submit(slack):
         assert "predicted to take" in e.value.message
         ok = c.submit("in time", steps=20, seed=3, deadline_ms=5000, **P)
         assert ok.result(30)["status"] == "done"
-    r = slack.cli("submit", "--steps", 20, "--deadline", 100)
+    r = slack.cli("submit", "--steps", 20, "--deadline", 100, "--frames", 5,
+                  "--height", 64, "--width", 64)
     assert r.returncode == 1 and "deadline: predicted to take" in r.stderr
+    # 95 times the work it learned from: not judged, taken.
+    r = slack.cli("submit", "--steps", 20, "--deadline", 100)
+    assert r.returncode == 0, r.stderr
     r = slack.cli("submit", "--priority", 10)
     assert r.returncode == 1 and "priority must be 0 to 9" in r.stderr
 
