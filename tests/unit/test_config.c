@@ -72,7 +72,8 @@ test_defaults(void **state)
 	assert_int_equal(dg_config_error_count(cfg), 0);
 	const dg_controller_conf_t *c = dg_config_controller(cfg);
 	assert_string_equal(c->listen, "tcp://127.0.0.1:7700");
-	assert_int_equal(c->policy, DG_POLICY_LEAST_LOADED);
+	assert_int_equal(c->policy, DG_POLICY_EARLIEST_FINISH);
+	assert_int_equal(c->admission, DG_ADMIT_DEADLINE);
 	assert_int_equal(c->max_pending, 1024);
 	assert_int_equal(c->dead_after_ms, 3000);
 	assert_string_equal(dg_config_fabric(cfg)->provider, "auto");
