@@ -183,13 +183,13 @@ s_header(dg_console_t *con, int64_t now)
 	 * left out; and the keys that bring them. */
 	int left = p->hscroll ? p->hscroll - 1 : 0;
 	if (left && p->hidden)
-		snprintf(buf + len, sizeof buf - len, "  cols <%d %d>", left,
+		snprintf(buf + len, sizeof buf - len, " cols <%d %d>", left,
 		    p->hidden);
 	else if (left)
-		snprintf(buf + len, sizeof buf - len, "  cols <%d (Left)",
+		snprintf(buf + len, sizeof buf - len, " cols <%d (Left)",
 		    left);
 	else if (p->hidden)
-		snprintf(buf + len, sizeof buf - len, "  cols %d> (Right)",
+		snprintf(buf + len, sizeof buf - len, " cols %d> (Right)",
 		    p->hidden);
 	s_put(1, x, A_BOLD, buf);
 }

@@ -145,7 +145,7 @@ start_console() {
 echo \$\$ > "$T_TMP/console.pid"
 LC_ALL=C.UTF-8 exec "$DISAGG" console -d 3 2>> "$T_TMP/console.err"
 SH
-	$T new-session -d -s dgc -x 160 -y 45 \
+	$T new-session -d -s dgc -x 180 -y 45 \
 	    "sh '$T_TMP/console.sh'; echo \$? > '$T_TMP/console.rc'"
 }
 json_ids() { sed -n 's/.*"request":\([0-9]*\).*/\1/p'; }
@@ -187,14 +187,14 @@ titles() { screen | sed -n 3p; }
 fits80() {
 	titles | grep -q '^ROLE  *NAME  *STATE  *RUN  *ROOMS  *REQ/S REQ/S LAST 3M  *P50  *HB$' &&
 	    screen | grep -q ' t1  .* up  .*[0-9]\(ms\|s\)$' &&
-	    screen | sed -n 2p | grep -q 'cols 8> (Right)'
+	    screen | sed -n 2p | grep -q 'cols 10> (Right)'
 }
-check "at 80 columns the overview shows role to heartbeat, 8 columns a scroll away" \
+check "at 80 columns the overview shows role to heartbeat, 10 columns a scroll away" \
     wait_for 5 fits80
 keys Right
 see "Right shows the columns in their order, HOST first" 5 '^ROLE  *NAME  *HOST  *STATE '
 at_end() {
-	titles | grep -q 'HB$' &&
+	titles | grep -q 'BACKLOG$' &&
 	    screen | sed -n 2p | grep -q 'cols <[0-9]* (Left)'
 }
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
@@ -204,12 +204,12 @@ for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
 	    grep -q 'cols <$i[ >(]'"
 done
 pinned_end() { at_end && titles | grep -q '^ROLE  *NAME '; }
-check "more of them scroll in to the last one, HB, ROLE and NAME staying" \
+check "more of them scroll in to the last one, BACKLOG, ROLE and NAME staying" \
     pinned_end
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do keys Left; done
 check "Left scrolls back to the start" wait_for 5 fits80
-$T resize-window -t dgc -x 160 -y 45
-see "at 160 columns every column is there" 5 '^ROLE  *NAME  *HOST  *STATE  *INCOMING .* HB$'
+$T resize-window -t dgc -x 180 -y 45
+see "at 180 columns every column is there" 5 '^ROLE  *NAME  *HOST  *STATE  *INCOMING .* HB  *MS/MPX  *BACKLOG$'
 
 # ---- resize -------------------------------------------------------------
 $T resize-window -t dgc -x 90 -y 16
@@ -221,8 +221,8 @@ resized() {
 }
 check "after a resize to 90x16 the header and function bar are there" \
     wait_for 5 resized
-$T resize-window -t dgc -x 160 -y 45
-see "back to 160x45, the overview still lists t1" 5 " t1  .* up  "
+$T resize-window -t dgc -x 180 -y 45
+see "back to 180x45, the overview still lists t1" 5 " t1  .* up  "
 
 # ---- help overlay -------------------------------------------------------
 keys F1
