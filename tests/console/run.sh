@@ -141,6 +141,11 @@ see_sel() {
 # in a UTF-8 locale, for the sparklines' block glyphs.
 start_console() {
 	rm -f "$T_TMP/console.rc"
+	# The last console's session ended, and with it the tmux server,
+	# which may still be on its way out: a client that reaches it then
+	# fails ("server exited unexpectedly").  Start once it is gone.
+	$T kill-server > /dev/null 2>&1
+	wait_for 5 sh -c "! $T list-sessions > /dev/null 2>&1"
 	cat > "$T_TMP/console.sh" <<SH
 echo \$\$ > "$T_TMP/console.pid"
 LC_ALL=C.UTF-8 exec "$DISAGG" console -d 3 2>> "$T_TMP/console.err"
