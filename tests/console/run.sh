@@ -370,12 +370,14 @@ sed "s/^controller .*/controller $npid/" "$RUN/pids" > "$RUN/pids.new" &&
     mv "$RUN/pids.new" "$RUN/pids"
 see "after a restart the console is connected again" 15 '^disagg console  connected'
 see "and lists t0 as up again" 15 " t0  .* up  "
-keys 6
+# Only the joins: by now the other events (drains, releases, cancels)
+# would push the first controller's joins off the screen.
+keys 6 '\' join Enter
 twice() { once ' join  *e0 ' 2 && once ' join  *t0 ' 2 &&
     once ' join  *t1 ' 2 && once ' join  *d0 ' 2; }
 check "the new controller's joins show after the old ones, each once" \
     wait_for 10 twice
-keys 1
+keys '\' C-u Enter 1
 
 # ---- clean exits ------------------------------------------------------
 keys q
