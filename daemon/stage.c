@@ -146,11 +146,36 @@ s_io_send(void *arg, const dg_manifest_msg_t *m, const dg_extent_t *ext,
 	    whysize);
 }
 
-static void
+static int
 s_io_cancel(void *arg, uint64_t id)
 {
 	s_stage_t *self = arg;
-	dg_xfer_cancel(self->xfer, id);
+	return dg_xfer_cancel(self->xfer, id);
+}
+
+static void *
+s_io_lease(void *arg, const dg_manifest_msg_t *m, void **ptrs)
+{
+	s_stage_t *self = arg;
+	return dg_xfer_lease(self->xfer, m, ptrs);
+}
+
+static void
+s_io_lease_drop(void *arg, void *lease)
+{
+	s_stage_t *self = arg;
+	dg_xfer_lease_t *l = lease;
+	dg_xfer_lease_drop(self->xfer, &l);
+}
+
+static int
+s_io_send_placed(void *arg, const dg_manifest_msg_t *m, void *lease,
+    int64_t timeout_ms, uint64_t *id, char *why, size_t whysize)
+{
+	s_stage_t *self = arg;
+	dg_xfer_lease_t *l = lease;
+	return dg_xfer_send_placed(self->xfer, m, &l, timeout_ms, id, why,
+	    whysize);
 }
 
 static int
@@ -672,7 +697,8 @@ s_start(dg_daemon_t *d, void **state)
 	snprintf(prov, sizeof prov, "%s", dg_xfer_provider_for(fabric.provider,
 	    s_all_local(d->cfg)));
 	snprintf(fabric.provider, sizeof fabric.provider, "%s", prov);
-	self->pool = dg_xfer_pool_for(self->conf, prov, why, sizeof why);
+	self->pool = dg_xfer_pool_for(self->conf, prov, fabric.zero_copy, why,
+	    sizeof why);
 	if (!self->pool) {
 		dg_log_error("pool: %s", why);
 		return -1;
@@ -696,6 +722,8 @@ s_start(dg_daemon_t *d, void **state)
 		.to_upstream = s_io_to_upstream,
 		.to_downstream = s_io_to_downstream, .expect = s_io_expect,
 		.send = s_io_send, .cancel = s_io_cancel, .plan = s_io_plan,
+		.lease = s_io_lease, .lease_drop = s_io_lease_drop,
+		.send_placed = s_io_send_placed,
 		.worker_free = s_io_worker_free, .run = s_io_run,
 	};
 	dg_rooms_conf_t rc;

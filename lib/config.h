@@ -74,6 +74,7 @@ typedef struct {
 	int64_t chunk_retries;
 	int64_t transfer_attempts;
 	bool verify;
+	bool zero_copy;                 /* offer and map pools on one host */
 } dg_fabric_conf_t;
 
 typedef struct {

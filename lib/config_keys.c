@@ -122,6 +122,9 @@ const dg_key_t dg_config_keys[] = {
 	{ DG_SEC_FABRIC, "verify", DG_KT_BOOL, "off",
 	  0, 0, DG_KF_RELOAD, F(verify), 0, NULL,
 	  "check every tensor's checksum at the receiver" },
+	{ DG_SEC_FABRIC, "zero_copy", DG_KT_BOOL, "on",
+	  0, 0, 0, F(zero_copy), 0, NULL,
+	  "peers on one host share pools: a sender writes into the receiver's memory" },
 
 	/* [security] */
 	{ DG_SEC_SECURITY, "curve", DG_KT_BOOL, "off",

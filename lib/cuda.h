@@ -16,4 +16,19 @@ bool dg_cuda_built(void);
  * memory).  `why`, when not NULL, receives the runtime's reason. */
 int dg_cuda_device_count(char *why, size_t whysize);
 
+/* CUDA IPC, for zero copy between device pools on one host
+ * (xfer_local.c): a handle names device memory another process can open
+ * (cudaIpcGetMemHandle / cudaIpcOpenMemHandle).  Without CUDA each call
+ * fails with its reason. */
+#define DG_CUDA_IPC_HANDLE 64
+int dg_cuda_ipc_handle(void *dev, int device, unsigned char *handle,
+    char *why, size_t whysize);
+void *dg_cuda_ipc_open(const unsigned char *handle, int device, char *why,
+    size_t whysize);
+void dg_cuda_ipc_close(void *dev);
+/* A copy between any two device or host addresses (cudaMemcpy with the
+ * unified address space): 0, or -1 with the reason. */
+int dg_cuda_copy(void *dst, const void *src, size_t n, char *why,
+    size_t whysize);
+
 #endif

@@ -1,9 +1,12 @@
 /*  devmem.c: pool memory kinds and the staging copier; see devmem.h.  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "cuda.h"
 #include "devmem.h"
@@ -57,6 +60,33 @@ dg_mem_alloc(dg_mem_kind_t kind, size_t size, int device, char *why,
 		    "(make CUDA=1)", dg_mem_kind_name(kind));
 	return NULL;
 #endif
+}
+
+void *
+dg_mem_alloc_shared(size_t size, int *fd, char *why, size_t whysize)
+{
+	int f = memfd_create("disagg-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (f < 0) {
+		snprintf(why, whysize, "memfd_create: %s", strerror(errno));
+		return NULL;
+	}
+	if (ftruncate(f, (off_t)size) < 0 || fcntl(f, F_ADD_SEALS,
+	    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		snprintf(why, whysize, "memfd of %zu bytes: %s", size,
+		    strerror(errno));
+		close(f);
+		return NULL;
+	}
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	if (p == MAP_FAILED) {
+		snprintf(why, whysize, "mmap of a %zu-byte memfd: %s", size,
+		    strerror(errno));
+		close(f);
+		return NULL;
+	}
+	*fd = f;
+	return p;
 }
 
 void

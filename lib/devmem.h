@@ -31,6 +31,11 @@ const char *dg_mem_kind_name(dg_mem_kind_t kind);
 void *dg_mem_alloc(dg_mem_kind_t kind, size_t size, int device, char *why,
     size_t whysize);
 void dg_mem_free(dg_mem_kind_t kind, void *ptr, size_t size);
+/* Host memory in a memfd sealed at its size (it can neither shrink
+ * under a process that maps it, nor grow), mapped shared; *fd is the
+ * memfd, close-on-exec.  Freed with dg_mem_free(DG_MEM_HOST) and
+ * close(*fd). */
+void *dg_mem_alloc_shared(size_t size, int *fd, char *why, size_t whysize);
 
 /* The kind a stage's pool gets: `want_cuda` from `memory = cuda`,
  * `hmem` whether the fabric can register device memory.  Writes what

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pool.h"
@@ -52,6 +53,7 @@ struct _dg_pool_t {
 	uint8_t *base;
 	size_t size;                    /* slots * slot_size */
 	size_t map_len;                 /* what was allocated */
+	int fd;                         /* the memfd behind it, or -1 */
 	dg_mem_kind_t kind;
 	int device;
 	size_t slot_size;
@@ -121,6 +123,14 @@ dg_pool_t *
 dg_pool_new_kind(size_t bytes, size_t slot_size, dg_mem_kind_t kind,
     int device, char *why, size_t whysize)
 {
+	return dg_pool_new_shared(bytes, slot_size, kind, device, false, why,
+	    whysize);
+}
+
+dg_pool_t *
+dg_pool_new_shared(size_t bytes, size_t slot_size, dg_mem_kind_t kind,
+    int device, bool share, char *why, size_t whysize)
+{
 	if (why)
 		snprintf(why, whysize, "bad pool geometry (%zu bytes in slots "
 		    "of %zu)", bytes, slot_size);
@@ -146,13 +156,18 @@ dg_pool_new_kind(size_t bytes, size_t slot_size, dg_mem_kind_t kind,
 		goto fail;
 	self->kind = kind;
 	self->device = device;
-	void *base = dg_mem_alloc(kind, self->map_len, device, why, whysize);
+	self->fd = -1;
+	void *base = share && kind == DG_MEM_HOST ?
+	    dg_mem_alloc_shared(self->map_len, &self->fd, why, whysize) :
+	    dg_mem_alloc(kind, self->map_len, device, why, whysize);
 	if (!base)
 		goto fail;
 	self->base = base;
 	self->nfree = self->slots;
 	if (pthread_mutex_init(&self->lock, NULL) != 0) {
 		dg_mem_free(kind, self->base, self->map_len);
+		if (self->fd >= 0)
+			close(self->fd);
 		goto fail;
 	}
 	return self;
@@ -170,6 +185,8 @@ dg_pool_destroy(dg_pool_t **self_p)
 		return;
 	dg_pool_t *self = *self_p;
 	dg_mem_free(self->kind, self->base, self->map_len);
+	if (self->fd >= 0)
+		close(self->fd);
 	pthread_mutex_destroy(&self->lock);
 	free(self->heads);
 	free(self->bitmap);
@@ -187,6 +204,12 @@ int
 dg_pool_device(const dg_pool_t *self)
 {
 	return self->device;
+}
+
+int
+dg_pool_fd(const dg_pool_t *self)
+{
+	return self->fd;
 }
 
 void *

@@ -76,7 +76,14 @@ dg_pool_t *dg_pool_new(size_t bytes, size_t slot_size);
  * from the host: dg_pool_ptr() is for the fabric and the stage only. */
 dg_pool_t *dg_pool_new_kind(size_t bytes, size_t slot_size,
     dg_mem_kind_t kind, int device, char *why, size_t whysize);
+/* The same, and with `share` host memory another process of this user
+ * can map: a sealed memfd (dg_pool_fd), for zero copy on one host
+ * (xfer_local.c).  Other kinds ignore `share`. */
+dg_pool_t *dg_pool_new_shared(size_t bytes, size_t slot_size,
+    dg_mem_kind_t kind, int device, bool share, char *why, size_t whysize);
 dg_mem_kind_t dg_pool_kind(const dg_pool_t *self);
+/* The memfd of a shared host pool, or -1. */
+int dg_pool_fd(const dg_pool_t *self);
 int dg_pool_device(const dg_pool_t *self);
 void dg_pool_destroy(dg_pool_t **self_p);
 

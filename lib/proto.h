@@ -379,6 +379,8 @@ typedef struct {                        /* manifest */
 	uint64_t chunk;                 /* largest write the receiver counts */
 	const dg_tensor_row_t *tensors; /* at most DG_PROTO_MAX_TENSORS */
 	size_t n_tensors;
+	const char *share;              /* ? the receiver's pool, offered to
+	                                   a sender on its host (zero copy) */
 } dg_manifest_msg_t;
 
 typedef struct {                        /* transfer.done */

@@ -312,6 +312,7 @@ static const dg_field_desc_t s_manifest[] = {
 	UINT(chunk, REQ),
 	ROWS(tensors, REQ, dg_tensor_row_t, s_tensor_row,
 	     DG_PROTO_MAX_TENSORS, DG_PROTO_E_TOO_MANY_TENSORS),
+	STR(share, OPT),
 };
 #undef T
 

@@ -62,6 +62,11 @@ struct dg_room {
 	_Atomic int stop;               /* tells the plugin to give up */
 	dg_stage_item_t item;
 	uint64_t out_offsets[DG_STAGE_MAX_TENSORS];
+	/* Zero copy: laid out once; placed, its output goes straight into
+	 * the receiver's extent (out_at), held by `lease` until sent. */
+	bool laid, placed;
+	void *lease;
+	void *out_at[DG_STAGE_MAX_TENSORS];
 };
 
 /* A manifest that came before the assign it belongs to. */
@@ -249,17 +254,21 @@ s_room_free(dg_rooms_t *self, dg_room_t *r)
 {
 	char key[24];
 
+	bool kept = false;
 	if (r->receiving)
-		self->io.cancel(self->io.arg, r->recv_id);
+		kept = self->io.cancel(self->io.arg, r->recv_id) == 1;
 	if (r->sending)
-		self->io.cancel(self->io.arg, r->send_id);
-	if (r->has_in)
+		(void)self->io.cancel(self->io.arg, r->send_id);
+	if (r->lease)
+		self->io.lease_drop(self->io.arg, r->lease);
+	r->lease = NULL;
+	if (r->has_in && !kept)
 		dg_pool_free(self->pool, &r->in_ext);
-	dg_extent_t *kept = r->sending && r->has_out ?
-	    malloc(sizeof *kept) : NULL;
-	if (kept) {
-		*kept = r->out_ext;
-		zhashx_insert(self->sent_from, s_key(key, r->send_id), kept);
+	dg_extent_t *sent = r->sending && r->has_out ?
+	    malloc(sizeof *sent) : NULL;
+	if (sent) {
+		*sent = r->out_ext;
+		zhashx_insert(self->sent_from, s_key(key, r->send_id), sent);
 	} else if (r->has_out) {
 		dg_pool_free(self->pool, &r->out_ext);
 	}
@@ -461,6 +470,20 @@ s_try_receive(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	return true;
 }
 
+/* The manifest from downstream as our output must match it. */
+static int
+s_down_check(dg_rooms_t *self, const dg_room_t *r, char *why, size_t whysize)
+{
+	uint64_t bytes[DG_STAGE_MAX_TENSORS];
+
+	for (size_t i = 0; i < r->out_plan.n; i++)
+		bytes[i] = r->out_plan.t[i].bytes;
+	dg_manifest_want_t want = { .room = r->room,
+	    .phase = s_phase_out(self), .n_tensors = r->out_plan.n,
+	    .bytes = bytes };
+	return dg_manifest_check(&r->down->u.manifest, &want, why, whysize);
+}
+
 /* Start writing the output downstream once both it and the manifest
  * are here. */
 static void
@@ -471,13 +494,7 @@ s_try_send(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	if (r->queue != DG_QUEUE_SENDING || r->sending || !r->down)
 		return;
 	const dg_manifest_msg_t *m = &r->down->u.manifest;
-	uint64_t bytes[DG_STAGE_MAX_TENSORS];
-	for (size_t i = 0; i < r->out_plan.n; i++)
-		bytes[i] = r->out_plan.t[i].bytes;
-	dg_manifest_want_t want = { .room = r->room,
-	    .phase = s_phase_out(self), .n_tensors = r->out_plan.n,
-	    .bytes = bytes };
-	if (dg_manifest_check(m, &want, why, sizeof why) < 0) {
+	if (s_down_check(self, r, why, sizeof why) < 0) {
 		s_fail(self, r, false, "manifest from downstream: %s", why);
 		return;
 	}
@@ -486,7 +503,11 @@ s_try_send(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	if (self->conf.transfer_timeout_ms > 0 &&
 	    timeout > self->conf.transfer_timeout_ms)
 		timeout = self->conf.transfer_timeout_ms;
-	if (self->io.send(self->io.arg, m, &r->out_ext, r->out_offsets,
+	void *lease = r->lease;
+	r->lease = NULL;
+	if (r->placed ? self->io.send_placed(self->io.arg, m, lease, timeout,
+	    &r->send_id, why, sizeof why) < 0 :
+	    self->io.send(self->io.arg, m, &r->out_ext, r->out_offsets,
 	    timeout, &r->send_id, why, sizeof why) < 0) {
 		s_fail(self, r, true, "cannot send: %s", why);
 		return;
@@ -521,6 +542,22 @@ s_try_ready(dg_rooms_t *self, int64_t now, dg_room_t *r)
 	s_enqueue(self, now, r, DG_QUEUE_READY);
 }
 
+/* Zero copy: with the receiver's manifest here and its pool mapped, the
+ * plugin writes into the receiver's extent (ARCHITECTURE.md, "Zero copy
+ * on one host"); else into ours, and the send copies. */
+static void
+s_place(dg_rooms_t *self, dg_room_t *x)
+{
+	char why[256];
+
+	if (!x->down || !self->io.lease || !x->out_plan.n ||
+	    s_down_check(self, x, why, sizeof why) < 0)
+		return;
+	x->lease = self->io.lease(self->io.arg, &x->down->u.manifest,
+	    x->out_at);
+	x->placed = x->lease != NULL;
+}
+
 /* Lay a room's item out for the plugin. */
 static void
 s_lay_out(dg_rooms_t *self, dg_room_t *x)
@@ -535,11 +572,17 @@ s_lay_out(dg_rooms_t *self, dg_room_t *x)
 	it->stop = &x->stop;
 	for (size_t k = 0; x->has_in && k < x->in_plan.n; k++)
 		it->in[k] = base + x->in_rows[k].offset;
+	/* Once only: a room resumed after a preemption goes on writing
+	 * where it began. */
+	if (!x->laid) {
+		x->laid = true;
+		s_place(self, x);
+	}
 	uint64_t off = 0;
 	for (size_t k = 0; k < x->out_plan.n; k++) {
 		off = s_align(off);
 		x->out_offsets[k] = x->out_ext.offset + off;
-		it->out[k] = base + x->out_offsets[k];
+		it->out[k] = x->placed ? x->out_at[k] : base + x->out_offsets[k];
 		off += x->out_plan.t[k].bytes;
 	}
 }
@@ -869,6 +912,8 @@ dg_rooms_xfer_event(dg_rooms_t *self, int64_t now, const dg_xfer_event_t *ev)
 		return;
 	if (ev->dir == DG_XFER_RECV && r->receiving && r->recv_id == ev->id) {
 		r->receiving = false;
+		if (ev->kept)
+			r->has_in = false;      /* the engine frees it */
 		if (ev->status != DG_XFER_DONE) {
 			s_fail(self, r, ev->status != DG_XFER_STALE,
 			    "receive: %s", ev->reason);

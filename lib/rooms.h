@@ -74,7 +74,17 @@ typedef struct {
 	int (*send)(void *arg, const dg_manifest_msg_t *m,
 	    const dg_extent_t *ext, const uint64_t *src, int64_t timeout_ms,
 	    uint64_t *id, char *why, size_t whysize);
-	void (*cancel)(void *arg, uint64_t id);
+	/* 1 when the engine keeps a cancelled receive's extent (a local
+	 * sender holds it): the caller must not free it. */
+	int (*cancel)(void *arg, uint64_t id);
+	/* Zero copy on one host (optional, NULL: none): hold the
+	 * receiver's extent of a downstream manifest so the plugin writes
+	 * its output there (ptrs[i]: tensor i); NULL when it cannot.  Then
+	 * hand it over (taking the lease) or drop it. */
+	void *(*lease)(void *arg, const dg_manifest_msg_t *m, void **ptrs);
+	void (*lease_drop)(void *arg, void *lease);
+	int (*send_placed)(void *arg, const dg_manifest_msg_t *m, void *lease,
+	    int64_t timeout_ms, uint64_t *id, char *why, size_t whysize);
 	/* The plugin's plan for a request: 0 or -1 with a reason. */
 	int (*plan)(void *arg, const dg_request_t *req, dg_tensor_plan_t *in,
 	    dg_tensor_plan_t *out, char *why, size_t whysize);

@@ -75,8 +75,8 @@ dg_xfer_probe_hmem_cuda(const char *provider, int device, char *why,
 }
 
 dg_pool_t *
-dg_xfer_pool_for(const dg_stage_conf_t *st, const char *provider, char *why,
-    size_t whysize)
+dg_xfer_pool_for(const dg_stage_conf_t *st, const char *provider, bool share,
+    char *why, size_t whysize)
 {
 	char note[256], probe[160] = "";
 	bool cuda = st->memory == DG_MEMORY_CUDA;
@@ -89,8 +89,8 @@ dg_xfer_pool_for(const dg_stage_conf_t *st, const char *provider, char *why,
 		dg_log_warn("%s", note);
 	else
 		dg_log_info("%s", note);
-	return dg_pool_new_kind((size_t)st->pool, (size_t)st->slot, kind,
-	    (int)st->device, why, whysize);
+	return dg_pool_new_shared((size_t)st->pool, (size_t)st->slot, kind,
+	    (int)st->device, share, why, whysize);
 }
 
 const char *
@@ -218,6 +218,7 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	pthread_mutex_init(&self->st_lock, NULL);
 	pthread_mutex_init(&self->pend_lock, NULL);
 	self->stop_fd = -1;
+	self->share_fd = self->share_wake = -1;
 	atomic_init(&self->last_loop, dg_xfer_now_ms());
 	atomic_init(&self->tick, dg_xfer_now_ms());
 	atomic_init(&self->paused, 0);
@@ -246,6 +247,8 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	}
 
 	if (dg_xfer_fabric_open(self, node, why, whysize) < 0)
+		goto fail;
+	if (dg_xfer_local_open(self, why, whysize) < 0)
 		goto fail;
 
 	if ((rc = pthread_create(&self->thread, NULL, dg_xfer_progress_loop,
@@ -311,6 +314,7 @@ dg_xfer_destroy(dg_xfer_t **self_p)
 				    "transfer engine closed");
 		pthread_mutex_unlock(&self->rx_lock);
 	}
+	dg_xfer_local_close(self);
 	dg_xfer_fabric_close(self);
 	while (self->orphans) {
 		s_op_t *op = self->orphans;
@@ -484,6 +488,7 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
 	m->base = self->base;
 	m->token = ((uint64_t)rx->gen << 16) | index;
 	m->chunk = (uint64_t)self->conf.chunk;
+	m->share = self->sharing ? self->share_name : NULL;
 	pthread_mutex_lock(&self->st_lock);
 	self->stats.recvs_active++;
 	pthread_mutex_unlock(&self->st_lock);
@@ -501,20 +506,22 @@ fail:
 	return -1;
 }
 
-int
-dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
+/* A send of `m`'s tensors, not yet started: from pool offsets `src`
+ * inside `ext`, or, with no `ext`, already in place at the receiver. */
+static s_send_t *
+s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
     const dg_extent_t *ext, const uint64_t *src, int64_t timeout_ms,
-    uint64_t *id, char *why, size_t whysize)
+    char *why, size_t whysize)
 {
 	size_t n = m->n_tensors;
 
 	if (dg_manifest_check(m, &(dg_manifest_want_t){ 0 }, why,
 	    whysize) < 0)
-		return -1;
+		return NULL;
 	s_send_t *tx = calloc(1, sizeof *tx);
 	if (!tx) {
 		snprintf(why, whysize, "out of memory");
-		return -1;
+		return NULL;
 	}
 	tx->src = calloc(n + 1, sizeof *tx->src);
 	tx->dst = calloc(n + 1, sizeof *tx->dst);
@@ -526,11 +533,21 @@ dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 		snprintf(why, whysize, "out of memory");
 		goto fail;
 	}
-	if (s_check_tensors(m, ext, src, tx->len, tx->first, m->chunk,
-	    &tx->bytes_total, why, whysize) < 0)
-		goto fail;
+	if (ext) {
+		if (s_check_tensors(m, ext, src, tx->len, tx->first, m->chunk,
+		    &tx->bytes_total, why, whysize) < 0)
+			goto fail;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			tx->len[i] = m->tensors[i].bytes;
+		if (s_plan_chunks(n, tx->len, m->chunk, tx->first,
+		    &tx->bytes_total) < 0) {
+			snprintf(why, whysize, "too many chunks");
+			goto fail;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
-		tx->src[i] = src[i];
+		tx->src[i] = src ? src[i] : 0;
 		tx->dst[i] = m->tensors[i].offset;
 	}
 	tx->ntensors = n;
@@ -555,30 +572,25 @@ dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	tx->started = dg_xfer_now_ms();
 	tx->started_us = dg_xfer_now_us();
 	tx->deadline = tx->started + timeout_ms;
+	return tx;
+fail:
+	dg_xfer_send_free(tx);
+	return NULL;
+}
 
-	/* The peer table belongs to the progress thread, so the peer is
-	 * looked up there; carry the addresses in the send meanwhile. */
-	s_peer_t *peer = calloc(1, sizeof *peer);
-	if (!peer) {
-		snprintf(why, whysize, "out of memory");
-		goto fail;
-	}
-	peer->nrails = (int)m->n_fabric;
-	for (size_t r = 0; r < m->n_fabric; r++) {
-		memcpy(peer->addr[r], m->fabric[r].data, m->fabric[r].size);
-		peer->addrlen[r] = m->fabric[r].size;
-	}
-	tx->peer = peer;
+/* Queue `tx` for the progress thread. */
+static int
+s_send_start(dg_xfer_t *self, s_send_t *tx, uint64_t *id, char *why,
+    size_t whysize)
+{
 	s_cmd_t *cmd = calloc(1, sizeof *cmd);
-	if (!cmd) {
-		snprintf(why, whysize, "out of memory");
-		goto fail;
-	}
 	s_pend_t *pend = calloc(1, sizeof *pend);
-	if (!pend) {
+
+	if (!cmd || !pend) {
 		free(cmd);
+		free(pend);
 		snprintf(why, whysize, "out of memory");
-		goto fail;
+		return -1;
 	}
 	pend->id = tx->id;
 	pend->room = tx->room;
@@ -597,11 +609,93 @@ dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	pthread_mutex_unlock(&self->st_lock);
 	s_command(self, cmd);
 	return 0;
+}
+
+int
+dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
+    const dg_extent_t *ext, const uint64_t *src, int64_t timeout_ms,
+    uint64_t *id, char *why, size_t whysize)
+{
+	s_send_t *tx = s_send_new(self, m, ext, src, timeout_ms, why, whysize);
+
+	if (!tx)
+		return -1;
+	/* A receiver on this host: copy into its pool, no fabric. */
+	s_map_t *map = dg_xfer_map_get(self, m->share);
+	if (map && !dg_xfer_map_covers(map, m)) {
+		dg_xfer_map_unref(self, map);
+		map = NULL;
+	}
+	if (map) {
+		tx->map = map;
+	} else {
+		/* The peer table belongs to the progress thread, so the peer
+		 * is looked up there; carry the addresses in the send
+		 * meanwhile. */
+		s_peer_t *peer = calloc(1, sizeof *peer);
+		if (!peer) {
+			snprintf(why, whysize, "out of memory");
+			goto fail;
+		}
+		peer->nrails = (int)m->n_fabric;
+		for (size_t r = 0; r < m->n_fabric; r++) {
+			memcpy(peer->addr[r], m->fabric[r].data,
+			    m->fabric[r].size);
+			peer->addrlen[r] = m->fabric[r].size;
+		}
+		tx->peer = peer;
+	}
+	if (s_send_start(self, tx, id, why, whysize) < 0)
+		goto fail;
+	return 0;
 fail:
 	free(tx->peer);
-	tx->peer = NULL;
+	if (tx->map)
+		dg_xfer_map_unref(self, tx->map);
 	dg_xfer_send_free(tx);
 	return -1;
+}
+
+int
+dg_xfer_send_placed(dg_xfer_t *self, const dg_manifest_msg_t *m,
+    dg_xfer_lease_t **lease_p, int64_t timeout_ms, uint64_t *id, char *why,
+    size_t whysize)
+{
+	dg_xfer_lease_t *l = *lease_p;
+
+	*lease_p = NULL;
+	if (!l) {
+		snprintf(why, whysize, "no lease");
+		return -1;
+	}
+	if (m->token != l->token || !m->share || strcmp(m->share, l->share)) {
+		snprintf(why, whysize, "the receiver's manifest changed after "
+		    "our write in place");
+		dg_xfer_lease_drop(self, &l);
+		return -1;
+	}
+	s_send_t *tx = s_send_new(self, m, NULL, NULL, timeout_ms, why,
+	    whysize);
+	if (!tx) {
+		dg_xfer_lease_drop(self, &l);
+		return -1;
+	}
+	/* The lease's reference on the map passes to the send. */
+	tx->map = l->map;
+	tx->placed = true;
+	free(l);
+	/* Nothing to move: hand it over from here, without a trip through
+	 * the progress thread; it is there only if the receiver's queue is
+	 * full. */
+	if (dg_xfer_local_handoff(self, tx, id) == 0)
+		return 0;
+	if (s_send_start(self, tx, id, why, whysize) < 0) {
+		dg_xfer_local_drop(self, tx->map, tx->token);
+		dg_xfer_map_unref(self, tx->map);
+		dg_xfer_send_free(tx);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -630,10 +724,10 @@ dg_xfer_cancel(dg_xfer_t *self, uint64_t id)
 	pthread_mutex_lock(&self->rx_lock);
 	for (uint32_t i = 0; i < self->rx_hi; i++) {
 		if (self->recvs[i].active && self->recvs[i].id == id) {
-			dg_xfer_recv_finish(self, i, DG_XFER_FAILED,
+			bool kept = dg_xfer_recv_finish(self, i, DG_XFER_FAILED,
 			    "cancelled");
 			pthread_mutex_unlock(&self->rx_lock);
-			return 0;
+			return kept ? 1 : 0;
 		}
 	}
 	pthread_mutex_unlock(&self->rx_lock);

@@ -33,6 +33,7 @@
 
 #define DG_XFER_MAX_RAILS 16
 #define DG_XFER_ADDR_MAX  128
+#define DG_XFER_SHARE_MAX 64    /* a pool's share name, with its NUL */
 
 typedef enum {
 	DG_XFER_SEND = 1,       /* our data reached the peer */
@@ -56,6 +57,8 @@ typedef struct {
 	int attempts;           /* send: whole-transfer attempts used */
 	int64_t ms;             /* from start to this event */
 	int64_t us;             /* the same in microseconds (sends) */
+	bool kept;              /* failed receive: the engine keeps its
+	                           extent until a local sender lets go */
 	char reason[256];
 } dg_xfer_event_t;
 
@@ -65,7 +68,12 @@ typedef struct {
 	uint64_t bytes_sent, bytes_received;
 	uint64_t chunks_posted, chunks_retried, eagain;
 	uint64_t attempts_retried;
+	/* Sends to a receiver on this host (xfer_local.c): handed over in
+	 * place (zero copy), or copied through its mapped pool because its
+	 * manifest came after we had computed. */
+	uint64_t handoffs, local_copies;
 	uint32_t sends_active, recvs_active;
+	uint32_t peers_mapped;          /* receivers' pools mapped here */
 } dg_xfer_stats_t;
 
 typedef struct {
@@ -77,6 +85,7 @@ typedef struct {
 } dg_xfer_rail_t;
 
 typedef struct _dg_xfer_t dg_xfer_t;
+typedef struct _dg_xfer_lease_t dg_xfer_lease_t;
 
 /* Whether `provider` can register memory of CUDA `device` directly
  * (FI_HMEM_CUDA), found by trying: false without a CUDA build or device,
@@ -87,9 +96,11 @@ bool dg_xfer_probe_hmem_cuda(const char *provider, int device, char *why,
 /* The pool of a stage section: `pool` bytes in slots of `slot`, in host
  * memory, or for `memory = cuda` in device memory when the provider can
  * register it, else pinned host memory for staging; with no device, host
- * memory and one log line saying so.  NULL with the reason on failure. */
+ * memory and one log line saying so.  With `share` ([fabric] zero_copy)
+ * host memory is a sealed memfd a local sender can map.  NULL with the
+ * reason on failure. */
 dg_pool_t *dg_xfer_pool_for(const dg_stage_conf_t *st, const char *provider,
-    char *why, size_t whysize);
+    bool share, char *why, size_t whysize);
 
 /* "auto" means shm when every peer is on this host, else tcp;ofi_rxm. */
 const char *dg_xfer_provider_for(const char *configured, bool all_local);
@@ -140,8 +151,36 @@ int dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 int dg_xfer_recv_progress(dg_xfer_t *self, uint64_t id, uint64_t *bytes,
     uint64_t *total);
 
-/* Abandon a transfer (room released): it ends with a failed event. */
+/* Abandon a transfer (room released): it ends with a failed event.
+ * 1 when it was a receive whose extent a local sender holds: the engine
+ * then keeps the extent and frees it when that sender lets go (or dies);
+ * the caller must not free it.  0 otherwise, -1 out of memory. */
 int dg_xfer_cancel(dg_xfer_t *self, uint64_t id);
+
+/* ---- zero copy on one host (xfer_local.c) ------------------------------
+ * A receiver whose [fabric] zero_copy is on keeps its pool in a sealed
+ * memfd (or device memory, CUDA IPC) and names it in its manifests
+ * (`share`).  A sender on the same host maps that pool once, over an
+ * abstract unix socket that answers only this user, and can then:
+ *   - write its output straight into the receiver's extent: a lease, then
+ *     dg_xfer_send_placed(), which only hands the extent over;
+ *   - or, its output already computed, copy it there (dg_xfer_send does
+ *     so by itself, counted as local_copies).  */
+
+/* Hold the receiver's extent of manifest `m` for a write in place: the
+ * receiver agrees to keep it until we hand it over or drop it.  Fills
+ * ptrs[i], where tensor i goes, and returns the lease; NULL when the
+ * receiver is not on this host, zero_copy is off, or it refused.  One
+ * thread calls it (the control loop). */
+dg_xfer_lease_t *dg_xfer_lease(dg_xfer_t *self, const dg_manifest_msg_t *m,
+    void **ptrs);
+/* Give the extent back unwritten. */
+void dg_xfer_lease_drop(dg_xfer_t *self, dg_xfer_lease_t **lease_p);
+/* Hand over an extent written through `*lease_p` (taken, even on
+ * failure): ends in one send event, like dg_xfer_send. */
+int dg_xfer_send_placed(dg_xfer_t *self, const dg_manifest_msg_t *m,
+    dg_xfer_lease_t **lease_p, int64_t timeout_ms, uint64_t *id, char *why,
+    size_t whysize);
 
 void dg_xfer_stats(dg_xfer_t *self, dg_xfer_stats_t *out);
 

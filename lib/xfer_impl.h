@@ -38,6 +38,36 @@ typedef struct s_peer {
 
 struct s_send;
 
+/* A receiver's pool on this host, mapped here (xfer_local.c).  The list
+ * is under map_lock; the share thread alone closes `conn`. */
+typedef struct s_map {
+	char name[DG_XFER_SHARE_MAX];   /* the receiver's socket */
+	int conn;               /* SOCK_SEQPACKET to it; -1: refused */
+	uint8_t *base;          /* its pool here (host or device) */
+	size_t size;
+	bool device;            /* CUDA IPC: copies go through cudaMemcpy */
+	int refs;               /* leases and local sends */
+	bool dead;              /* its process went: unmap at refs 0 */
+	bool busy;              /* a hold waits for its answer */
+	struct s_map *next;
+} s_map_t;
+
+/* A receiver's extent held for a lease (xfer.h). */
+struct _dg_xfer_lease_t {
+	s_map_t *map;
+	uint64_t token;
+	char share[DG_XFER_SHARE_MAX];
+};
+
+/* A receive that ended while a local sender held its extent: the
+ * extent goes back to the pool when that sender lets go (under rx_lock). */
+typedef struct s_kept {
+	uint64_t token;
+	uint32_t conn;
+	dg_extent_t ext;
+	struct s_kept *next;
+} s_kept_t;
+
 typedef struct s_op {
 	struct fi_context2 ctx; /* first: libfabric hands its address back */
 	struct s_send *tx;      /* NULL once orphaned */
@@ -66,6 +96,8 @@ typedef struct s_send {
 	int nops, inflight, maxinflight;
 	s_op_t *free_ops;
 	int attempts, max_attempts, chunk_retries;
+	s_map_t *map;           /* a local send: the receiver's pool here */
+	bool placed;            /* the data is already there: hand it off */
 	int64_t started, deadline;
 	int64_t started_us;     /* for the event's `us` */
 	uint64_t bytes_total, bytes_done;
@@ -87,6 +119,7 @@ typedef struct {
 	uint32_t *first;
 	uint64_t bytes_total, bytes;
 	int64_t started, deadline;
+	uint32_t held_by;       /* the local sender's connection, or 0 */
 } s_recv_t;
 
 typedef struct s_event {
@@ -175,6 +208,16 @@ struct _dg_xfer_t {
 	int64_t next_health;
 
 	atomic_int fault[DG_XFER_MAX_RAILS];
+
+	/* Zero copy on one host (xfer_local.c). */
+	bool sharing;                   /* our pool is offered */
+	char share_name[DG_XFER_SHARE_MAX];
+	int share_fd, share_wake;       /* listening socket; wakes the thread */
+	pthread_t share_thread;
+	bool share_started;
+	pthread_mutex_t map_lock;
+	s_map_t *maps;
+	s_kept_t *kept;                 /* under rx_lock */
 };
 
 #define STAT_ADD(self, field, n)                        \
@@ -205,9 +248,13 @@ int dg_xfer_take_commands(dg_xfer_t *self);
 void dg_xfer_send_free(s_send_t *tx);
 void dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx,
     dg_xfer_status_t status);
-/* Called with rx_lock held. */
-void dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index,
+/* Called with rx_lock held.  True when the receive failed while a
+ * local sender held its extent: the engine keeps it (xfer_local.c). */
+bool dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index,
     dg_xfer_status_t status, const char *reason);
+/* Tensor and byte range of chunk `c`. */
+size_t dg_xfer_chunk_at(size_t n, const uint32_t *first, const uint64_t *len,
+    uint64_t chunk, uint32_t c, uint64_t *off, uint64_t *clen);
 
 /* xfer_rails.c: the progress thread's alone. */
 s_peer_t *dg_xfer_peer_get(dg_xfer_t *self, const dg_bin_t *addrs, size_t n,
@@ -245,6 +292,26 @@ void dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
  * the engine wedged when it is stuck spinning in a provider that can
  * wedge. */
 int64_t dg_xfer_watch_stuck(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
+
+/* xfer_local.c */
+int dg_xfer_local_open(dg_xfer_t *self, char *why, size_t whysize);
+void dg_xfer_local_close(dg_xfer_t *self);
+/* The receiver's pool named by `share`, mapped (connecting the first
+ * time), with a reference; NULL when it is not on this host. */
+s_map_t *dg_xfer_map_get(dg_xfer_t *self, const char *share);
+void dg_xfer_map_unref(dg_xfer_t *self, s_map_t *map);
+/* Whether every tensor of `m` lies inside the mapped pool. */
+bool dg_xfer_map_covers(const s_map_t *map, const dg_manifest_msg_t *m);
+/* A local send's turn on the progress thread: copies a few chunks, or
+ * hands the extent over.  Returns chunks moved, or -1 once it ended. */
+int dg_xfer_local_post(dg_xfer_t *self, s_send_t *tx);
+/* A placed send handed over at once by the caller: 0 and its event is
+ * out (tx freed), or -1 (EAGAIN: queue it as usual). */
+int dg_xfer_local_handoff(dg_xfer_t *self, s_send_t *tx, uint64_t *id);
+/* Tell the receiver we let go of `token` without writing it. */
+void dg_xfer_local_drop(dg_xfer_t *self, s_map_t *map, uint64_t token);
+/* Under rx_lock: a receive that ends failed while held is kept. */
+bool dg_xfer_local_keep(dg_xfer_t *self, uint32_t index);
 
 /* xfer_watchdog.c */
 void *dg_xfer_watchdog_loop(void *arg);

@@ -51,6 +51,13 @@ s_chunk_at(size_t n, const uint32_t *first, const uint64_t *len,
 	return lo;
 }
 
+size_t
+dg_xfer_chunk_at(size_t n, const uint32_t *first, const uint64_t *len,
+    uint64_t chunk, uint32_t c, uint64_t *off, uint64_t *clen)
+{
+	return s_chunk_at(n, first, len, chunk, c, off, clen);
+}
+
 /* ---- sends (progress thread) ------------------------------------------- */
 
 void
@@ -111,8 +118,17 @@ dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 			tx->peer->failed = true;
 		dg_xfer_peer_unref(self, tx->peer);
 	}
+	if (tx->map) {
+		/* A held extent the receiver must not wait on for ever. */
+		if (status != DG_XFER_DONE && tx->placed)
+			dg_xfer_local_drop(self, tx->map, tx->token);
+		dg_xfer_map_unref(self, tx->map);
+	}
 	if (mine) {
 		pthread_mutex_lock(&self->st_lock);
+		if (status == DG_XFER_DONE && tx->map)
+			*(tx->placed ? &self->stats.handoffs :
+			    &self->stats.local_copies) += 1;
 		if (status == DG_XFER_DONE)
 			self->stats.sends_done++;
 		else
@@ -160,6 +176,8 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 	int posted = 0;
 	char *base = dg_pool_base(self->pool);
 
+	if (tx->map)
+		return dg_xfer_local_post(self, tx);
 	while (tx->inflight < tx->maxinflight) {
 		uint32_t c;
 		bool again = tx->nrequeue > 0;
@@ -278,12 +296,13 @@ s_recv_release(dg_xfer_t *self, uint32_t index)
 	rx->len = NULL;
 	rx->first = NULL;
 	rx->active = false;
+	rx->held_by = 0;
 	rx->gen++;
 	self->rx_free[self->rx_nfree++] = index;
 }
 
 /* Called with rx_lock held. */
-void
+bool
 dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index, dg_xfer_status_t status,
     const char *reason)
 {
@@ -296,6 +315,9 @@ dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index, dg_xfer_status_t status,
 	};
 	if (reason)
 		snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+	/* A local sender may still be writing into it (xfer_local.c). */
+	if (status != DG_XFER_DONE)
+		ev.kept = dg_xfer_local_keep(self, index);
 	if (status == DG_XFER_DONE) {
 		int rc = dg_pool_transition(self->pool, &rx->ext,
 		    DG_SLOT_FILLING, DG_SLOT_READY);
@@ -322,6 +344,7 @@ dg_xfer_recv_finish(dg_xfer_t *self, uint32_t index, dg_xfer_status_t status,
 	pthread_mutex_unlock(&self->st_lock);
 	s_recv_release(self, index);
 	dg_xfer_emit(self, &ev);
+	return ev.kept;
 }
 
 /* Remote CQ data arrived: chunk `c` of the receive named by `token`. */
@@ -373,6 +396,8 @@ dg_xfer_take_commands(dg_xfer_t *self)
 		if (cmd->type == CMD_SEND) {
 			s_send_t *tx = cmd->tx;
 			s_peer_t *tmp = tx->peer;
+			if (tx->map)
+				goto link;
 			dg_bin_t bins[DG_XFER_MAX_RAILS];
 			for (int r = 0; r < tmp->nrails; r++) {
 				bins[r].data = tmp->addr[r];
@@ -381,12 +406,15 @@ dg_xfer_take_commands(dg_xfer_t *self)
 			tx->peer = dg_xfer_peer_get(self, bins,
 			    (size_t)tmp->nrails, tx->error, sizeof tx->error);
 			free(tmp);
+link:
 			tx->next = self->sends;
 			if (tx->next)
 				tx->next->pprev = &tx->next;
 			tx->pprev = &self->sends;
 			self->sends = tx;
-			if (!tx->peer)
+			if (tx->map)
+				;       /* local: its turns do the rest */
+			else if (!tx->peer)
 				dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
 			else if (tx->peer->refs++, tx->nchunks == 0)
 				dg_xfer_send_finish(self, tx, DG_XFER_DONE);
@@ -470,7 +498,8 @@ s_post_all(dg_xfer_t *self)
 	for (s_send_t *tx = self->sends; tx; tx = next) {
 		next = tx->next;
 		/* Most open sends have every chunk posted: skip them cheaply. */
-		if (tx->nrequeue == 0 && tx->next_chunk >= tx->nchunks)
+		if (!tx->map && tx->nrequeue == 0 &&
+		    tx->next_chunk >= tx->nchunks)
 			continue;
 		eagain = false;
 		int n = s_send_post(self, tx, now, &eagain);

@@ -57,7 +57,7 @@ dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now)
 			continue;
 		if (!*tx->error)
 			snprintf(tx->error, sizeof tx->error, "peer %s",
-			    tx->peer->name[0]);
+			    tx->peer ? tx->peer->name[0] : tx->map->name);
 		size_t n = strlen(tx->error);
 		snprintf(tx->error + n, sizeof tx->error - n, ": timed out "
 		    "after %lld ms with %llu of %llu bytes left",

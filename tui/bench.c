@@ -56,6 +56,7 @@ typedef struct {
 	int window;             /* 0: by size */
 	int bare_threads;
 	bool json;
+	bool local;             /* also the zero-copy rows */
 	dg_fabric_conf_t conf;
 } s_opts_t;
 
@@ -103,9 +104,17 @@ s_size_text(uint64_t n, char *buf, size_t len)
 
 /* ---- the engine side --------------------------------------------------- */
 
+/* How the engine side moves a transfer. */
+typedef enum {
+	MODE_FABRIC = 0,        /* RMA writes through the provider */
+	MODE_COPY,              /* zero_copy: copied into the mapped pool */
+	MODE_HANDOFF            /* zero_copy: written in place, handed over */
+} s_mode_t;
+
 typedef struct {
 	size_t size;
 	int window;
+	s_mode_t mode;
 	dg_pool_t *spool, *rpool;
 	dg_xfer_t *sx, *rx;
 	dg_extent_t *src;       /* the sender's tensors, one per position */
@@ -136,31 +145,35 @@ s_engine_close(s_engine_t *e)
 }
 
 static int
-s_engine_open(s_engine_t *e, const s_opts_t *o, size_t size, int window,
-    char *why, size_t whysize)
+s_engine_open(s_engine_t *e, const s_opts_t *o, s_mode_t mode, size_t size,
+    int window, char *why, size_t whysize)
 {
 	/* One slot per position: a page-rounded transfer. */
 	size_t slot = (size + 4095) & ~(size_t)4095;
+	dg_fabric_conf_t conf = o->conf;
 
 	memset(e, 0, sizeof *e);
 	e->size = size;
 	e->window = window;
+	e->mode = mode;
+	conf.zero_copy = mode != MODE_FABRIC;
 	e->src = calloc((size_t)window, sizeof *e->src);
 	e->dst = calloc((size_t)window, sizeof *e->dst);
 	e->rx_id = calloc((size_t)window, sizeof *e->rx_id);
 	e->landed = calloc((size_t)window, sizeof *e->landed);
 	e->spool = dg_pool_new(slot * (size_t)window, slot);
-	e->rpool = dg_pool_new(slot * (size_t)window, slot);
+	e->rpool = dg_pool_new_shared(slot * (size_t)window, slot, DG_MEM_HOST,
+	    0, conf.zero_copy, why, whysize);
 	if (!e->src || !e->dst || !e->rx_id || !e->landed || !e->spool ||
 	    !e->rpool) {
 		snprintf(why, whysize, "cannot allocate two pools of %d x %zu "
 		    "bytes", window, slot);
 		goto fail;
 	}
-	e->rx = dg_xfer_new(&o->conf, e->rpool, "127.0.0.1", why, whysize);
+	e->rx = dg_xfer_new(&conf, e->rpool, "127.0.0.1", why, whysize);
 	if (!e->rx)
 		goto fail;
-	e->sx = dg_xfer_new(&o->conf, e->spool, "127.0.0.1", why, whysize);
+	e->sx = dg_xfer_new(&conf, e->spool, "127.0.0.1", why, whysize);
 	if (!e->sx)
 		goto fail;
 	for (int p = 0; p < window; p++) {
@@ -175,11 +188,16 @@ fail:
 	return -1;
 }
 
+static void *s_engine_target(void *arg, int pos);
+
+/* A handoff moves no bytes: the producer wrote them in place. */
 static void *
 s_engine_source(void *arg, int pos)
 {
 	s_engine_t *e = arg;
 
+	if (e->mode == MODE_HANDOFF)
+		return s_engine_target(arg, pos);
 	return (uint8_t *)dg_pool_base(e->spool) + e->src[pos].offset;
 }
 
@@ -220,6 +238,24 @@ s_engine_start(void *arg, int pos, char *why, size_t whysize)
 		return -1;
 	}
 	uint64_t src = e->src[pos].offset;
+	if (e->mode == MODE_HANDOFF) {
+		/* What a stage does: hold the receiver's extent, write its
+		 * output there (here: nothing), hand it over. */
+		void *at;
+		dg_xfer_lease_t *lease = dg_xfer_lease(e->sx, &m, &at);
+		if (!lease) {
+			snprintf(why, whysize, "the receiver's pool could not "
+			    "be held");
+			(void)dg_xfer_cancel(e->rx, e->rx_id[pos]);
+			return -1;
+		}
+		if (dg_xfer_send_placed(e->sx, &m, &lease, XFER_TIMEOUT_MS,
+		    &id, why, whysize) < 0) {
+			(void)dg_xfer_cancel(e->rx, e->rx_id[pos]);
+			return -1;
+		}
+		return 0;
+	}
 	if (dg_xfer_send(e->sx, &m, &e->src[pos], &src, XFER_TIMEOUT_MS, &id,
 	    why, whysize) < 0) {
 		(void)dg_xfer_cancel(e->rx, e->rx_id[pos]);
@@ -474,7 +510,8 @@ s_run_size(const s_opts_t *o, uint64_t size, int window, s_result_t *eng,
 	s_engine_t e;
 	char sub[240];
 
-	if (s_engine_open(&e, o, size, window, sub, sizeof sub) < 0) {
+	if (s_engine_open(&e, o, MODE_FABRIC, size, window, sub,
+	    sizeof sub) < 0) {
 		snprintf(why, whysize, "engine: %s", sub);
 		return -1;
 	}
@@ -504,6 +541,37 @@ s_run_size(const s_opts_t *o, uint64_t size, int window, s_result_t *eng,
 	return 0;
 }
 
+/* Zero copy on one host: the copy into a mapped pool, and the handoff
+ * of an extent written in place. */
+static int
+s_run_local(const s_opts_t *o, uint64_t size, int window, s_result_t *copy,
+    s_result_t *handoff, char *why, size_t whysize)
+{
+	static const s_mode_t modes[] = { MODE_COPY, MODE_HANDOFF };
+	s_result_t *out[] = { copy, handoff };
+	char sub[240];
+
+	for (int i = 0; i < 2; i++) {
+		s_engine_t e;
+		if (s_engine_open(&e, o, modes[i], size, window, sub,
+		    sizeof sub) < 0) {
+			snprintf(why, whysize, "zero copy: %s", sub);
+			return -1;
+		}
+		s_mover_t m = { s_engine_start, s_engine_wait,
+		    s_engine_source, s_engine_target, &e };
+		int rc = s_measure(&m, o, size, window, out[i], sub,
+		    sizeof sub);
+		s_engine_close(&e);
+		if (rc < 0) {
+			snprintf(why, whysize, "zero copy %s: %s", i ?
+			    "handoff" : "copy", sub);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- options and output ------------------------------------------------ */
 
 static void
@@ -519,7 +587,8 @@ s_usage(FILE *out)
 	    "[--iters N]\n"
 	    "                         [--chunk SIZE] [--inflight N] "
 	    "[--window N]\n"
-	    "                         [--bare-threads 1|2] [--json]\n"
+	    "                         [--bare-threads 1|2] [--no-local] "
+	    "[--json]\n"
 	    "\n"
 	    "Measure the transfer engine against a bare libfabric write loop,\n"
 	    "both ends in this process.\n"
@@ -541,6 +610,8 @@ s_usage(FILE *out)
 	    "the bare\n"
 	    "                  loop; 2: the target's CQ gets a thread of its "
 	    "own\n"
+	    "  --no-local      leave out the zero-copy table (a receiver's pool\n"
+	    "                  mapped in the sender: handoff and copy)\n"
 	    "  --json          one JSON object instead of the table\n",
 	    BW_SECONDS, WINDOW_MIN, WINDOW_BYTES / MIB, WINDOW_MAX);
 }
@@ -648,7 +719,8 @@ s_fabric_conf(const char *chunk, const char *inflight, dg_fabric_conf_t *out)
 
 static void
 s_print_table(const s_opts_t *o, const s_result_t *eng,
-    const s_result_t *bare, const int *window)
+    const s_result_t *bare, const int *window, const s_result_t *copy,
+    const s_result_t *handoff)
 {
 	char buf[32];
 
@@ -666,11 +738,28 @@ s_print_table(const s_opts_t *o, const s_result_t *eng,
 		    s_size_text(o->sizes[i], buf, sizeof buf), window[i],
 		    eng[i].gbps, eng[i].us, bare[i].gbps, bare[i].us, ratio);
 	}
+	if (!o->local)
+		return;
+	printf("\nzero copy on one host ([fabric] zero_copy): the receiver's "
+	    "pool mapped\nin the sender; handoff: written in place, then "
+	    "handed over; copy: the\nfallback when the output was computed "
+	    "before the receiver's manifest came\n");
+	printf("%8s %10s %12s %10s %10s %12s\n", "size", "handoff us",
+	    "handoffs/s", "copy GB/s", "copy us", "copy/bare");
+	for (int i = 0; i < o->nsizes; i++) {
+		double ratio = bare[i].gbps > 0 ? copy[i].gbps / bare[i].gbps :
+		    0;
+		double rate = handoff[i].gbps * 1e9 / (double)o->sizes[i];
+		printf("%8s %10.1f %12.0f %10.2f %10.1f %12.2f\n",
+		    s_size_text(o->sizes[i], buf, sizeof buf), handoff[i].us,
+		    rate, copy[i].gbps, copy[i].us, ratio);
+	}
 }
 
 static void
 s_print_json(const s_opts_t *o, const s_result_t *eng,
-    const s_result_t *bare, const int *window)
+    const s_result_t *bare, const int *window, const s_result_t *copy,
+    const s_result_t *handoff)
 {
 	/* The provider names we accept need no escaping but '"' and '\'. */
 	printf("{\"provider\":\"");
@@ -687,12 +776,18 @@ s_print_json(const s_opts_t *o, const s_result_t *eng,
 		    "\"engine_transfers\":%llu,\"engine_samples\":%d,"
 		    "\"bare_gbps\":%.4f,\"bare_us\":%.2f,"
 		    "\"bare_transfers\":%llu,\"bare_samples\":%d,"
-		    "\"ratio\":%.4f}", i ? "," : "",
+		    "\"ratio\":%.4f", i ? "," : "",
 		    (unsigned long long)o->sizes[i], window[i], eng[i].gbps,
 		    eng[i].us, (unsigned long long)eng[i].transfers,
 		    eng[i].samples, bare[i].gbps, bare[i].us,
 		    (unsigned long long)bare[i].transfers, bare[i].samples,
 		    ratio);
+		if (o->local)
+			printf(",\"handoff_us\":%.2f,\"handoffs_per_s\":%.1f,"
+			    "\"copy_gbps\":%.4f,\"copy_us\":%.2f",
+			    handoff[i].us, handoff[i].gbps * 1e9 /
+			    (double)o->sizes[i], copy[i].gbps, copy[i].us);
+		printf("}");
 	}
 	printf("]}\n");
 }
@@ -700,7 +795,7 @@ s_print_json(const s_opts_t *o, const s_result_t *eng,
 static int
 s_bench_xfer(int argc, char *argv[])
 {
-	s_opts_t o = { .provider = "shm", .bare_threads = 1 };
+	s_opts_t o = { .provider = "shm", .bare_threads = 1, .local = true };
 	const char *chunk = NULL, *inflight = NULL;
 
 	s_parse_sizes("4K,64K,1M,16M,256M", &o);
@@ -712,6 +807,8 @@ s_bench_xfer(int argc, char *argv[])
 			return 0;
 		} else if (strcmp(a, "--json") == 0) {
 			o.json = true;
+		} else if (strcmp(a, "--no-local") == 0) {
+			o.local = false;
 		} else if (strcmp(a, "--provider") == 0 && has) {
 			o.provider = argv[++i];
 		} else if (strcmp(a, "--sizes") == 0 && has) {
@@ -758,6 +855,7 @@ s_bench_xfer(int argc, char *argv[])
 	o.conf.transfer_timeout_ms = XFER_TIMEOUT_MS;
 
 	s_result_t eng[MAX_SIZES] = { { 0 } }, bare[MAX_SIZES] = { { 0 } };
+	s_result_t copy[MAX_SIZES] = { { 0 } }, handoff[MAX_SIZES] = { { 0 } };
 	int window[MAX_SIZES];
 	for (int i = 0; i < o.nsizes; i++) {
 		char why[300], buf[32];
@@ -769,11 +867,17 @@ s_bench_xfer(int argc, char *argv[])
 			    sizeof buf), why);
 			return 1;
 		}
+		if (o.local && s_run_local(&o, o.sizes[i], window[i], &copy[i],
+		    &handoff[i], why, sizeof why) < 0) {
+			fprintf(stderr, "disagg bench xfer: at %s: %s\n",
+			    s_size_text(o.sizes[i], buf, sizeof buf), why);
+			return 1;
+		}
 	}
 	if (o.json)
-		s_print_json(&o, eng, bare, window);
+		s_print_json(&o, eng, bare, window, copy, handoff);
 	else
-		s_print_table(&o, eng, bare, window);
+		s_print_table(&o, eng, bare, window, copy, handoff);
 	return 0;
 }
 

@@ -96,12 +96,13 @@ s_send(void *arg, const dg_manifest_msg_t *m, const dg_extent_t *ext,
 	return 0;
 }
 
-static void
+static int
 s_cancel(void *arg, uint64_t id)
 {
 	s_fix_t *f = arg;
 	(void)id;
 	f->cancels++;
+	return 0;
 }
 
 /* The null stage's shapes, 64 bytes in and 64 out, for each frame. */

@@ -827,7 +827,7 @@ s_run_local_paths(void)
 	dg_config_t *cfg = dg_config_parse_string("t.ini", "[transformer t0]\n"
 	    "peer = ipc://t0\npool = 8M\nslot = 256K\nmemory = cuda\n");
 	const dg_stage_conf_t *st = dg_config_stage(cfg, "t0");
-	dg_pool_t *pool = dg_xfer_pool_for(st, s_provider, why, sizeof why);
+	dg_pool_t *pool = dg_xfer_pool_for(st, s_provider, false, why, sizeof why);
 	bool host = pool && (dg_cuda_device_count(NULL, 0) > 0 ||
 	    dg_pool_kind(pool) == DG_MEM_HOST);
 	s_ok(host && dg_pool_size(pool) == 8 * MIB &&
