@@ -88,20 +88,22 @@ typedef struct {
 	int64_t chunk_retries;
 } s_opts_t;
 
+/* With `share`, [fabric] zero_copy: the pool a local sender can map. */
 static int
-s_open(s_end_t *e, const s_opts_t *o, int fd)
+s_open_as(s_end_t *e, const s_opts_t *o, int fd, bool share)
 {
 	dg_fabric_conf_t conf = {
 		.rails = o->rails, .chunk = o->chunk, .inflight = o->inflight,
 		.quarantine_ms = o->quarantine_ms, .transfer_timeout_ms = 30000,
 		.chunk_retries = o->chunk_retries, .transfer_attempts = 2,
-		.verify = true,
+		.verify = true, .zero_copy = share,
 	};
 	char why[256];
 
 	snprintf(conf.provider, sizeof conf.provider, "%s", s_provider);
 	e->fd = fd;
-	e->pool = dg_pool_new((size_t)o->pool, 64 * 1024);
+	e->pool = dg_pool_new_shared((size_t)o->pool, 64 * 1024, DG_MEM_HOST,
+	    0, share, why, sizeof why);
 	if (!e->pool)
 		return -1;
 	e->xfer = dg_xfer_new(&conf, e->pool, "127.0.0.1", why, sizeof why);
@@ -111,6 +113,12 @@ s_open(s_end_t *e, const s_opts_t *o, int fd)
 		return -1;
 	}
 	return 0;
+}
+
+static int
+s_open(s_end_t *e, const s_opts_t *o, int fd)
+{
+	return s_open_as(e, o, fd, false);
 }
 
 static void
@@ -727,6 +735,306 @@ s_run_kill(bool kill_sender)
 	s_close(&e);
 }
 
+/* ---- zero copy on one host (xfer_local.c) ----------------------------- */
+
+/* Receivers' pools mapped in this process (ours too, when shared). */
+static int
+s_memfd_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, "/memfd:disagg-pool") != NULL;
+	fclose(f);
+	return n;
+}
+
+static int
+s_maps_until(int want, int ms)
+{
+	int64_t until = s_now() + ms;
+	int n;
+
+	while ((n = s_memfd_maps()) != want && s_now() < until) {
+		struct pollfd none = { .fd = -1 };
+		(void)poll(&none, 1, 5); /* poll interval, bounded by `until` */
+	}
+	return n;
+}
+
+/* Reserve and expect one tensor of `bytes` at the receiver. */
+static int
+s_zc_expect(s_end_t *r, uint64_t room, uint64_t bytes, dg_extent_t *ext,
+    dg_tensor_row_t *row, dg_manifest_msg_t *m, uint64_t *id, int64_t ms)
+{
+	char why[256];
+
+	if (dg_pool_reserve(r->pool, bytes, ext) != DG_SLOT_OK)
+		return -1;
+	*row = (dg_tensor_row_t){ .name = "t", .dtype = "u8", .bytes = bytes,
+	    .offset = ext->offset };
+	*m = (dg_manifest_msg_t){ .room = room, .phase = 1, .tensors = row,
+	    .n_tensors = 1 };
+	if (dg_xfer_expect(r->xfer, ext, m, ms, id, why, sizeof why) < 0) {
+		fprintf(stderr, "# expect: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+s_zc_intact(s_end_t *r, const dg_extent_t *ext, uint64_t room, uint64_t n)
+{
+	const uint8_t *p = (const uint8_t *)dg_pool_base(r->pool) + ext->offset;
+
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i] != s_pattern(room, 0, i))
+			return false;
+	return true;
+}
+
+/* Both ends in this process: a handoff in place, the copy when the
+ * output came first, a cancel while the sender holds the extent. */
+static void
+s_run_zero_copy_paths(void)
+{
+	s_opts_t o = { .rails = 1, .chunk = MIB, .inflight = 4,
+	    .pool = 16 * MIB, .quarantine_ms = 1000, .chunk_retries = 1 };
+	s_end_t r, t;
+	const uint64_t n = 3 * MIB + 17;
+
+	if (!s_selected("zero copy"))
+		return;
+	if (s_open_as(&r, &o, -1, true) < 0) {
+		s_ok(false, "zero copy: open the receiver");
+		return;
+	}
+	if (s_open_as(&t, &o, -1, true) < 0) {
+		s_ok(false, "zero copy: open the sender");
+		s_close(&r);
+		return;
+	}
+	dg_extent_t ext, src;
+	dg_tensor_row_t row;
+	dg_manifest_msg_t m;
+	dg_xfer_event_t ev;
+	dg_xfer_stats_t st;
+	uint64_t rid, sid, off;
+	char why[256] = "";
+	void *at = NULL;
+
+	/* 1. Written in place, then handed over. */
+	bool ok = s_zc_expect(&r, 1, n, &ext, &row, &m, &rid, 5000) == 0;
+	s_ok(ok && m.share && strncmp(m.share, "disagg-pool-", 12) == 0,
+	    "zero copy: the manifest offers the pool (%s)",
+	    ok && m.share ? m.share : "none");
+	dg_xfer_lease_t *lease = ok ? dg_xfer_lease(t.xfer, &m, &at) : NULL;
+	/* Its own mapping of the receiver's memory, not the receiver's. */
+	s_ok(lease && at && at != (uint8_t *)dg_pool_base(r.pool) + ext.offset,
+	    "zero copy: the sender holds the receiver's extent");
+	if (lease) {
+		for (uint64_t i = 0; i < n; i++)
+			((uint8_t *)at)[i] = s_pattern(1, 0, i);
+		int rc = dg_xfer_send_placed(t.xfer, &m, &lease, 5000, &sid, why,
+		    sizeof why);
+		bool sent = rc == 0 && s_event(&t, &ev, 5000) == 0 &&
+		    ev.status == DG_XFER_DONE;
+		bool got = s_event(&r, &ev, 5000) == 0 &&
+		    ev.status == DG_XFER_DONE && ev.bytes == n;
+		s_ok(sent && got && s_zc_intact(&r, &ext, 1, n),
+		    "zero copy: handed over, every byte in place (%s)",
+		    rc ? why : "ok");
+	}
+	dg_pool_free(r.pool, &ext);
+	dg_xfer_stats(t.xfer, &st);
+	s_ok(st.handoffs == 1 && st.chunks_posted == 0 && st.peers_mapped == 1,
+	    "zero copy: counted as a handoff, nothing through the fabric");
+
+	/* 2. The output came first: copied through the mapping. */
+	ok = s_zc_expect(&r, 2, n, &ext, &row, &m, &rid, 5000) == 0 &&
+	    dg_pool_reserve(t.pool, n, &src) == DG_SLOT_OK;
+	if (ok) {
+		uint8_t *p = (uint8_t *)dg_pool_base(t.pool) + src.offset;
+		for (uint64_t i = 0; i < n; i++)
+			p[i] = s_pattern(2, 0, i);
+		off = src.offset;
+		ok = dg_xfer_send(t.xfer, &m, &src, &off, 5000, &sid, why,
+		    sizeof why) == 0 && s_event(&t, &ev, 5000) == 0 &&
+		    ev.status == DG_XFER_DONE && s_event(&r, &ev, 5000) == 0 &&
+		    ev.status == DG_XFER_DONE;
+		dg_pool_free(t.pool, &src);
+	}
+	dg_xfer_stats(t.xfer, &st);
+	s_ok(ok && s_zc_intact(&r, &ext, 2, n) && st.local_copies == 1 &&
+	    st.chunks_posted == 0, "zero copy: a late manifest falls back to "
+	    "a copy, counted, every byte intact");
+	dg_pool_free(r.pool, &ext);
+
+	/* 3. Cancelled while held: the extent waits for the sender. */
+	ok = s_zc_expect(&r, 3, n, &ext, &row, &m, &rid, 5000) == 0;
+	lease = ok ? dg_xfer_lease(t.xfer, &m, &at) : NULL;
+	int kept = lease ? dg_xfer_cancel(r.xfer, rid) : -1;
+	bool failed = s_event(&r, &ev, 5000) == 0 &&
+	    ev.status == DG_XFER_FAILED && ev.kept;
+	s_ok(kept == 1 && failed && dg_pool_state(r.pool, &ext) ==
+	    DG_SLOT_FILLING, "zero copy: a cancelled receive's extent stays "
+	    "out of the pool while the sender holds it");
+	dg_xfer_lease_drop(t.xfer, &lease);
+	int64_t until = s_now() + 3000;
+	while (!s_pool_clean(&r) && s_now() < until) {
+		struct pollfd none = { .fd = -1 };
+		(void)poll(&none, 1, 2); /* poll interval, bounded by `until` */
+	}
+	s_ok(s_pool_clean(&r), "zero copy: the sender's drop gives it back");
+
+	/* 4. A deadline passes while held: kept the same way. */
+	ok = s_zc_expect(&r, 4, n, &ext, &row, &m, &rid, 50) == 0;
+	lease = ok ? dg_xfer_lease(t.xfer, &m, &at) : NULL;
+	failed = lease && s_event(&r, &ev, 5000) == 0 &&
+	    ev.status == DG_XFER_FAILED && ev.kept;
+	s_ok(failed && dg_pool_state(r.pool, &ext) == DG_SLOT_FILLING,
+	    "zero copy: a held receive past its deadline fails, its extent "
+	    "kept");
+	if (lease) {
+		/* The handoff of a receive that ended frees the extent. */
+		int rc = dg_xfer_send_placed(t.xfer, &m, &lease, 5000, &sid, why,
+		    sizeof why);
+		(void)rc;
+		(void)s_event(&t, &ev, 5000);
+	}
+	until = s_now() + 3000;
+	while (!s_pool_clean(&r) && s_now() < until) {
+		struct pollfd none = { .fd = -1 };
+		(void)poll(&none, 1, 2); /* poll interval, bounded by `until` */
+	}
+	s_ok(s_pool_clean(&r), "zero copy: a late handoff gives it back");
+	s_close(&t);
+	s_close(&r);
+	s_ok(s_memfd_maps() == 0, "zero copy: every pool unmapped at close");
+}
+
+/* A crash of either side, in a second process: the survivor ends the
+ * transfer, leaks no slot and lets go of the other's memory. */
+static void
+s_run_zero_copy_kill(bool kill_sender)
+{
+	const char *name = kill_sender ? "zero copy: sender killed holding "
+	    "the extent" : "zero copy: receiver killed with its pool mapped";
+	s_opts_t o = { .rails = 1, .chunk = MIB, .inflight = 4,
+	    .pool = 16 * MIB, .quarantine_ms = 1000, .chunk_retries = 1 };
+	int sv[2];
+	const uint64_t n = 2 * MIB;
+
+	if (!s_selected(name) || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		s_end_t e;
+		if (s_open_as(&e, &o, sv[1], true) < 0)
+			_exit(2);
+		if (kill_sender) {
+			/* Hold the receiver's extent, write half, and wait
+			 * to be killed. */
+			dg_msg_t *m = s_recv_msg(e.fd, 10000);
+			void *at;
+			dg_xfer_lease_t *l = m ? dg_xfer_lease(e.xfer,
+			    &m->u.manifest, &at) : NULL;
+			if (!l)
+				_exit(2);
+			memset(at, 0x77, n / 2);
+			if (write(e.fd, "h", 1) != 1)
+				_exit(2);
+			dg_xfer_event_t ev;
+			(void)s_event(&e, &ev, 600000);
+			_exit(3);
+		}
+		dg_extent_t ext;
+		dg_tensor_row_t row;
+		dg_manifest_msg_t m;
+		uint64_t id;
+		if (s_zc_expect(&e, 5, n, &ext, &row, &m, &id, 600000) < 0)
+			_exit(2);
+		dg_msg_t *msg = dg_msg_new(DG_OP_MANIFEST);
+		msg->u.manifest = m;
+		if (s_send_msg(e.fd, msg) < 0)
+			_exit(2);
+		msg->u.manifest = (dg_manifest_msg_t){ 0 };
+		dg_msg_destroy(&msg);
+		dg_xfer_event_t ev;
+		(void)s_event(&e, &ev, 600000);
+		_exit(3);
+	}
+	close(sv[1]);
+	s_end_t e;
+	if (s_open_as(&e, &o, sv[0], true) < 0) {
+		s_ok(false, "%s: open the engine", name);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	dg_xfer_event_t ev = { 0 };
+	char c;
+	if (kill_sender) {
+		dg_extent_t ext;
+		dg_tensor_row_t row;
+		dg_manifest_msg_t m;
+		uint64_t id;
+		bool ok = s_zc_expect(&e, 6, n, &ext, &row, &m, &id, 600000) == 0;
+		dg_msg_t *msg = dg_msg_new(DG_OP_MANIFEST);
+		if (ok && msg) {
+			msg->u.manifest = m;
+			ok = s_send_msg(e.fd, msg) == 0;
+			msg->u.manifest = (dg_manifest_msg_t){ 0 };
+		}
+		dg_msg_destroy(&msg);
+		struct pollfd p = { .fd = e.fd, .events = POLLIN };
+		ok = ok && poll(&p, 1, 10000) == 1 && read(e.fd, &c, 1) == 1;
+		s_ok(ok, "%s: held, half written", name);
+		kill(pid, SIGKILL);
+		int64_t t0 = s_now();
+		bool got = ok && s_event(&e, &ev, 5000) == 0;
+		int64_t ms = s_now() - t0;
+		s_ok(got && ev.status == DG_XFER_FAILED && !ev.kept &&
+		    ms < 1000, "%s: the receive fails at once (%lld ms: %s)",
+		    name, (long long)ms, got ? ev.reason : "no event");
+		dg_pool_free(e.pool, &ext);
+		s_ok(s_pool_clean(&e), "%s: no slot leaked", name);
+	} else {
+		int before = s_memfd_maps();
+		dg_msg_t *m = s_recv_msg(e.fd, 10000);
+		void *at = NULL;
+		dg_xfer_lease_t *l = m ? dg_xfer_lease(e.xfer, &m->u.manifest,
+		    &at) : NULL;
+		s_ok(l && s_memfd_maps() > before, "%s: its pool mapped and "
+		    "held", name);
+		kill(pid, SIGKILL);
+		if (l)
+			memset(at, 0x55, n);    /* harmless: still mapped */
+		uint64_t sid;
+		char why[256] = "";
+		int rc = l ? dg_xfer_send_placed(e.xfer, &m->u.manifest, &l,
+		    5000, &sid, why, sizeof why) : -1;
+		bool got = rc == 0 && s_event(&e, &ev, 5000) == 0;
+		/* Handed over before the hang-up was seen is a success the
+		 * dead peer never reads; after it, a failure.  Either way
+		 * one event, and then the mapping goes. */
+		s_ok(rc < 0 || got, "%s: the send ends with one event (%s)",
+		    name, rc < 0 ? why : got ? (ev.status == DG_XFER_DONE ?
+		    "done" : ev.reason) : "none");
+		s_ok(s_maps_until(before, 3000) == before, "%s: its pool is "
+		    "unmapped once unused", name);
+		dg_msg_destroy(&m);
+	}
+	waitpid(pid, NULL, 0);
+	s_close(&e);
+}
+
 /* The terminal paths that need no second process: two engines in this
  * one, the receiver's manifest handed over in memory. */
 static void
@@ -944,6 +1252,9 @@ main(int argc, char *argv[])
 	s_run_case(&c);
 
 	s_run_local_paths();
+	s_run_zero_copy_paths();
+	s_run_zero_copy_kill(true);
+	s_run_zero_copy_kill(false);
 	s_run_stale();
 	s_run_kill(true);
 	s_run_kill(false);
