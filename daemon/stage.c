@@ -200,6 +200,10 @@ s_io_run(void *arg, dg_room_batch_t *b)
 	dg_workers_run(self->workers, b);
 }
 
+/* How long a first-place room waits for the manifest that lets it write
+ * in place (lib/rooms.h manifest_wait_ms); ticks bound it to 20 ms. */
+#define DG_MANIFEST_WAIT_MS 5
+
 static void
 s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 {
@@ -218,6 +222,8 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 		/* fifo knows no priority: nothing preempts either. */
 		.preempt = self->ops && self->ops->abi >= 5 &&
 		    self->conf->order == DG_ORDER_SLACK,
+		.manifest_wait_ms = dg_config_fabric(self->d->cfg)->zero_copy ?
+		    DG_MANIFEST_WAIT_MS : 0,
 	};
 }
 

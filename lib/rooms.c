@@ -718,6 +718,19 @@ s_preempt(dg_rooms_t *self)
 		atomic_store(&victim->batch->rooms[i]->stop, DG_STAGE_YIELD);
 }
 
+/* A first-place room may wait a little for the manifest from
+ * downstream: it comes a moment after the assign, and with it the
+ * output goes straight into the receiver's memory instead of being
+ * copied there once computed.  The wait is bounded, so a receiver that
+ * is slow to reserve does not hold the work back. */
+static bool
+s_awaits_manifest(const dg_rooms_t *self, int64_t now, const dg_room_t *r)
+{
+	return self->conf.index == 0 && !s_last(self) && !r->down &&
+	    !r->laid && self->conf.manifest_wait_ms > 0 &&
+	    now - r->queued_at < self->conf.manifest_wait_ms;
+}
+
 void
 dg_rooms_pump(dg_rooms_t *self, int64_t now)
 {
@@ -757,6 +770,10 @@ dg_rooms_pump(dg_rooms_t *self, int64_t now)
 		r = zlistx_first(self->queues[DG_QUEUE_READY]);
 		while (r && (int64_t)b->n < max_batch) {
 			dg_room_t *next = zlistx_next(self->queues[DG_QUEUE_READY]);
+			if (s_awaits_manifest(self, now, r)) {
+				r = next;
+				continue;
+			}
 			if (r->out_plan.n && !r->has_out) {
 				if (dg_pool_reserve(self->pool,
 				    dg_fit_plan_bytes(&r->out_plan),

@@ -113,6 +113,11 @@ typedef struct {
 	 * ready room of a higher priority than a running one asks that
 	 * one's batch to yield (DG_STAGE_YIELD). */
 	bool preempt;
+	/* The first place: how long a ready room waits for the manifest
+	 * from downstream before it runs, so that its output can be
+	 * written in place (zero copy on one host) rather than copied
+	 * later; 0: it runs at once. */
+	int64_t manifest_wait_ms;
 } dg_rooms_conf_t;
 
 typedef struct _dg_rooms_t dg_rooms_t;
