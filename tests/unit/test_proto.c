@@ -529,6 +529,7 @@ s_fill_manifest(dg_msg_t *m)
 	b->chunk = 1 << 20;
 	b->tensors = s_tensors;
 	b->n_tensors = N(s_tensors);
+	b->share = "disagg-pool-4242-00000000deadbeef";
 }
 
 static void
@@ -991,7 +992,8 @@ static const char *const s_spec[] = {
 	"release: room reason?",
 	"release.ok: room",
 	"room.phase: room request role state",
-	"manifest: room phase slot gen fabric key base token chunk tensors",
+	"manifest: room phase slot gen fabric key base token chunk tensors "
+	"share?",
 	"transfer.done: room phase gen bytes tensors? us?",
 	"transfer.failed: room phase gen reason stale?",
 	"instances:",
