@@ -322,6 +322,10 @@ typedef struct {
 	int request_timeout_ms;
 	const char *chunk;              /* NULL: the default */
 	int inflight;                   /* 0: the default */
+	/* zero_copy = off: transfers through the fabric even on one host,
+	 * for the cases that catch one in flight (tests/zerocopy has the
+	 * handoff's). */
+	bool fabric_only;
 	s_stage_spec_t stages[6];
 	int nstages;
 } s_topo_t;
@@ -559,6 +563,8 @@ s_write_ini(s_cluster_t *cl)
 		fprintf(f, "chunk = %s\n", t->chunk);
 	if (t->inflight)
 		fprintf(f, "inflight = %d\n", t->inflight);
+	if (t->fabric_only)
+		fprintf(f, "zero_copy = off\n");
 	for (int i = 0; i < t->nstages; i++) {
 		const s_stage_spec_t *s = &t->stages[i];
 		fprintf(f, "\n[%s %s]\npeer = ipc://%s/%s\npool = %lldM\n"
@@ -1556,7 +1562,7 @@ s_group_cancel(void)
 	 * round trips, 10-20 ms on shm, which polling status back to back
 	 * catches; three tries, and a SKIP if it still slips through. */
 	s_topo_t t = { .max_retries = -1, .chunk = "4K", .inflight = 1,
-	    .stages = {
+	    .fabric_only = true, .stages = {
 		{ "encoder", "e0", 400, 0 }, { "transformer", "t0", 100, 0 },
 		{ "decoder", "d0", 400, 0 },
 	}, .nstages = 3 };
@@ -1709,7 +1715,7 @@ s_group_kill(void)
 	 * to kill t1 in the middle of a transfer into it, the hard case. */
 	s_topo_t t = { .max_retries = 2, .dead_after_ms = DEAD_MS,
 	    .heartbeat_ms = 100, .policy = "round-robin", .chunk = "4K",
-	    .inflight = 1, .stages = {
+	    .inflight = 1, .fabric_only = true, .stages = {
 		{ "encoder", "e0", 0, 0 }, { "transformer", "t0", 50, 2 },
 		{ "transformer", "t1", 50, 2 }, { "decoder", "d0", 0, 0 },
 	}, .nstages = 4 };
