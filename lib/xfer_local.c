@@ -51,8 +51,10 @@
 #include "xfer_impl.h"
 
 #define HELLO_MAGIC     "DGSHARE1"
-#define HOLD_WAIT_MS    250     /* a receiver's answer to a HOLD */
-#define HELLO_WAIT_MS   1000    /* its pool, once connected */
+#define HOLD_WAIT_MS    50      /* a receiver's answer to a HOLD */
+#define HOLD_PAUSE_MS   1000    /* no holds after one went unanswered */
+#define HELLO_WAIT_MS   200     /* its pool, once connected */
+#define HELLO_RETRY_MS  5000    /* after a receiver that did not say it */
 #define COPY_TURN       4       /* chunks a local copy moves per turn */
 #define REFUSED_KEEP    64      /* names known not to be on this host */
 
@@ -511,7 +513,15 @@ s_connect(dg_xfer_t *self, const char *name)
 	struct iovec iov = { &h, sizeof h };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 	    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-	if (recvmsg(fd, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)sizeof h ||
+	ssize_t got = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		/* Alive but not answering (stopped?): the fabric for now. */
+		dg_log_warn("xfer: pool %s did not answer in %d ms; trying again "
+		    "in %d ms", name, HELLO_WAIT_MS, HELLO_RETRY_MS);
+		m->retry_at = dg_xfer_now_ms() + HELLO_RETRY_MS;
+		goto refuse;
+	}
+	if (got != (ssize_t)sizeof h ||
 	    memcmp(h.magic, HELLO_MAGIC, sizeof h.magic) != 0) {
 		dg_log_warn("xfer: pool %s sent no valid hello", name);
 		goto refuse;
@@ -574,10 +584,17 @@ dg_xfer_map_get(dg_xfer_t *self, const char *share)
 		return NULL;    /* our own pool: the fabric loops back */
 	pthread_mutex_lock(&self->map_lock);
 	size_t refused = 0;
-	for (s_map_t *m = self->maps; m; m = m->next) {
+	for (s_map_t **pp = &self->maps; *pp; pp = &(*pp)->next) {
+		s_map_t *m = *pp;
 		if (strcmp(m->name, share) != 0) {
 			refused += m->conn < 0;
 			continue;
+		}
+		if (m->conn < 0 && m->retry_at &&
+		    dg_xfer_now_ms() >= m->retry_at) {
+			*pp = m->next;
+			free(m);
+			break;          /* forgotten: connect again below */
 		}
 		if (m->conn < 0 || m->dead) {
 			pthread_mutex_unlock(&self->map_lock);
@@ -657,20 +674,32 @@ dg_xfer_local_drop(dg_xfer_t *self, s_map_t *map, uint64_t token)
 static bool
 s_hold(s_map_t *map, uint64_t token)
 {
-	if (s_put(map->conn, W_HOLD, token) < 0)
+	if (s_put(map->conn, W_HOLD, token) < 0) {
+		errno = EPIPE;
 		return false;
+	}
 	int64_t until = dg_xfer_now_ms() + HOLD_WAIT_MS;
 	for (;;) {
 		int64_t left = until - dg_xfer_now_ms();
 		struct pollfd p = { .fd = map->conn, .events = POLLIN };
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			errno = ETIMEDOUT;
 			return false;
+		}
+		if (!(p.revents & POLLIN)) {
+			errno = EPIPE;
+			return false;
+		}
 		s_word_t w;
 		if (recv(map->conn, &w, sizeof w, MSG_DONTWAIT) !=
-		    (ssize_t)sizeof w)
+		    (ssize_t)sizeof w) {
+			errno = EPIPE;
 			return false;
-		if (w.token == token)
+		}
+		if (w.token == token) {
+			errno = 0;
 			return w.op == W_ACK;
+		}
 	}
 }
 
@@ -681,7 +710,11 @@ dg_xfer_lease(dg_xfer_t *self, const dg_manifest_msg_t *m, void **ptrs)
 
 	if (!map)
 		return NULL;
-	dg_xfer_lease_t *l = calloc(1, sizeof *l);
+	/* A receiver that did not answer (stopped, or swamped) is not
+	 * asked again for a while: the control loop must not wait on it
+	 * room after room, and the send's copy does not need it. */
+	dg_xfer_lease_t *l = dg_xfer_now_ms() >= map->hold_after ?
+	    calloc(1, sizeof *l) : NULL;
 	if (!l || !dg_xfer_map_covers(map, m)) {
 		free(l);
 		dg_xfer_map_unref(self, map);
@@ -695,6 +728,12 @@ dg_xfer_lease(dg_xfer_t *self, const dg_manifest_msg_t *m, void **ptrs)
 	pthread_mutex_lock(&self->map_lock);
 	map->busy = false;
 	pthread_mutex_unlock(&self->map_lock);
+	if (!held && errno == ETIMEDOUT) {
+		map->hold_after = dg_xfer_now_ms() + HOLD_PAUSE_MS;
+		dg_log_warn("xfer: receiver %s did not answer a hold in %d ms; "
+		    "copying to it for %d ms", map->name, HOLD_WAIT_MS,
+		    HOLD_PAUSE_MS);
+	}
 	if (!held) {
 		/* A late ACK would leave it held: let go to be sure. */
 		dg_xfer_local_drop(self, map, m->token);
