@@ -28,8 +28,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# start NAME PROVIDER T0_STEP_MS: a pipeline e0 > t0 > d0 in a run folder
-# of its own.  Silence is dead only after 10 s, far past a 2 s freeze;
+# start NAME PROVIDER T0_STEP_MS [ZERO_COPY]: a pipeline e0 > t0 > d0 in a
+# run folder of its own (ZERO_COPY: on, the default, or off: only the
+# fabric's writes can wedge, so the real wedge turns zero copy off).  Silence is dead only after 10 s, far past a 2 s freeze;
 # no retries, so a stage that drops a room fails its request for all to
 # see.
 start() {
@@ -47,6 +48,7 @@ max_retries = 0
 
 [fabric]
 provider = $2
+zero_copy = ${4:-on}
 
 [encoder e0]
 peer = ipc://$R/e0.sock
@@ -139,7 +141,7 @@ pause() {
 # ---- a real wedge still restarts in place -------------------------------
 real_wedge() {
 	tag="wedge: shm"
-	start real shm 100ms
+	start real shm 100ms off
 	t=$(pid_of t0)
 	d=$(pid_of d0)
 	# A first request maps each stage's shared memory into its peer's.
