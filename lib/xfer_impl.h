@@ -47,7 +47,8 @@ typedef struct s_map {
 	size_t size;
 	bool device;            /* CUDA IPC: copies go through cudaMemcpy */
 	int refs;               /* leases and local sends */
-	bool dead;              /* its process went: unmap at refs 0 */
+	atomic_bool dead;       /* its process went: unmap at refs 0 (set
+	                           under map_lock, read anywhere) */
 	bool busy;              /* a hold waits for its answer */
 	int64_t hold_after;     /* no holds before (it did not answer) */
 	int64_t retry_at;       /* refused for now, not for good: try then */

@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,7 +274,7 @@ s_poll_maps(dg_xfer_t *self, struct pollfd *fds, size_t max)
 
 	pthread_mutex_lock(&self->map_lock);
 	for (s_map_t *m = self->maps; m && n < max; m = m->next)
-		if (m->conn >= 0 && !m->dead)
+		if (m->conn >= 0 && !atomic_load(&m->dead))
 			fds[n++] = (struct pollfd){ .fd = m->conn };
 	pthread_mutex_unlock(&self->map_lock);
 	return n;
@@ -302,15 +303,15 @@ s_reap(dg_xfer_t *self, const struct pollfd *fds, size_t n)
 		if (!(fds[i].revents & (POLLHUP | POLLERR | POLLIN)))
 			continue;
 		for (s_map_t *m = self->maps; m; m = m->next)
-			if (m->conn == fds[i].fd && !m->dead) {
-				m->dead = true;
+			if (m->conn == fds[i].fd && !atomic_load(&m->dead)) {
+				atomic_store(&m->dead, true);
 				dg_log_info("xfer: receiver %s went away; its "
 				    "pool is unmapped once unused", m->name);
 			}
 	}
 	for (s_map_t **pp = &self->maps; *pp;) {
 		s_map_t *m = *pp;
-		if (m->dead && m->refs == 0 && !m->busy) {
+		if (atomic_load(&m->dead) && m->refs == 0 && !m->busy) {
 			*pp = m->next;
 			s_unmap(m);
 		} else {
@@ -596,7 +597,7 @@ dg_xfer_map_get(dg_xfer_t *self, const char *share)
 			free(m);
 			break;          /* forgotten: connect again below */
 		}
-		if (m->conn < 0 || m->dead) {
+		if (m->conn < 0 || atomic_load(&m->dead)) {
 			pthread_mutex_unlock(&self->map_lock);
 			return NULL;
 		}
@@ -643,7 +644,7 @@ void
 dg_xfer_map_unref(dg_xfer_t *self, s_map_t *map)
 {
 	pthread_mutex_lock(&self->map_lock);
-	bool reap = --map->refs == 0 && map->dead;
+	bool reap = --map->refs == 0 && atomic_load(&map->dead);
 	pthread_mutex_unlock(&self->map_lock);
 	if (reap)
 		dg_xfer_kick(self->share_wake);
@@ -664,7 +665,7 @@ void
 dg_xfer_local_drop(dg_xfer_t *self, s_map_t *map, uint64_t token)
 {
 	(void)self;
-	if (!map->dead && s_put(map->conn, W_DROP, token) < 0)
+	if (!atomic_load(&map->dead) && s_put(map->conn, W_DROP, token) < 0)
 		dg_log_debug("xfer: drop to %s: %s", map->name,
 		    strerror(errno));
 }
@@ -770,7 +771,7 @@ dg_xfer_local_handoff(dg_xfer_t *self, s_send_t *tx, uint64_t *id)
 		.bytes = tx->bytes_total, .attempts = 1,
 	};
 
-	if (tx->map->dead)
+	if (atomic_load(&tx->map->dead))
 		return -1;      /* the progress thread says why, in order */
 	if (s_put(tx->map->conn, W_HANDOFF, tx->token) < 0)
 		return -1;
@@ -794,7 +795,7 @@ dg_xfer_local_post(dg_xfer_t *self, s_send_t *tx)
 	char *base = dg_pool_base(self->pool);
 	int moved = 0;
 
-	if (tx->map->dead) {
+	if (atomic_load(&tx->map->dead)) {
 		snprintf(tx->error, sizeof tx->error, "local receiver %s went "
 		    "away", tx->map->name);
 		dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
