@@ -354,6 +354,9 @@ s_share_loop(void *arg)
 		dg_thread_set(DG_THREAD_BUSY, 0);
 		if (fds[0].revents & POLLIN)
 			dg_xfer_drain_fd(self->share_wake);
+		/* The maps' entries follow the connections polled, however
+		 * many of those go below. */
+		size_t polled = nconns;
 		for (size_t i = nconns; i-- > 0;) {
 			short ev = fds[2 + i].revents;
 			if (!ev)
@@ -370,7 +373,7 @@ s_share_loop(void *arg)
 			s_on_gone(self, &conns[i]);
 			conns[i] = conns[--nconns];
 		}
-		s_reap(self, fds + 2 + nconns, nmaps);
+		s_reap(self, fds + 2 + polled, nmaps);
 		if (!(fds[1].revents & POLLIN))
 			continue;
 		int c = accept4(self->share_fd, NULL, NULL, SOCK_CLOEXEC);
