@@ -263,6 +263,10 @@ happy() {
 	    metric_ge "$PT" disagg_transfer_local_total 'kind="handoff"' 1
 	check "$g: every encoder send was local too" \
 	    wait_for 10 local_sum_is "$PE" 3
+	# The encoder's first rooms reach its workers with the assign, before
+	# any manifest from the transformer: their output is copied.
+	check "$g: the encoder copied through the mapping (copy >= 1)" \
+	    metric_ge "$PE" disagg_transfer_local_total 'kind="copy"' 1
 	check "$g: no send failed" \
 	    metric_is "$PT" disagg_transfer_errors_total 'class="send_failed"' 0
 	if command -v promtool > /dev/null; then
