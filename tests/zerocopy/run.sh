@@ -16,6 +16,11 @@
 #     slow transformer's leases; the transformer says it went away, its
 #     rooms end, its pool is all free, the dead pool is unmapped; a
 #     restarted decoder serves again and its new pool is mapped;
+#     (twice: the controller releases the transformer's rooms first, or
+#     their sends to the dead decoder fail first);
+#   - a cancel while the decoder's extent is held (the transformer
+#     SIGSTOPped across it): the decoder keeps the slots out of its pool
+#     until the transformer lets go (DROP), or dies (SIGKILL);
 #   - zero_copy = off: requests go through the fabric, nothing is mapped.
 # Every wait has a deadline (tests/lib.sh wait_for).
 #
@@ -23,7 +28,7 @@
 #   ZEROCOPY_CASES="happy sender receiver cancel off"   only these cases
 . tests/lib.sh
 scratch
-TOP=$(pwd)
+TOP=$(pwd -P)
 DISAGG="$TOP/tui/disagg"
 DISAGGD="$TOP/daemon/disaggd"
 PYTHON=/usr/bin/python3
@@ -31,12 +36,20 @@ unset DISAGG_CONTROLLER DISAGG_RUN
 : > "$T_TMP/started"
 : > "$T_TMP/runs"
 
+# ours PID: PID is still one of the daemons started here (our disaggd,
+# with a run folder in our scratch folder), not a process that took its
+# number since.
+ours() {
+	[ "$(readlink "/proc/$1/exe" 2> /dev/null)" = "$DISAGGD" ] &&
+	    tr '\0' '\n' < "/proc/$1/environ" 2> /dev/null |
+	    grep -q "^DISAGG_RUN=$T_TMP/"
+}
 cleanup() {
 	for r in $(cat "$T_TMP/runs" 2> /dev/null); do
 		DISAGG_RUN=$r "$DISAGG" down --timeout 10 > /dev/null 2>&1
 	done
 	for p in $(cat "$T_TMP/started" 2> /dev/null); do
-		kill -KILL "$p" 2> /dev/null
+		ours "$p" && kill -KILL "$p" 2> /dev/null
 	done
 	[ -n "${KEEP:-}" ] || rm -rf "$T_TMP"
 }
@@ -116,8 +129,17 @@ EOF
 	awk '{ print $2 }' "$R/pids" >> "$T_TMP/started"
 	wait_for 20 idle
 }
+# down: stop this pipeline; once its daemons are gone, none is ours to
+# kill any more.
 down() {
 	"$DISAGG" down --timeout 10 > /dev/null 2>&1
+	wait_for 10 none_ours && : > "$T_TMP/started"
+}
+none_ours() {
+	for p in $(cat "$T_TMP/started"); do
+		ours "$p" && return 1
+	done
+	return 0
 }
 
 pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$R/pids"; }
