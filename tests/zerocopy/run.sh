@@ -25,7 +25,7 @@
 # Every wait has a deadline (tests/lib.sh wait_for).
 #
 #   sh tests/zerocopy/run.sh          KEEP=1 keeps the scratch folder
-#   ZEROCOPY_CASES="happy sender receiver cancel off"   only these cases
+#   ZEROCOPY_CASES="happy sender receiver cancel hold off"   only these cases
 . tests/lib.sh
 scratch
 TOP=$(pwd -P)
@@ -469,6 +469,45 @@ elif pipeline cancel shm on 300ms 100ms 10s; then
 	check "$g: a new request ends done" submit 1 4
 	check "$g: ... done" wait_for 60 all_done
 	check "$g: ... byte-identical to disagg ref" same_as_ref 4
+	check "$g: no room held and every slot free" wait_for 20 settled
+	down
+else
+	fail "$g: the pipeline starts"
+fi
+
+# ---- a receiver that does not answer a HOLD in time --------------------
+# The decoder stopped (SIGSTOP) once its manifests are out, while the
+# encoder (1.5 s) still computes, so before the transformer's rooms reach
+# its workers: each HOLD goes unanswered for 250 ms, the transformer lets go
+# (DROP) and computes into its own pool; once the decoder runs again its
+# output is copied through the mapping.  Nothing is lost or leaked, the
+# outputs are those of `disagg ref`, and the late HOLD the decoder then
+# reads holds nothing for ever.
+g="zerocopy(hold unanswered)"
+waiting_on_d0() { [ "$(field d0 waiting)" = 2 ]; }
+if ! want hold; then
+	:
+elif pipeline hold shm on 1500ms 50ms 10s; then
+	ok "$g: the pipeline starts"
+	t=$(pid_of t0); d=$(pid_of d0)
+	# A first request maps the decoder's pool.
+	check "$g: a first request ends done" submit 1 4
+	check "$g: ... done" wait_for 60 all_done
+	check "$g: ... the transformer mapped the decoder's pool" \
+	    mapped "$R/t0.log" "$d"
+	check "$g: 2 more requests accepted" submit 2 10
+	check "$g: their rooms wait at the decoder (manifests sent)" \
+	    wait_for 10 waiting_on_d0
+	kill -STOP "$d"
+	# A room runs only after its HOLD was answered or timed out: the
+	# decoder, stopped, answers none.
+	check "$g: the transformer runs them with the decoder stopped" \
+	    wait_for 10 running_on t0
+	kill -CONT "$d"
+	check "$g: both end done" wait_for 60 all_done
+	check "$g: byte-identical to disagg ref" same_as_ref 10
+	check "$g: the transformer copied them through the mapping (copy >= 1)" \
+	    wait_for 10 metric_ge "$PT" disagg_transfer_local_total 'kind="copy"' 1
 	check "$g: no room held and every slot free" wait_for 20 settled
 	down
 else
