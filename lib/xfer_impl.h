@@ -49,6 +49,8 @@ typedef struct s_map {
 	int refs;               /* leases and local sends */
 	bool dead;              /* its process went: unmap at refs 0 */
 	bool busy;              /* a hold waits for its answer */
+	int64_t retry_at;       /* refused for a hello that did not come in
+	                           time: connect again from then (ms) */
 	struct s_map *next;
 } s_map_t;
 

@@ -53,6 +53,7 @@
 #define HELLO_MAGIC     "DGSHARE1"
 #define HOLD_WAIT_MS    250     /* a receiver's answer to a HOLD */
 #define HELLO_WAIT_MS   1000    /* its pool, once connected */
+#define HELLO_RETRY_MS  5000    /* a receiver that was too slow to say it */
 #define COPY_TURN       4       /* chunks a local copy moves per turn */
 #define REFUSED_KEEP    64      /* names known not to be on this host */
 
@@ -514,7 +515,16 @@ s_connect(dg_xfer_t *self, const char *name)
 	struct iovec iov = { &h, sizeof h };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 	    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-	if (recvmsg(fd, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)sizeof h ||
+	ssize_t got = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		/* Alive but slow (stopped, not given the CPU): not a
+		 * refusal for good, or it is never mapped again. */
+		dg_log_warn("xfer: pool %s sent no hello within %d ms; trying "
+		    "again in %d s", name, HELLO_WAIT_MS, HELLO_RETRY_MS / 1000);
+		m->retry_at = dg_xfer_now_ms() + HELLO_RETRY_MS;
+		goto refuse;
+	}
+	if (got != (ssize_t)sizeof h ||
 	    memcmp(h.magic, HELLO_MAGIC, sizeof h.magic) != 0) {
 		dg_log_warn("xfer: pool %s sent no valid hello", name);
 		goto refuse;
@@ -577,10 +587,17 @@ dg_xfer_map_get(dg_xfer_t *self, const char *share)
 		return NULL;    /* our own pool: the fabric loops back */
 	pthread_mutex_lock(&self->map_lock);
 	size_t refused = 0;
-	for (s_map_t *m = self->maps; m; m = m->next) {
+	for (s_map_t **pp = &self->maps; *pp; pp = &(*pp)->next) {
+		s_map_t *m = *pp;
 		if (strcmp(m->name, share) != 0) {
 			refused += m->conn < 0;
 			continue;
+		}
+		if (m->conn < 0 && m->retry_at &&
+		    dg_xfer_now_ms() >= m->retry_at) {
+			*pp = m->next;          /* its time to try again */
+			free(m);
+			break;
 		}
 		if (m->conn < 0 || m->dead) {
 			pthread_mutex_unlock(&self->map_lock);
