@@ -25,7 +25,7 @@
 # Every wait has a deadline (tests/lib.sh wait_for).
 #
 #   sh tests/zerocopy/run.sh          KEEP=1 keeps the scratch folder
-#   ZEROCOPY_CASES="happy sender receiver cancel hold off"   only these cases
+#   ZEROCOPY_CASES="happy sender receiver cancel hold hello off"   only these cases
 . tests/lib.sh
 scratch
 TOP=$(pwd -P)
@@ -164,6 +164,7 @@ idle() {
 	    ! echo "$j" | grep -q '"state":"\(dead\|draining\)'
 }
 # A stage with no room and every one of its 64 slots free.
+waiting_is() { [ "$(field "$1" waiting)" = "$2" ]; }
 rooms_are() { [ "$(field "$1" rooms)" = "$2" ]; }
 clean() { [ "$(field "$1" rooms)" = 0 ] && [ "$(field "$1" free_slots)" = 64 ]; }
 no_rooms() { [ -z "$("$DISAGG" rooms --json 2> /dev/null | grep -o '"room":[1-9]')" ]; }
@@ -484,7 +485,6 @@ fi
 # outputs are those of `disagg ref`, and the late HOLD the decoder then
 # reads holds nothing for ever.
 g="zerocopy(hold unanswered)"
-waiting_on_d0() { [ "$(field d0 waiting)" = 2 ]; }
 if ! want hold; then
 	:
 elif pipeline hold shm on 1500ms 50ms 10s; then
@@ -497,7 +497,7 @@ elif pipeline hold shm on 1500ms 50ms 10s; then
 	    mapped "$R/t0.log" "$d"
 	check "$g: 2 more requests accepted" submit 2 10
 	check "$g: their rooms wait at the decoder (manifests sent)" \
-	    wait_for 10 waiting_on_d0
+	    wait_for 10 waiting_is d0 2
 	kill -STOP "$d"
 	# A room runs only after its HOLD was answered or timed out: the
 	# decoder, stopped, answers none.
@@ -508,6 +508,47 @@ elif pipeline hold shm on 1500ms 50ms 10s; then
 	check "$g: byte-identical to disagg ref" same_as_ref 10
 	check "$g: the transformer copied them through the mapping (copy >= 1)" \
 	    wait_for 10 metric_ge "$PT" disagg_transfer_local_total 'kind="copy"' 1
+	check "$g: no room held and every slot free" wait_for 20 settled
+	down
+else
+	fail "$g: the pipeline starts"
+fi
+
+# ---- a receiver too slow to say hello ----------------------------------
+# The decoder stopped (SIGSTOP) when the transformer first connects to its
+# pool: no hello within 1 s, and that request goes over the fabric.  The
+# decoder is alive and on this host all along: once it runs again, a
+# later request maps its pool and is handed over in place (a slow hello
+# is no refusal for good).
+g="zerocopy(slow hello)"
+# submit_one STEPS: one more request, seed = its line in $P/ids.
+submit_one() {
+	"$DISAGG" submit --json --prompt "$PROMPT" $SHAPE --steps "$1" \
+	    --seed $(( $(wc -l < "$P/ids") + 1 )) |
+	    sed -n 's/.*"request":\([0-9]*\).*/\1/p' >> "$P/ids"
+}
+# retry_maps: one more request, done; whether the pool is mapped by now.
+retry_maps() {
+	submit_one 4 && wait_for 30 all_done && mapped "$R/t0.log" "$d"
+}
+if ! want hello; then
+	:
+elif pipeline hello shm on 1500ms 20ms 10s; then
+	ok "$g: the pipeline starts"
+	t=$(pid_of t0); d=$(pid_of d0)
+	check "$g: a request accepted" submit 1 4
+	check "$g: its room waits at the decoder (manifest sent)" \
+	    wait_for 10 waiting_is d0 1
+	kill -STOP "$d"
+	check "$g: the transformer gets no hello from the stopped decoder" \
+	    wait_for 20 grep -q "pool disagg-pool-$d-[0-9a-f]* sent no .*hello" "$R/t0.log"
+	kill -CONT "$d"
+	check "$g: the request ends done, over the fabric" wait_for 60 all_done
+	check "$g: ... byte-identical to disagg ref" same_as_ref 4
+	check "$g: a later request maps the decoder's pool" wait_for 40 retry_maps
+	check "$g: ... and is handed over in place" wait_for 10 \
+	    metric_ge "$PT" disagg_transfer_local_total 'kind="handoff"' 1
+	check "$g: every request done, byte-identical to disagg ref" same_as_ref 4
 	check "$g: no room held and every slot free" wait_for 20 settled
 	down
 else
