@@ -163,9 +163,9 @@ idle() {
 	[ "$(echo "$j" | grep -o '"rooms":0' | wc -l)" = 3 ] &&
 	    ! echo "$j" | grep -q '"state":"\(dead\|draining\)'
 }
-# A stage with no room and every one of its 64 slots free.
 waiting_is() { [ "$(field "$1" waiting)" = "$2" ]; }
 rooms_are() { [ "$(field "$1" rooms)" = "$2" ]; }
+# clean NAME: a stage with no room and every one of its 64 slots free.
 clean() { [ "$(field "$1" rooms)" = 0 ] && [ "$(field "$1" free_slots)" = 64 ]; }
 no_rooms() { [ -z "$("$DISAGG" rooms --json 2> /dev/null | grep -o '"room":[1-9]')" ]; }
 settled() { idle && clean e0 && clean t0 && clean d0 && no_rooms; }
