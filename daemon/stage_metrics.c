@@ -134,6 +134,13 @@ s_transfers(dg_stage_metrics_t *self, dg_xfer_t *xfer)
 	for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++)
 		s_one(self, "disagg_transfer_errors_total", "class",
 		    errs[i].cls, (double)errs[i].n);
+	dg_metrics_family(m, "disagg_transfer_local_total", DG_METRIC_COUNTER,
+	    "Sends to a receiver on this host (zero copy), by kind: handoff "
+	    "(written in place), copy (through its mapped pool).");
+	s_one(self, "disagg_transfer_local_total", "kind", "handoff",
+	    (double)xs.handoffs);
+	s_one(self, "disagg_transfer_local_total", "kind", "copy",
+	    (double)xs.local_copies);
 	/* Every (peer, rail): grow until the list is not cut. */
 	size_t cap = 64, n;
 	dg_xfer_rail_t *rails = NULL;

@@ -52,9 +52,9 @@
 #include "xfer_impl.h"
 
 #define HELLO_MAGIC     "DGSHARE1"
-#define HOLD_WAIT_MS    50      /* a receiver's answer to a HOLD */
+#define HOLD_WAIT_MS    100     /* a receiver's answer to a HOLD */
 #define HOLD_PAUSE_MS   1000    /* no holds after one went unanswered */
-#define HELLO_WAIT_MS   200     /* its pool, once connected */
+#define HELLO_WAIT_MS   500     /* its pool, once connected */
 #define HELLO_RETRY_MS  5000    /* after a receiver that did not say it */
 #define COPY_TURN       4       /* chunks a local copy moves per turn */
 #define REFUSED_KEEP    64      /* names known not to be on this host */
@@ -357,6 +357,9 @@ s_share_loop(void *arg)
 		dg_thread_set(DG_THREAD_BUSY, 0);
 		if (fds[0].revents & POLLIN)
 			dg_xfer_drain_fd(self->share_wake);
+		/* The maps' entries follow the connections polled, however
+		 * many of those go below. */
+		size_t polled = nconns;
 		for (size_t i = nconns; i-- > 0;) {
 			short ev = fds[2 + i].revents;
 			if (!ev)
@@ -373,7 +376,7 @@ s_share_loop(void *arg)
 			s_on_gone(self, &conns[i]);
 			conns[i] = conns[--nconns];
 		}
-		s_reap(self, fds + 2 + nconns, nmaps);
+		s_reap(self, fds + 2 + polled, nmaps);
 		if (!(fds[1].revents & POLLIN))
 			continue;
 		int c = accept4(self->share_fd, NULL, NULL, SOCK_CLOEXEC);

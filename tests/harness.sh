@@ -13,7 +13,7 @@ TSAN_OPTIONS="suppressions=$(pwd)/tests/tsan.supp${TSAN_OPTIONS:+ $TSAN_OPTIONS}
 export TSAN_OPTIONS
 # Every folder of tests/ with a run.sh is a group, in this order.
 all="unit"
-for g in harness config daemon xfer pipeline python up autoscale admin console curve hostile failover stall wedge partition bench install; do
+for g in harness config daemon xfer pipeline python up autoscale admin console curve hostile failover zerocopy stall wedge partition bench install; do
 	[ -f "tests/$g/run.sh" ] && all="$all $g"
 done
 groups=${*:-$all fuzz man}
