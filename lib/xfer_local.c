@@ -520,8 +520,8 @@ s_connect(dg_xfer_t *self, const char *name)
 	ssize_t got = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
 	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		/* Alive but not answering (stopped?): the fabric for now. */
-		dg_log_warn("xfer: pool %s did not answer in %d ms; trying again "
-		    "in %d ms", name, HELLO_WAIT_MS, HELLO_RETRY_MS);
+		dg_log_warn("xfer: pool %s sent no hello within %d ms; trying "
+		    "again in %d s", name, HELLO_WAIT_MS, HELLO_RETRY_MS / 1000);
 		m->retry_at = dg_xfer_now_ms() + HELLO_RETRY_MS;
 		goto refuse;
 	}

@@ -286,10 +286,10 @@ happy() {
 	    metric_ge "$PT" disagg_transfer_local_total 'kind="handoff"' 1
 	check "$g: every encoder send was local too" \
 	    wait_for 10 local_sum_is "$PE" 3
-	# The encoder's first rooms reach its workers with the assign, before
-	# any manifest from the transformer: their output is copied.
-	check "$g: the encoder copied through the mapping (copy >= 1)" \
-	    metric_ge "$PE" disagg_transfer_local_total 'kind="copy"' 1
+	# The encoder's rooms wait up to 5 ms for the transformer's manifest
+	# before they run, so most are written in place; one whose manifest
+	# came later is copied.  Which, is timing: "hold unanswered" below
+	# makes the copy happen for sure.
 	check "$g: no send failed" \
 	    metric_is "$PT" disagg_transfer_errors_total 'class="send_failed"' 0
 	if command -v promtool > /dev/null; then
@@ -479,7 +479,7 @@ fi
 # ---- a receiver that does not answer a HOLD in time --------------------
 # The decoder stopped (SIGSTOP) once its manifests are out, while the
 # encoder (1.5 s) still computes, so before the transformer's rooms reach
-# its workers: each HOLD goes unanswered for 250 ms, the transformer lets go
+# its workers: each HOLD goes unanswered for 100 ms, the transformer lets go
 # (DROP) and computes into its own pool; once the decoder runs again its
 # output is copied through the mapping.  Nothing is lost or leaked, the
 # outputs are those of `disagg ref`, and the late HOLD the decoder then
