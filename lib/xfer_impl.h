@@ -136,12 +136,16 @@ struct _dg_xfer_t {
 	pthread_t thread, watchdog;
 	bool started, watching;
 	atomic_bool stop;
-	int stop_fd;                    /* wakes the watchdog to stop */
+	int stop_fd;                    /* wakes the watchdog: to stop, or
+	                                   from its rest */
 	_Atomic int64_t last_loop;      /* progress thread's last round */
 	_Atomic int64_t tick;           /* the watchdog's last tick */
 	_Atomic int64_t paused;         /* ms this process was seen not
 	                                   running, in all (xfer_wedge.c) */
 	atomic_bool napping;            /* progress thread in its idle wait */
+	atomic_bool idle_blocked;       /* ... with nothing open: no provider
+	                                   call to watch */
+	atomic_bool watch_resting;      /* the watchdog waits for stop_fd */
 	bool ev_signalled;              /* ev_fd written, not yet drained */
 	atomic_bool wedged;
 	pthread_mutex_t pend_lock;
@@ -239,6 +243,9 @@ bool dg_xfer_provider_can_wedge(const char *provider);
 int64_t dg_xfer_run_clock(dg_xfer_t *self, int64_t now);
 int64_t dg_xfer_run_ms(dg_xfer_t *self, int64_t now);
 void dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w);
+/* After a rest: the time since the last tick was no pause, and the
+ * progress thread did not stall in it. */
+void dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
 /* Each tick, first: counts a gap in the ticks as a pause. */
 void dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
 /* How long the progress thread has not turned, pauses left out; marks

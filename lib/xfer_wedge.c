@@ -73,6 +73,18 @@ dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w)
 }
 
 void
+dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now)
+{
+	/* A rest is not a pause: nothing was open to judge, and a pause
+	 * in it (if any) held nothing up. */
+	w->last_tick = now;
+	w->resumed = now;
+	w->spin_from = 0;
+	w->warned = false;
+	atomic_store(&self->tick, now);
+}
+
+void
 dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now)
 {
 	int64_t gap = now - w->last_tick;
