@@ -44,6 +44,7 @@ typedef struct {
 	int64_t last_tick;
 	int tick_id;                    /* the armed tick, -1 while it runs */
 	int64_t tick_at;                /* when it is due */
+	int64_t last_turn;              /* the loop's last handler's end */
 	bool changed;
 	bool beat;                      /* a heartbeat or stats since the
 	                                   last snapshot */
@@ -66,13 +67,14 @@ typedef struct {
  * time means the process did not run (stopped, paused, or its loop
  * blocked); a long tick that was planned is no pause. */
 #define TICK_MS         20
-#define IDLE_TICK_MS    1000
+#define IDLE_TICK_MS    5000
 #define PAUSE_MS        1000
 #define SNAPSHOT_SOON_MS 100
 #define SNAPSHOT_BEAT_MS 1000
 #define SNAPSHOT_EVERY_MS 5000
 
 static void s_tick_soon(s_ctl_t *self);
+static void s_publish_snapshot(s_ctl_t *self, int64_t now);
 
 /* ---- replies held until the journal's sync ----------------------------- */
 
@@ -412,7 +414,8 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 	if (!s_allowed(self, sock, route, m))
 		return;
 	/* An idle fleet's heartbeats change little: their rows go out
-	 * within SNAPSHOT_BEAT_MS, not a snapshot per heartbeat. */
+	 * with a heartbeat at most every SNAPSHOT_BEAT_MS (s_on_router),
+	 * not in a snapshot 100 ms after each. */
 	if (m->op == DG_OP_HEARTBEAT || m->op == DG_OP_STATS)
 		self->beat = true;
 	else
@@ -504,8 +507,15 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 		dg_route_clear(&route);
 	}
 	s_release_held(self);
+	/* Heartbeats' rows ride along with a heartbeat's own turn: no
+	 * wake-up of their own. */
+	int64_t now = zclock_mono();
+	if (self->beat && !self->changed &&
+	    now - self->last_snapshot >= SNAPSHOT_BEAT_MS)
+		s_publish_snapshot(self, now);
 	dg_wire_uncork();
 	s_tick_soon(self);
+	self->last_turn = zclock_mono();
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
@@ -605,7 +615,7 @@ s_tick_due(s_ctl_t *self, int64_t now)
 	if ((t = dg_relays_next(self->relays)) < due)
 		due = t;
 	t = self->last_snapshot + (self->changed ? SNAPSHOT_SOON_MS :
-	    self->beat ? SNAPSHOT_BEAT_MS : SNAPSHOT_EVERY_MS);
+	    SNAPSHOT_EVERY_MS);
 	if (t < due)
 		due = t;
 	if (self->http && (t = self->metrics_at + METRICS_EVERY_MS) < due)
@@ -648,8 +658,10 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	dg_relays_expire(self->relays, now);
+	/* Late past its due time: the loop did not run since its last
+	 * turn, and nothing it was sent meanwhile was read. */
 	if (self->last_tick && now - self->tick_at > PAUSE_MS)
-		dg_lc_paused(self->lc, now, now - self->tick_at);
+		dg_lc_paused(self->lc, now, now - self->last_turn);
 	self->last_tick = now;
 	if (dg_lc_next_wake(self->lc, now) <= now)
 		dg_lc_tick(self->lc, now);
@@ -671,6 +683,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	now = zclock_mono();
 	s_tick_arm(self, now, s_tick_due(self, now));
+	self->last_turn = now;
 	return 0;
 }
 

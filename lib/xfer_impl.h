@@ -246,6 +246,9 @@ void dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w);
 /* After a rest: the time since the last tick was no pause, and the
  * progress thread did not stall in it. */
 void dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
+/* The progress thread's blocked wait took `waited` ms for a timeout of
+ * `planned`: far longer is a pause the resting watchdog could not see. */
+void dg_xfer_rest_paused(dg_xfer_t *self, int64_t waited, int64_t planned);
 /* Each tick, first: counts a gap in the ticks as a pause. */
 void dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
 /* How long the progress thread has not turned, pauses left out; marks

@@ -559,6 +559,7 @@ s_idle(dg_xfer_t *self, int64_t quiet_us)
 	}
 	struct timespec ts = { us / 1000000, us % 1000000 * 1000 };
 	bool woken = false;
+	int64_t rested = block ? dg_xfer_now_ms() : 0;
 	if (!queued && ppoll(fds, (nfds_t)nfds, &ts, NULL) > 0) {
 		woken = true;
 		/* A kick that raced with the look above (the writer saw
@@ -570,6 +571,10 @@ s_idle(dg_xfer_t *self, int64_t quiet_us)
 	}
 	atomic_store(&self->napping, false);
 	if (block) {
+		/* The watchdog rested through it: a wait far past its
+		 * timeout is the whole process not running. */
+		dg_xfer_rest_paused(self, dg_xfer_now_ms() - rested,
+		    us / 1000);
 		/* The provider is about to be called again: the watchdog
 		 * watches those calls. */
 		atomic_store(&self->idle_blocked, false);

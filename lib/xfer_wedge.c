@@ -85,6 +85,18 @@ dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now)
 }
 
 void
+dg_xfer_rest_paused(dg_xfer_t *self, int64_t waited, int64_t planned)
+{
+	int64_t gap = waited - planned;
+
+	if (gap <= PAUSE_MS)
+		return;
+	atomic_fetch_add(&self->paused, gap);
+	dg_log_warn("xfer: this process was paused for %lld ms or more "
+	    "(stopped, or not given the CPU); not a wedge", (long long)gap);
+}
+
+void
 dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now)
 {
 	int64_t gap = now - w->last_tick;
