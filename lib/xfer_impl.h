@@ -168,6 +168,7 @@ struct _dg_xfer_t {
 
 	/* Owned by the progress thread. */
 	s_send_t *sends;
+	bool post_pending;      /* a send may have chunks left to post */
 	s_peer_t *peers;
 	s_op_t *orphans;
 	int64_t next_check;
@@ -224,7 +225,10 @@ bool dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c,
 void dg_xfer_publish_health(dg_xfer_t *self, int64_t now);
 
 /* xfer_wedge.c: the watchdog's own state, its thread's alone. */
-#define DG_XFER_TICK_MS 5       /* the watchdog's tick */
+/* The watchdog's tick while anything is open.  Its checks need no finer
+ * grain (deadlines of seconds, a pause of 200 ms, a stall of 100 ms),
+ * and each tick is a wake-up that preempts a thread moving data. */
+#define DG_XFER_TICK_MS 20
 typedef struct {
 	int64_t last_tick;
 	int64_t resumed;        /* end of the last pause */

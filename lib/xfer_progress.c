@@ -439,6 +439,8 @@ s_poll_cq(dg_xfer_t *self)
 				continue;
 			}
 			s_send_completed(self, err.op_context, what);
+			/* The chunk may be queued again. */
+			self->post_pending = true;
 			continue;
 		}
 		if (n < 0) {
@@ -449,8 +451,13 @@ s_poll_cq(dg_xfer_t *self)
 		for (ssize_t i = 0; i < n; i++) {
 			if (ent[i].flags & FI_REMOTE_CQ_DATA)
 				s_recv_chunk(self, ent[i].data);
-			else if (ent[i].op_context)
+			else if (ent[i].op_context) {
 				s_send_completed(self, ent[i].op_context, NULL);
+#ifdef DG_FAULT_INJECTION
+				/* An injected fault queues the chunk again. */
+				self->post_pending = true;
+#endif
+			}
 		}
 		total += (int)n;
 		if (n < CQ_BATCH)
@@ -463,10 +470,14 @@ static int
 s_post_all(dg_xfer_t *self)
 {
 	int posted = 0;
-	bool eagain = false;
+	bool eagain = false, more = false;
 	s_send_t *next;
-	int64_t now = dg_xfer_now_ms();
 
+	/* Most rounds have nothing to post (every open send's chunks are
+	 * out): a walk over hundreds of sends per round is then saved. */
+	if (!self->post_pending)
+		return 0;
+	int64_t now = dg_xfer_now_ms();
 	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
 	 * full may be one dead peer's, and the others must not wait on it. */
 	for (s_send_t *tx = self->sends; tx; tx = next) {
@@ -476,9 +487,13 @@ s_post_all(dg_xfer_t *self)
 			continue;
 		eagain = false;
 		int n = s_send_post(self, tx, now, &eagain);
-		if (n > 0)
-			posted += n;
+		if (n < 0)
+			continue;       /* it ended, and is freed */
+		posted += n;
+		if (tx->nrequeue > 0 || tx->next_chunk < tx->nchunks)
+			more = true;
 	}
+	self->post_pending = more;
 	return posted;
 }
 
@@ -491,7 +506,10 @@ s_post_all(dg_xfer_t *self)
  * it naps OPEN_NAP_US at a time: with manual progress (rxm over tcp)
  * our writes move only while we call into the provider, and a CQ fd
  * says nothing about a socket that could take more; shm has no fd, and
- * its target does the copy inside fi_cq_read.  With only orphans left
+ * its target does the copy inside fi_cq_read.  A receive that waits
+ * long for its first byte (the peer computes) naps longer, a twentieth
+ * of the wait so far, up to 1 ms: the first chunk is seen at most that
+ * late, against 20,000 wake-ups a second.  With only orphans left
  * the naps grow to ORPHAN_NAP_US: nothing waits on them but the orphan
  * check.  With nothing open at all the thread blocks on the command fd
  * (and the CQ fd) and the watchdog rests too (xfer_watchdog.c), so an
@@ -502,6 +520,8 @@ s_post_all(dg_xfer_t *self)
  * CQ (held 3 s, the peer calls itself wedged: xfer_watchdog.c).  */
 #define SPIN_US         100
 #define OPEN_NAP_US     50
+#define RECV_NAP_MAX_US 1000
+#define RECV_NAP_GROWTH 20      /* nap 1/20 of the quiet time so far */
 #define ORPHAN_NAP_US   1000
 #define IDLE_BLOCK_MS   500
 #define IDLE_BLOCK_FD_MS 1000
@@ -537,6 +557,13 @@ s_idle(dg_xfer_t *self, int64_t quiet_us)
 	}
 	bool open = self->sends || s_recvs_open(self);
 	long us = open ? OPEN_NAP_US : self->orphans ? ORPHAN_NAP_US : -1;
+	/* Only receives open, and nothing for a while: the peer is still
+	 * computing.  Nap longer, up to RECV_NAP_MAX_US, rather than wake
+	 * 20,000 times a second.  Not with a send open: over tcp its bytes
+	 * move only while we call the provider, completion or not. */
+	if (open && !self->sends && quiet_us / RECV_NAP_GROWTH > us)
+		us = quiet_us / RECV_NAP_GROWTH < RECV_NAP_MAX_US ?
+		    (long)(quiet_us / RECV_NAP_GROWTH) : RECV_NAP_MAX_US;
 	if (self->cq_fd >= 0) {
 		struct fid *fids[1] = { &self->cq->fid };
 		if (fi_trywait(self->fabric, fids, 1) != FI_SUCCESS)
@@ -596,6 +623,8 @@ dg_xfer_progress_loop(void *arg)
 		int64_t now_us = dg_xfer_now_us();
 		atomic_store(&self->last_loop, now_us / 1000);
 		int work = dg_xfer_take_commands(self);
+		if (work)
+			self->post_pending = true;
 		work += s_poll_cq(self);
 		work += s_post_all(self);
 		int64_t now = now_us / 1000;

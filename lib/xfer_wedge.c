@@ -35,7 +35,7 @@ dg_xfer_provider_can_wedge(const char *provider)
 	return false;
 }
 
-/* A gap this long between two watchdog ticks (each 5 ms apart) means the
+/* A gap this long between two watchdog ticks (each 20 ms apart) means the
  * whole process did not run. */
 #define PAUSE_MS        200
 /* Stalled this long, the progress thread's CPU clock starts to be
