@@ -11,7 +11,7 @@
  *  transfer is claimed exactly once, by whichever thread ends it first,
  *  so there is still exactly one event per transfer.  While the progress
  *  thread is blocked with nothing open the watchdog rests as well: an
- *  idle daemon would otherwise wake 200 times a second for nothing.  */
+ *  idle daemon would otherwise wake 50 times a second for nothing.  */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>

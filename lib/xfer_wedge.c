@@ -75,8 +75,9 @@ dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w)
 void
 dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now)
 {
-	/* A rest is not a pause: nothing was open to judge, and a pause
-	 * in it (if any) held nothing up. */
+	/* The rest's length is no pause: the progress thread times its
+	 * own blocked wait instead (dg_xfer_rest_paused), and nothing
+	 * was open to judge meanwhile. */
 	w->last_tick = now;
 	w->resumed = now;
 	w->spin_from = 0;
