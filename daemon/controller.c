@@ -42,7 +42,12 @@ typedef struct {
 	zlistx_t *held;                 /* s_held_t: replies awaiting sync */
 	int64_t last_snapshot;
 	int64_t last_tick;
+	int tick_id;                    /* the armed tick, -1 while it runs */
+	int64_t tick_at;                /* when it is due */
+	int64_t last_turn;              /* the loop's last handler's end */
 	bool changed;
+	bool beat;                      /* a heartbeat or stats since the
+	                                   last snapshot */
 	/* Memory handed back after a flood (s_trim). */
 	uint64_t msgs_since_trim;
 	int64_t last_msg, last_trim;
@@ -53,9 +58,23 @@ typedef struct {
 	int64_t metrics_at;
 } s_ctl_t;
 
-/* The tick runs every 20 ms; a gap this long means the process did not
- * run (stopped, paused, or its loop blocked). */
-#define PAUSE_MS 1000
+/* The tick runs every TICK_MS while requests are live or replies wait
+ * for the journal; otherwise only when something is due (dg_lc_next_wake:
+ * an instance's silence, a deadline, a progress word, a finished
+ * request to forget; a relay's timeout; the snapshot; the metrics), at
+ * least every IDLE_TICK_MS.  A turn of the ROUTER that leaves work
+ * brings the short tick back at once.  A tick this late past its due
+ * time means the process did not run (stopped, paused, or its loop
+ * blocked); a long tick that was planned is no pause. */
+#define TICK_MS         20
+#define IDLE_TICK_MS    5000
+#define PAUSE_MS        1000
+#define SNAPSHOT_SOON_MS 100
+#define SNAPSHOT_BEAT_MS 1000
+#define SNAPSHOT_EVERY_MS 5000
+
+static void s_tick_soon(s_ctl_t *self);
+static void s_publish_snapshot(s_ctl_t *self, int64_t now);
 
 /* ---- replies held until the journal's sync ----------------------------- */
 
@@ -394,7 +413,13 @@ s_on_message(s_ctl_t *self, zsock_t *sock, dg_route_t *route, dg_msg_t *m)
 
 	if (!s_allowed(self, sock, route, m))
 		return;
-	self->changed = true;
+	/* An idle fleet's heartbeats change little: their rows go out
+	 * with a heartbeat at most every SNAPSHOT_BEAT_MS (s_on_router),
+	 * not in a snapshot 100 ms after each. */
+	if (m->op == DG_OP_HEARTBEAT || m->op == DG_OP_STATS)
+		self->beat = true;
+	else
+		self->changed = true;
 	self->msgs_since_trim++;
 	self->last_msg = now;
 	switch (m->op) {
@@ -482,7 +507,15 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
 		dg_route_clear(&route);
 	}
 	s_release_held(self);
+	/* Heartbeats' rows ride along with a heartbeat's own turn: no
+	 * wake-up of their own. */
+	int64_t now = zclock_mono();
+	if (self->beat && !self->changed &&
+	    now - self->last_snapshot >= SNAPSHOT_BEAT_MS)
+		s_publish_snapshot(self, now);
 	dg_wire_uncork();
+	s_tick_soon(self);
+	self->last_turn = zclock_mono();
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	return 0;
 }
@@ -510,6 +543,7 @@ s_publish_snapshot(s_ctl_t *self, int64_t now)
 	free(rows);
 	dg_msg_destroy(&m);
 	self->changed = false;
+	self->beat = false;
 	self->last_snapshot = now;
 }
 
@@ -563,6 +597,54 @@ s_metrics(s_ctl_t *self, int64_t now)
 		dg_metrics_http_publish(self->http, text, len);
 }
 
+static int s_on_tick(zloop_t *loop, int timer_id, void *arg);
+
+static int64_t
+s_tick_due(s_ctl_t *self, int64_t now)
+{
+	dg_lc_counts_t c;
+
+	dg_lc_counts(self->lc, &c);
+	/* The autoscaler reaps and watches what it started: every tick. */
+	if (c.active > 0 || zlistx_size(self->held) > 0 || self->scaler)
+		return now + TICK_MS;
+	int64_t due = now + IDLE_TICK_MS;
+	int64_t t = dg_lc_next_wake(self->lc, now);
+	if (t < due)
+		due = t;
+	if ((t = dg_relays_next(self->relays)) < due)
+		due = t;
+	t = self->last_snapshot + (self->changed ? SNAPSHOT_SOON_MS :
+	    SNAPSHOT_EVERY_MS);
+	if (t < due)
+		due = t;
+	if (self->http && (t = self->metrics_at + METRICS_EVERY_MS) < due)
+		due = t;
+	return due > now ? due : now + 1;
+}
+
+static void
+s_tick_arm(s_ctl_t *self, int64_t now, int64_t due)
+{
+	if (self->tick_id >= 0)
+		zloop_timer_end(self->d->loop, self->tick_id);
+	self->tick_id = zloop_timer(self->d->loop, (size_t)(due - now), 1,
+	    s_on_tick, self);
+	self->tick_at = due;
+}
+
+/* After a turn: a long tick comes forward when the turn left work. */
+static void
+s_tick_soon(s_ctl_t *self)
+{
+	if (self->tick_id < 0)
+		return;
+	int64_t now = zclock_mono();
+	int64_t due = s_tick_due(self, now);
+	if (due < self->tick_at)
+		s_tick_arm(self, now, due);
+}
+
 static int
 s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
@@ -571,16 +653,21 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 
 	(void)loop;
 	(void)timer_id;
+	/* One-shot: it is gone; the next is armed at the end. */
+	self->tick_id = -1;
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	dg_relays_expire(self->relays, now);
-	if (self->last_tick && now - self->last_tick > PAUSE_MS)
-		dg_lc_paused(self->lc, now, now - self->last_tick);
+	/* Late past its due time: the loop did not run since its last
+	 * turn, and nothing it was sent meanwhile was read. */
+	if (self->last_tick && now - self->tick_at > PAUSE_MS)
+		dg_lc_paused(self->lc, now, now - self->last_turn);
 	self->last_tick = now;
 	if (dg_lc_next_wake(self->lc, now) <= now)
 		dg_lc_tick(self->lc, now);
-	if ((self->changed && now - self->last_snapshot >= 100) ||
-	    now - self->last_snapshot >= 5000)
+	if ((self->changed && now - self->last_snapshot >= SNAPSHOT_SOON_MS) ||
+	    (self->beat && now - self->last_snapshot >= SNAPSHOT_BEAT_MS) ||
+	    now - self->last_snapshot >= SNAPSHOT_EVERY_MS)
 		s_publish_snapshot(self, now);
 	/* Ends and room reservations of this turn reach the disk before
 	 * the assigns that depend on them leave. */
@@ -594,6 +681,9 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	s_trim(self, now);
 	s_metrics(self, now);
 	dg_thread_set(DG_THREAD_IDLE, 0);
+	now = zclock_mono();
+	s_tick_arm(self, now, s_tick_due(self, now));
+	self->last_turn = now;
 	return 0;
 }
 
@@ -774,7 +864,8 @@ s_start(dg_daemon_t *d, void **state)
 	if (nomem)
 		return -1;
 	zloop_reader(d->loop, self->router, s_on_router, self);
-	zloop_timer(d->loop, 20, 0, s_on_tick, self);
+	self->tick_id = -1;
+	s_tick_arm(self, zclock_mono(), zclock_mono() + TICK_MS);
 	dg_log_info("listening on %s, publishing on %s, policy %s, chain %s",
 	    c->listen, c->publish, dg_policy_name(c->policy),
 	    dg_config_pipeline(d->cfg)->stages);
@@ -787,6 +878,7 @@ s_drain(void *state)
 	s_ctl_t *self = state;
 	dg_lc_draining(self->lc);
 	dg_scaler_stop(self->scaler);
+	s_tick_soon(self);
 }
 
 /* The drain's time is up: every live request ends now, failed with

@@ -34,6 +34,8 @@
 /* After a drain's work was ended at its deadline, how long the loop
  * still turns to deliver the results. */
 #define EXPIRE_GRACE_MS 1000
+/* While draining, how often the loop looks whether the work is done. */
+#define DRAIN_TICK_MS   50
 
 typedef struct {
 	dg_daemon_t d;                  /* first: roles see only this */
@@ -236,6 +238,8 @@ dg_daemon_test_wedge(const dg_daemon_t *d)
 	return s_restarts() < strtol(colon + 1, NULL, 10);
 }
 
+static int s_on_drain_tick(zloop_t *loop, int timer_id, void *arg);
+
 void
 dg_daemon_drain(dg_daemon_t *d, const char *why)
 {
@@ -252,6 +256,10 @@ dg_daemon_drain(dg_daemon_t *d, const char *why)
 	dg_log_info("%s: draining (at most %lld ms)", why, (long long)timeout);
 	if (self->ops->drain)
 		self->ops->drain(self->state);
+	/* Watched only while draining: an idle daemon has no reason to
+	 * wake 20 times a second. */
+	if (d->loop)
+		zloop_timer(d->loop, DRAIN_TICK_MS, 0, s_on_drain_tick, self);
 }
 
 /* While draining: stop once nothing is in flight, or at the deadline. */
@@ -458,9 +466,8 @@ dg_daemon_run(dg_config_t **cfg_p, const char *name, bool foreground,
 	}
 	zmq_pollitem_t sigitem = { .fd = self.sigfd, .events = ZMQ_POLLIN };
 	zloop_poller(self.d.loop, &sigitem, s_on_signal, &self);
-	zloop_timer(self.d.loop, 50, 0, s_on_drain_tick, &self);
 	/* The control loop's row in `disagg threads`: its handlers mark it
-	 * busy and idle; this timer shows that it still turns. */
+	 * busy and idle, and the roles' ticks show that it still turns. */
 	dg_thread_register("main");
 	s_name_process(&self.d);
 	/* Without czmq's handler zsys_interrupted never changes, but be

@@ -117,3 +117,11 @@ dg_relays_expire(dg_relays_t *self, int64_t now)
 		zlistx_delete(self->list, zlistx_cursor(self->list));
 	}
 }
+
+int64_t
+dg_relays_next(dg_relays_t *self)
+{
+	s_relay_t *rl = zlistx_first(self->list);
+
+	return rl ? rl->deadline : INT64_MAX;
+}

@@ -27,5 +27,7 @@ bool dg_relays_reply(dg_relays_t *self, const dg_route_t *from,
     dg_msg_t *m);
 /* Time out the relays past their deadline. */
 void dg_relays_expire(dg_relays_t *self, int64_t now);
+/* The earliest deadline of a relay still open, INT64_MAX when none. */
+int64_t dg_relays_next(dg_relays_t *self);
 
 #endif

@@ -54,6 +54,8 @@ typedef struct {
 	uint64_t done_at_stats;
 	dg_stage_metrics_t *metrics;    /* GET /metrics, when configured */
 	int64_t steps_at;               /* the step board's last take */
+	int tick_id;                    /* the armed tick, -1 while it runs */
+	int64_t tick_at;                /* when it is due */
 } s_stage_t;
 
 /* The plugin's env->step has no argument to say whose board: a daemon
@@ -229,11 +231,54 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 
 /* ---- events from the loop ---------------------------------------------- */
 
-/* Every turn ends by moving what can move. */
+/* The tick runs every TICK_MS while the stage has rooms (their
+ * deadlines, the step board, a restart in place), and otherwise only
+ * when something is due: the next heartbeat, the next hello, at least
+ * every IDLE_TICK_MS.  An idle stage so wakes twice a second, not 70
+ * times; a turn that leaves rooms brings the short tick back at once. */
+#define TICK_MS         20
+#define IDLE_TICK_MS    1000
+#define HELLO_EVERY_MS  1000
+
+static int s_on_tick(zloop_t *loop, int timer_id, void *arg);
+
+static int64_t
+s_tick_due(s_stage_t *self, int64_t now)
+{
+	if (self->reexec_at || self->draining ||
+	    dg_rooms_count(self->rooms) > 0)
+		return now + TICK_MS;
+	int64_t due = now + IDLE_TICK_MS;
+	if (self->stats_at + self->heartbeat_ms < due)
+		due = self->stats_at + self->heartbeat_ms;
+	if (!self->registered && self->last_hello + HELLO_EVERY_MS < due)
+		due = self->last_hello + HELLO_EVERY_MS;
+	return due > now ? due : now + 1;
+}
+
+static void
+s_tick_arm(s_stage_t *self, int64_t now, int64_t due)
+{
+	if (self->tick_id >= 0)
+		zloop_timer_end(self->d->loop, self->tick_id);
+	self->tick_id = zloop_timer(self->d->loop, (size_t)(due - now), 1,
+	    s_on_tick, self);
+	self->tick_at = due;
+}
+
+/* Every turn ends by moving what can move, and by bringing a long tick
+ * forward when the turn left work. */
 static void
 s_turn_end(s_stage_t *self)
 {
-	dg_rooms_pump(self->rooms, zclock_mono());
+	int64_t now = zclock_mono();
+
+	dg_rooms_pump(self->rooms, now);
+	if (self->tick_id >= 0) {
+		int64_t due = s_tick_due(self, now);
+		if (due < self->tick_at)
+			s_tick_arm(self, now, due);
+	}
 }
 
 static void
@@ -467,21 +512,8 @@ s_on_ctl(zloop_t *loop, zsock_t *sock, void *arg)
 static int64_t
 s_stalled_ms(s_stage_t *self)
 {
-	size_t cap = (size_t)dg_workers_count(self->workers) + 64;
-	dg_thread_info_t *info = calloc(cap, sizeof *info);
-	int64_t worst = 0;
-
-	if (!info)
-		return 0;
-	size_t n = dg_threads_snapshot(info, cap);
-	for (size_t i = 0; i < n; i++)
-		if (info[i].registered &&
-		    strncmp(info[i].name, "worker", 6) == 0 &&
-		    info[i].code == DG_THREAD_BUSY &&
-		    info[i].progress_age_ms > worst)
-			worst = info[i].progress_age_ms;
-	free(info);
-	return worst;
+	(void)self;
+	return dg_threads_stalled_ms("worker");
 }
 
 /* The transfer engine is wedged inside the provider (xfer.c): its thread
@@ -576,20 +608,15 @@ s_stats(s_stage_t *self, int64_t now)
 	self->done_at_stats = done;
 }
 
-static int
-s_on_tick(zloop_t *loop, int timer_id, void *arg)
+static void
+s_tick(s_stage_t *self, int64_t now)
 {
-	s_stage_t *self = arg;
-	int64_t now = zclock_mono();
-
-	(void)loop;
-	(void)timer_id;
 	s_restart_if_wedged(self, now);
 	if (self->reexec_at)
-		return 0;
+		return;
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
-	if (!self->registered && now - self->last_hello >= 1000)
+	if (!self->registered && now - self->last_hello >= HELLO_EVERY_MS)
 		s_hello(self);
 	if (now - self->stats_at >= self->heartbeat_ms) {
 		s_heartbeat(self);
@@ -604,6 +631,20 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	s_turn_end(self);
 	dg_wire_uncork();
 	dg_thread_set(DG_THREAD_IDLE, 0);
+}
+
+static int
+s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+	s_stage_t *self = arg;
+
+	(void)loop;
+	(void)timer_id;
+	/* One-shot: it is gone; the next is armed below. */
+	self->tick_id = -1;
+	s_tick(self, zclock_mono());
+	int64_t now = zclock_mono();
+	s_tick_arm(self, now, s_tick_due(self, now));
 	return 0;
 }
 
@@ -757,8 +798,9 @@ s_start(dg_daemon_t *d, void **state)
 	zmq_pollitem_t wi = { .fd = dg_workers_fd(self->workers),
 	    .events = ZMQ_POLLIN };
 	zloop_poller(d->loop, &wi, s_on_workers, self);
-	zloop_timer(d->loop, 20, 0, s_on_tick, self);
+	self->tick_id = -1;
 	s_hello(self);
+	s_tick_arm(self, zclock_mono(), zclock_mono() + TICK_MS);
 	dg_log_info("%s stage '%s', peer %s, %d workers, fabric %s",
 	    self->conf->role, self->ops->name, self->conf->peer,
 	    dg_workers_count(self->workers), dg_xfer_provider(self->xfer));

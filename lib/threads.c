@@ -236,3 +236,24 @@ dg_threads_snapshot(dg_thread_info_t *out, size_t max)
 	qsort(out, n, sizeof *out, s_cmp_tid);
 	return n;
 }
+
+int64_t
+dg_threads_stalled_ms(const char *prefix)
+{
+	int64_t now = s_coarse_ms(), worst = 0;
+	size_t plen = strlen(prefix);
+
+	for (int i = 0; i < DG_THREADS_MAX; i++) {
+		struct dg_thread *t = &s_slots[i];
+		if (atomic_load(&t->tid) <= 0 ||
+		    strncmp(t->name, prefix, plen) != 0 ||
+		    atomic_load_explicit(&t->state, memory_order_relaxed) !=
+		    DG_THREAD_BUSY)
+			continue;
+		int64_t age = now - atomic_load_explicit(&t->progress_ms,
+		    memory_order_relaxed);
+		if (age > worst)
+			worst = age;
+	}
+	return worst;
+}

@@ -73,4 +73,9 @@ typedef struct {
  * Returns how many were written (at most max). */
 size_t dg_threads_snapshot(dg_thread_info_t *out, size_t max);
 
+/* The longest a busy registered thread whose name begins with `prefix`
+ * has gone without progress, in ms (0 when none is busy).  From the
+ * registry alone, without /proc: cheap enough for every heartbeat. */
+int64_t dg_threads_stalled_ms(const char *prefix);
+
 #endif

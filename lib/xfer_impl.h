@@ -172,12 +172,16 @@ struct _dg_xfer_t {
 	pthread_t thread, watchdog;
 	bool started, watching;
 	atomic_bool stop;
-	int stop_fd;                    /* wakes the watchdog to stop */
+	int stop_fd;                    /* wakes the watchdog: to stop, or
+	                                   from its rest */
 	_Atomic int64_t last_loop;      /* progress thread's last round */
 	_Atomic int64_t tick;           /* the watchdog's last tick */
 	_Atomic int64_t paused;         /* ms this process was seen not
 	                                   running, in all (xfer_wedge.c) */
 	atomic_bool napping;            /* progress thread in its idle wait */
+	atomic_bool idle_blocked;       /* ... with nothing open: no provider
+	                                   call to watch */
+	atomic_bool watch_resting;      /* the watchdog waits for stop_fd */
 	bool ev_signalled;              /* ev_fd written, not yet drained */
 	atomic_bool wedged;
 	pthread_mutex_t pend_lock;
@@ -200,6 +204,7 @@ struct _dg_xfer_t {
 
 	/* Owned by the progress thread. */
 	s_send_t *sends;
+	bool post_pending;      /* a send may have chunks left to post */
 	s_peer_t *peers;
 	s_op_t *orphans;
 	int64_t next_check;
@@ -270,7 +275,10 @@ bool dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c,
 void dg_xfer_publish_health(dg_xfer_t *self, int64_t now);
 
 /* xfer_wedge.c: the watchdog's own state, its thread's alone. */
-#define DG_XFER_TICK_MS 5       /* the watchdog's tick */
+/* The watchdog's tick while anything is open.  Its checks need no finer
+ * grain (deadlines of seconds, a pause of 200 ms, a stall of 100 ms),
+ * and each tick is a wake-up that preempts a thread moving data. */
+#define DG_XFER_TICK_MS 20
 typedef struct {
 	int64_t last_tick;
 	int64_t resumed;        /* end of the last pause */
@@ -289,6 +297,12 @@ bool dg_xfer_provider_can_wedge(const char *provider);
 int64_t dg_xfer_run_clock(dg_xfer_t *self, int64_t now);
 int64_t dg_xfer_run_ms(dg_xfer_t *self, int64_t now);
 void dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w);
+/* After a rest: the time since the last tick was no pause, and the
+ * progress thread did not stall in it. */
+void dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
+/* The progress thread's blocked wait took `waited` ms for a timeout of
+ * `planned`: far longer is a pause the resting watchdog could not see. */
+void dg_xfer_rest_paused(dg_xfer_t *self, int64_t waited, int64_t planned);
 /* Each tick, first: counts a gap in the ticks as a pause. */
 void dg_xfer_watch_pause(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now);
 /* How long the progress thread has not turned, pauses left out; marks

@@ -14,9 +14,11 @@
 #include <rdma/fi_domain.h>
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "log.h"
@@ -465,6 +467,8 @@ s_poll_cq(dg_xfer_t *self)
 				continue;
 			}
 			s_send_completed(self, err.op_context, what);
+			/* The chunk may be queued again. */
+			self->post_pending = true;
 			continue;
 		}
 		if (n < 0) {
@@ -475,8 +479,13 @@ s_poll_cq(dg_xfer_t *self)
 		for (ssize_t i = 0; i < n; i++) {
 			if (ent[i].flags & FI_REMOTE_CQ_DATA)
 				s_recv_chunk(self, ent[i].data);
-			else if (ent[i].op_context)
+			else if (ent[i].op_context) {
 				s_send_completed(self, ent[i].op_context, NULL);
+#ifdef DG_FAULT_INJECTION
+				/* An injected fault queues the chunk again. */
+				self->post_pending = true;
+#endif
+			}
 		}
 		total += (int)n;
 		if (n < CQ_BATCH)
@@ -489,10 +498,14 @@ static int
 s_post_all(dg_xfer_t *self)
 {
 	int posted = 0;
-	bool eagain = false;
+	bool eagain = false, more = false;
 	s_send_t *next;
-	int64_t now = dg_xfer_now_ms();
 
+	/* Most rounds have nothing to post (every open send's chunks are
+	 * out): a walk over hundreds of sends per round is then saved. */
+	if (!self->post_pending)
+		return 0;
+	int64_t now = dg_xfer_now_ms();
 	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
 	 * full may be one dead peer's, and the others must not wait on it. */
 	for (s_send_t *tx = self->sends; tx; tx = next) {
@@ -503,24 +516,64 @@ s_post_all(dg_xfer_t *self)
 			continue;
 		eagain = false;
 		int n = s_send_post(self, tx, now, &eagain);
-		if (n > 0)
-			posted += n;
+		if (n < 0)
+			continue;       /* it ended, and is freed */
+		posted += n;
+		/* A local send still here has more to copy or hand over. */
+		if (tx->map || tx->nrequeue > 0 || tx->next_chunk < tx->nchunks)
+			more = true;
 	}
+	self->post_pending = more;
 	return posted;
 }
 
-/* Nothing happened this round: wait a little, for longer the longer
- * nothing happens, but wake at once for a new command or receive.  With
- * a CQ wait fd we also wake when the provider has something.  While a
- * transfer is open the wait stays short: with manual progress (rxm over
- * tcp) our writes move only while we call into the provider, and a CQ
- * fd says nothing about a socket that could take more; shm has no fd,
- * and its target does the copy inside fi_cq_read. */
-#define IDLE_MAX_US     1000
-#define IDLE_OPEN_US    50
+/* Nothing happened this round: how long to wait, by what is open.
+ *
+ * Right after work, and after any wake-up, the thread keeps polling for
+ * SPIN_US of wall time: the next chunk, command or receive usually
+ * comes within tens of microseconds, and a nap costs more than that
+ * (the wake-up, and the timer's slack).  Then, while a transfer is open,
+ * it naps OPEN_NAP_US at a time: with manual progress (rxm over tcp)
+ * our writes move only while we call into the provider, and a CQ fd
+ * says nothing about a socket that could take more; shm has no fd, and
+ * its target does the copy inside fi_cq_read.  A receive that waits
+ * long for its first byte (the peer computes) naps longer, a twentieth
+ * of the wait so far, up to 1 ms: the first chunk is seen at most that
+ * late, against 20,000 wake-ups a second.  With only orphans left
+ * the naps grow to ORPHAN_NAP_US: nothing waits on them but the orphan
+ * check.  With nothing open at all the thread blocks on the command fd
+ * (and the CQ fd) and the watchdog rests too (xfer_watchdog.c), so an
+ * idle daemon costs next to nothing; dg_xfer_expect(), _send(),
+ * _cancel() and _destroy() kick the fd.  The block still ends every
+ * IDLE_BLOCK_MS without a CQ fd: a peer may write into a receive we
+ * already ended, and with shm its write completes only when we read our
+ * CQ (held 3 s, the peer calls itself wedged: xfer_watchdog.c).  */
+#define SPIN_US         100
+#define OPEN_NAP_US     50
+#define RECV_NAP_MAX_US 1000
+#define RECV_NAP_GROWTH 20      /* nap 1/20 of the quiet time so far */
+#define ORPHAN_NAP_US   1000
+#define IDLE_BLOCK_MS   500
+#define IDLE_BLOCK_FD_MS 1000
+/* The naps are tens of microseconds: the default 50 us of timer slack
+ * would double them. */
+#define NAP_SLACK_NS    5000
 
-static void
-s_idle(dg_xfer_t *self, int idle)
+/* Whether a receive is open: dg_xfer_expect() adds them from another
+ * thread, then looks at `napping`. */
+static bool
+s_recvs_open(dg_xfer_t *self)
+{
+	pthread_mutex_lock(&self->st_lock);
+	bool open = self->stats.recvs_active > 0;
+	pthread_mutex_unlock(&self->st_lock);
+	return open;
+}
+
+/* Returns true when a command, a receive or the provider woke the
+ * thread, false when it did not wait or its wait timed out. */
+static bool
+s_idle(dg_xfer_t *self, int64_t quiet_us)
 {
 	struct pollfd fds[2] = {
 		{ .fd = self->cmd_fd, .events = POLLIN },
@@ -528,57 +581,83 @@ s_idle(dg_xfer_t *self, int idle)
 	};
 	int nfds = 1;
 
-	if (idle < 64)
-		return;
-	long cap = IDLE_MAX_US;
-	if (self->sends) {
-		cap = IDLE_OPEN_US;
-	} else {
-		pthread_mutex_lock(&self->st_lock);
-		if (self->stats.recvs_active > 0)
-			cap = IDLE_OPEN_US;
-		pthread_mutex_unlock(&self->st_lock);
+	if (quiet_us < SPIN_US) {
+		sched_yield();
+		return false;
 	}
+	bool open = self->sends || s_recvs_open(self);
+	long us = open ? OPEN_NAP_US : self->orphans ? ORPHAN_NAP_US : -1;
+	/* Only receives open, and nothing for a while: the peer is still
+	 * computing.  Nap longer, up to RECV_NAP_MAX_US, rather than wake
+	 * 20,000 times a second.  Not with a send open: over tcp its bytes
+	 * move only while we call the provider, completion or not. */
+	if (open && !self->sends && quiet_us / RECV_NAP_GROWTH > us)
+		us = quiet_us / RECV_NAP_GROWTH < RECV_NAP_MAX_US ?
+		    (long)(quiet_us / RECV_NAP_GROWTH) : RECV_NAP_MAX_US;
 	if (self->cq_fd >= 0) {
 		struct fid *fids[1] = { &self->cq->fid };
 		if (fi_trywait(self->fabric, fids, 1) != FI_SUCCESS)
-			return;
+			return false;
 		nfds = 2;
 	}
-	long us = 20L * (idle - 63);
-	if (us > cap)
-		us = cap;
-	struct timespec ts = { 0, us * 1000 };
 	atomic_store(&self->napping, true);
-	/* A command queued just before `napping` was seen set found no one
-	 * to wake: look once more. */
+	/* A command or receive added just before `napping` was seen set
+	 * found no one to wake: look once more. */
 	pthread_mutex_lock(&self->cmd_lock);
 	bool queued = self->cmds != NULL;
 	pthread_mutex_unlock(&self->cmd_lock);
-	if (!queued && ppoll(fds, (nfds_t)nfds, &ts, NULL) > 0 &&
-	    (fds[0].revents & POLLIN)) {
+	if (!queued && !open && s_recvs_open(self))
+		queued = true;
+	bool block = !queued && us < 0;
+	if (block) {
+		us = (self->cq_fd >= 0 ? IDLE_BLOCK_FD_MS : IDLE_BLOCK_MS) *
+		    1000L;
+		atomic_store(&self->idle_blocked, true);
+	}
+	struct timespec ts = { us / 1000000, us % 1000000 * 1000 };
+	bool woken = false;
+	int64_t rested = block ? dg_xfer_now_ms() : 0;
+	if (!queued && ppoll(fds, (nfds_t)nfds, &ts, NULL) > 0) {
+		woken = true;
 		/* A kick that raced with the look above (the writer saw
 		 * `napping` after we had found its command) leaves the fd
 		 * readable with nothing queued: left so, every later wait
 		 * would return at once and this thread would spin. */
-		dg_xfer_drain_fd(self->cmd_fd);
+		if (fds[0].revents & POLLIN)
+			dg_xfer_drain_fd(self->cmd_fd);
 	}
 	atomic_store(&self->napping, false);
+	if (block) {
+		/* The watchdog rested through it: a wait far past its
+		 * timeout is the whole process not running. */
+		dg_xfer_rest_paused(self, dg_xfer_now_ms() - rested,
+		    us / 1000);
+		/* The provider is about to be called again: the watchdog
+		 * watches those calls. */
+		atomic_store(&self->idle_blocked, false);
+		if (atomic_load(&self->watch_resting))
+			dg_xfer_kick(self->stop_fd);
+	}
+	return woken || queued;
 }
 
 void *
 dg_xfer_progress_loop(void *arg)
 {
 	dg_xfer_t *self = arg;
-	int idle = 0;
+	int64_t last_work = dg_xfer_now_us();
 
 	self->progress_thread = dg_thread_register("progress");
+	(void)prctl(PR_SET_TIMERSLACK, NAP_SLACK_NS, 0, 0, 0);
 	while (!atomic_load(&self->stop)) {
-		atomic_store(&self->last_loop, dg_xfer_now_ms());
+		int64_t now_us = dg_xfer_now_us();
+		atomic_store(&self->last_loop, now_us / 1000);
 		int work = dg_xfer_take_commands(self);
+		if (work)
+			self->post_pending = true;
 		work += s_poll_cq(self);
 		work += s_post_all(self);
-		int64_t now = dg_xfer_now_ms();
+		int64_t now = now_us / 1000;
 		if (now >= self->next_check) {
 			dg_xfer_check_deadlines(self, now);
 			dg_xfer_check_orphans(self, now);
@@ -588,12 +667,14 @@ dg_xfer_progress_loop(void *arg)
 			dg_xfer_publish_health(self, now);
 			self->next_health = now + 100;
 		}
-		idle = work ? 0 : idle + 1;
+		if (work)
+			last_work = now_us;
 		/* Busy while transfers are open; idle once it naps.  Two
 		 * relaxed stores and a vDSO clock read per turn. */
 		dg_thread_set(work || self->sends ? DG_THREAD_BUSY :
 		    DG_THREAD_IDLE, 0);
-		s_idle(self, idle);
+		if (s_idle(self, now_us - last_work))
+			last_work = dg_xfer_now_us();
 	}
 	dg_thread_unregister();
 	return NULL;

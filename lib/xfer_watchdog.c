@@ -9,7 +9,9 @@
  *  for a provider that can wedge, marks the engine wedged (which stall
  *  counts: xfer_wedge.c); the daemon then restarts in place.  Each
  *  transfer is claimed exactly once, by whichever thread ends it first,
- *  so there is still exactly one event per transfer.  */
+ *  so there is still exactly one event per transfer.  While the progress
+ *  thread is blocked with nothing open the watchdog rests as well: an
+ *  idle daemon would otherwise wake 50 times a second for nothing.  */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>
@@ -165,6 +167,23 @@ s_check_send_deadlines(dg_xfer_t *self, int64_t now, int64_t stuck)
 	}
 }
 
+/* Whether to rest: the progress thread is blocked with nothing open, so
+ * there is no deadline to enforce and no provider call to watch.  It
+ * kicks stop_fd when it leaves that wait and finds us resting; each
+ * side stores its flag before it reads the other's, so one of the two
+ * always sees the other. */
+static bool
+s_rest(dg_xfer_t *self)
+{
+	if (!atomic_load(&self->idle_blocked))
+		return false;
+	atomic_store(&self->watch_resting, true);
+	if (atomic_load(&self->idle_blocked))
+		return true;
+	atomic_store(&self->watch_resting, false);
+	return false;
+}
+
 void *
 dg_xfer_watchdog_loop(void *arg)
 {
@@ -176,10 +195,17 @@ dg_xfer_watchdog_loop(void *arg)
 	dg_thread_register("watchdog");
 	while (!atomic_load(&self->stop)) {
 		dg_thread_set(DG_THREAD_IDLE, 0);
-		/* The tick; the stop fd wakes it early. */
-		(void)poll(&p, 1, DG_XFER_TICK_MS);
+		/* The tick, or a rest until the progress thread wakes; the
+		 * stop fd wakes either early. */
+		bool rest = s_rest(self);
+		if (poll(&p, 1, rest ? -1 : DG_XFER_TICK_MS) > 0)
+			dg_xfer_drain_fd(self->stop_fd);
+		if (rest)
+			atomic_store(&self->watch_resting, false);
 		dg_thread_set(DG_THREAD_BUSY, 0);
 		int64_t now = dg_xfer_now_ms();
+		if (rest)
+			dg_xfer_watch_resume(self, &w, now);
 		dg_xfer_watch_pause(self, &w, now);
 		s_check_recv_deadlines(self, now);
 		int64_t stuck = dg_xfer_watch_stuck(self, &w, now);

@@ -35,7 +35,7 @@ dg_xfer_provider_can_wedge(const char *provider)
 	return false;
 }
 
-/* A gap this long between two watchdog ticks (each 5 ms apart) means the
+/* A gap this long between two watchdog ticks (each 20 ms apart) means the
  * whole process did not run. */
 #define PAUSE_MS        200
 /* Stalled this long, the progress thread's CPU clock starts to be
@@ -70,6 +70,31 @@ dg_xfer_watch_init(dg_xfer_t *self, dg_xfer_watch_t *w)
 	memset(w, 0, sizeof *w);
 	w->last_tick = dg_xfer_now_ms();
 	w->has_cpu = pthread_getcpuclockid(self->thread, &w->cpu) == 0;
+}
+
+void
+dg_xfer_watch_resume(dg_xfer_t *self, dg_xfer_watch_t *w, int64_t now)
+{
+	/* The rest's length is no pause: the progress thread times its
+	 * own blocked wait instead (dg_xfer_rest_paused), and nothing
+	 * was open to judge meanwhile. */
+	w->last_tick = now;
+	w->resumed = now;
+	w->spin_from = 0;
+	w->warned = false;
+	atomic_store(&self->tick, now);
+}
+
+void
+dg_xfer_rest_paused(dg_xfer_t *self, int64_t waited, int64_t planned)
+{
+	int64_t gap = waited - planned;
+
+	if (gap <= PAUSE_MS)
+		return;
+	atomic_fetch_add(&self->paused, gap);
+	dg_log_warn("xfer: this process was paused for %lld ms or more "
+	    "(stopped, or not given the CPU); not a wedge", (long long)gap);
 }
 
 void

@@ -6,7 +6,8 @@
 # it completes and prints its figures.  Numbers are not judged: the
 # machine may be busy.  Then `disagg bench fleet`, two policies for a
 # few seconds each: a row per policy whose counts add up, the same in
-# its JSON, and its usage errors.  Some forty seconds in all.
+# its JSON, and its usage errors.  Then idle_cpu.sh: an idle pipeline's
+# CPU over 10 s.  Some sixty seconds in all.
 . tests/lib.sh
 scratch
 D=${DISAGG:-tui/disagg}
@@ -168,5 +169,8 @@ rc=$?
 check "bench fleet --json completes" test $rc = 0
 check "bench fleet --json parses, and its counts add up" \
     fleet_json "$T_TMP/fleet.json" p2c
+
+# An idle pipeline's CPU, then a request through it: its own lines.
+sh tests/bench/idle_cpu.sh 10
 
 summary bench
