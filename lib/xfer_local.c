@@ -846,5 +846,5 @@ dg_xfer_local_post(dg_xfer_t *self, s_send_t *tx)
 	}
 	STAT_ADD(self, bytes_sent, tx->bytes_total);
 	dg_xfer_send_finish(self, tx, DG_XFER_DONE);
-	return moved + 1;
+	return -1;              /* ended: tx is freed */
 }
