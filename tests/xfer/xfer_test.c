@@ -766,6 +766,19 @@ s_maps_until(int want, int ms)
 	return n;
 }
 
+/* Whether every slot of `e` is free within `ms`. */
+static bool
+s_clean_within(s_end_t *e, int ms)
+{
+	int64_t until = s_now() + ms;
+
+	while (!s_pool_clean(e) && s_now() < until) {
+		struct pollfd none = { .fd = -1 };
+		(void)poll(&none, 1, 2); /* poll interval, bounded by `until` */
+	}
+	return s_pool_clean(e);
+}
+
 /* Reserve and expect one tensor of `bytes` at the receiver. */
 static int
 s_zc_expect(s_end_t *r, uint64_t room, uint64_t bytes, dg_extent_t *ext,
@@ -884,12 +897,8 @@ s_run_zero_copy_paths(void)
 	    DG_SLOT_FILLING, "zero copy: a cancelled receive's extent stays "
 	    "out of the pool while the sender holds it");
 	dg_xfer_lease_drop(t.xfer, &lease);
-	int64_t until = s_now() + 3000;
-	while (!s_pool_clean(&r) && s_now() < until) {
-		struct pollfd none = { .fd = -1 };
-		(void)poll(&none, 1, 2); /* poll interval, bounded by `until` */
-	}
-	s_ok(s_pool_clean(&r), "zero copy: the sender's drop gives it back");
+	s_ok(s_clean_within(&r, 3000), "zero copy: the sender's drop gives it "
+	    "back");
 
 	/* 4. A deadline passes while held: kept the same way. */
 	ok = s_zc_expect(&r, 4, n, &ext, &row, &m, &rid, 50) == 0;
@@ -906,12 +915,8 @@ s_run_zero_copy_paths(void)
 		(void)rc;
 		(void)s_event(&t, &ev, 5000);
 	}
-	until = s_now() + 3000;
-	while (!s_pool_clean(&r) && s_now() < until) {
-		struct pollfd none = { .fd = -1 };
-		(void)poll(&none, 1, 2); /* poll interval, bounded by `until` */
-	}
-	s_ok(s_pool_clean(&r), "zero copy: a late handoff gives it back");
+	s_ok(s_clean_within(&r, 3000), "zero copy: a late handoff gives it "
+	    "back");
 	s_close(&t);
 	s_close(&r);
 	s_ok(s_memfd_maps() == 0, "zero copy: every pool unmapped at close");
