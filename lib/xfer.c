@@ -151,8 +151,9 @@ dg_xfer_next_event(dg_xfer_t *self, dg_xfer_event_t *ev)
 	s_event_t *e = self->events;
 	if (!e) {
 		/* Cleared under the lock: a later dg_xfer_emit writes it
-		 * again. */
-		dg_xfer_drain_fd(self->ev_fd);
+		 * again.  Unsignalled, the fd is empty: no system call. */
+		if (self->ev_signalled)
+			dg_xfer_drain_fd(self->ev_fd);
 		self->ev_signalled = false;
 		pthread_mutex_unlock(&self->ev_lock);
 		return 0;
@@ -601,8 +602,12 @@ s_send_start(dg_xfer_t *self, s_send_t *tx, uint64_t *id, char *why,
 	pend->deadline = tx->deadline;
 	pthread_mutex_lock(&self->pend_lock);
 	pend->next = self->pend;
+	if (pend->next)
+		pend->next->pprev = &pend->next;
+	pend->pprev = &self->pend;
 	self->pend = pend;
 	pthread_mutex_unlock(&self->pend_lock);
+	tx->pend = pend;
 	cmd->type = CMD_SEND;
 	cmd->tx = tx;
 	*id = tx->id;

@@ -32,6 +32,12 @@ typedef struct s_peer {
 	int next_rail;
 	int refs;               /* open sends */
 	int orphans;            /* ops of ended sends the provider holds */
+	int posted;             /* ops to it the provider holds, all sends */
+	/* shm's bursts (xfer_progress.c, s_may_post()) */
+	uint64_t burst;         /* the posting round it may take more in */
+	int64_t burst_at;       /* us when the burst now out was posted */
+	uint64_t burst_bytes;   /* its bytes */
+	double rate;            /* bytes per us the last bursts drained at */
 	bool failed;            /* remove from the AV once unused */
 	struct s_peer *next;
 } s_peer_t;
@@ -101,6 +107,7 @@ typedef struct s_send {
 	int attempts, max_attempts, chunk_retries;
 	s_map_t *map;           /* a local send: the receiver's pool here */
 	bool placed;            /* the data is already there: hand it off */
+	struct s_pend *pend;    /* the watchdog's view, until claimed */
 	int64_t started, deadline;
 	int64_t started_us;     /* for the event's `us` */
 	uint64_t bytes_total, bytes_done;
@@ -130,12 +137,14 @@ typedef struct s_event {
 	struct s_event *next;
 } s_event_t;
 
-/* An open send, as the watchdog sees it. */
+/* An open send, as the watchdog sees it.  Its send points at it, so the
+ * claim at its end costs the same with thousands open. */
 typedef struct s_pend {
 	uint64_t id, room;
 	int phase;
 	int64_t started, deadline;
-	struct s_pend *next;
+	bool late;              /* the watchdog ended it: off the list */
+	struct s_pend *next, **pprev;
 } s_pend_t;
 
 typedef struct s_cmd {
@@ -205,6 +214,8 @@ struct _dg_xfer_t {
 	/* Owned by the progress thread. */
 	s_send_t *sends;
 	bool post_pending;      /* a send may have chunks left to post */
+	uint64_t post_round;    /* s_post_all() calls, for s_peer_t.burst */
+	int64_t last_chunk_us;  /* the last chunk a receive got */
 	s_peer_t *peers;
 	s_op_t *orphans;
 	int64_t next_check;
@@ -332,7 +343,9 @@ bool dg_xfer_local_keep(dg_xfer_t *self, uint32_t index);
 
 /* xfer_watchdog.c */
 void *dg_xfer_watchdog_loop(void *arg);
-bool dg_xfer_claim(dg_xfer_t *self, uint64_t id);
+bool dg_xfer_claim(dg_xfer_t *self, s_pend_t *pend);
+/* Off the watchdog's list, under pend_lock. */
+void dg_xfer_pend_unlink(s_pend_t *pend);
 /* The progress thread's own checks, every few ms. */
 void dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now);
 void dg_xfer_check_orphans(dg_xfer_t *self, int64_t now);

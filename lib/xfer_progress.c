@@ -81,7 +81,8 @@ dg_xfer_send_free(s_send_t *tx)
 void
 dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 {
-	bool mine = dg_xfer_claim(self, tx->id);
+	bool mine = dg_xfer_claim(self, tx->pend);
+	tx->pend = NULL;
 	dg_xfer_event_t ev = {
 		.dir = DG_XFER_SEND, .status = status, .id = tx->id,
 		.room = tx->room, .phase = tx->phase, .bytes = tx->bytes_done,
@@ -170,6 +171,44 @@ s_op_put(s_send_t *tx, s_op_t *op)
 	tx->free_ops = op;
 }
 
+/* Whether a write to `peer` may be posted in this round.
+ *
+ * shm's target does the copy inside its own progress, and holds its
+ * region's spin lock over the whole command queue while it copies; a
+ * write posted meanwhile spins on that lock until the queue is empty,
+ * and our completions cannot even be read then (the provider trylocks
+ * the same lock).  On two cores that spinning thread takes the CPU the
+ * copy needs: 16 and 256 MiB moved at 0.7-0.85x a bare loop.  So writes
+ * to an shm peer go in bursts: whatever can be posted in one round,
+ * then nothing until the provider has handed every one back.  The gap
+ * between bursts is one completion read and a post, microseconds
+ * against the milliseconds of copying a burst holds. */
+static bool
+s_may_post(dg_xfer_t *self, s_peer_t *peer)
+{
+	if (!self->is_shm)
+		return true;
+	if (peer->posted == 0) {
+		peer->burst = self->post_round;
+		peer->burst_at = dg_xfer_now_us();
+		peer->burst_bytes = 0;
+	}
+	return peer->burst == self->post_round;
+}
+
+/* A burst came back whole: how fast the peer drained it, smoothed.
+ * Bursts under 256 KiB say more about wake-ups than about copying. */
+static void
+s_burst_done(s_peer_t *peer)
+{
+	int64_t took = dg_xfer_now_us() - peer->burst_at;
+
+	if (peer->burst_bytes < 256 * 1024 || took <= 0)
+		return;
+	double rate = (double)peer->burst_bytes / (double)took;
+	peer->rate = peer->rate > 0 ? 0.75 * peer->rate + 0.25 * rate : rate;
+}
+
 /* Post what the send may have in flight.  Returns the number posted, or
  * -1 when the send ended. */
 static int
@@ -180,6 +219,8 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 
 	if (tx->map)
 		return dg_xfer_local_post(self, tx);
+	if (!s_may_post(self, tx->peer))
+		return 0;
 	while (tx->inflight < tx->maxinflight) {
 		uint32_t c;
 		bool again = tx->nrequeue > 0;
@@ -230,6 +271,8 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 			continue;
 		}
 		tx->inflight++;
+		tx->peer->posted++;
+		tx->peer->burst_bytes += clen;
 		posted++;
 		STAT_ADD(self, chunks_posted, 1);
 	}
@@ -241,6 +284,12 @@ s_send_completed(dg_xfer_t *self, s_op_t *op, const char *error)
 {
 	s_send_t *tx = op->tx;
 
+	/* The last of a burst back: the next may go (s_may_post()). */
+	if (op->peer && --op->peer->posted == 0) {
+		if (self->is_shm)
+			s_burst_done(op->peer);
+		self->post_pending = true;
+	}
 	if (!tx) {
 		/* An orphan: its transfer already ended. */
 		for (s_op_t **pp = &self->orphans; *pp; pp = &(*pp)->next) {
@@ -477,9 +526,10 @@ s_poll_cq(dg_xfer_t *self)
 			break;
 		}
 		for (ssize_t i = 0; i < n; i++) {
-			if (ent[i].flags & FI_REMOTE_CQ_DATA)
+			if (ent[i].flags & FI_REMOTE_CQ_DATA) {
 				s_recv_chunk(self, ent[i].data);
-			else if (ent[i].op_context) {
+				self->last_chunk_us = dg_xfer_now_us();
+			} else if (ent[i].op_context) {
 				s_send_completed(self, ent[i].op_context, NULL);
 #ifdef DG_FAULT_INJECTION
 				/* An injected fault queues the chunk again. */
@@ -505,6 +555,7 @@ s_post_all(dg_xfer_t *self)
 	 * out): a walk over hundreds of sends per round is then saved. */
 	if (!self->post_pending)
 		return 0;
+	self->post_round++;
 	int64_t now = dg_xfer_now_ms();
 	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
 	 * full may be one dead peer's, and the others must not wait on it. */
@@ -553,6 +604,10 @@ s_post_all(dg_xfer_t *self)
 #define RECV_NAP_MAX_US 1000
 #define RECV_NAP_GROWTH 20      /* nap 1/20 of the quiet time so far */
 #define ORPHAN_NAP_US   1000
+#define BURST_NAP_SHARE 0.75
+#define HOT_SPIN_US     2000
+#define HOT_SPIN_MAX_US 20000   /* a stuck peer: back to naps */
+#define BURST_NAP_MAX_US 10000
 #define IDLE_BLOCK_MS   500
 #define IDLE_BLOCK_FD_MS 1000
 /* The naps are tens of microseconds: the default 50 us of timer slack
@@ -570,6 +625,43 @@ s_recvs_open(dg_xfer_t *self)
 	return open;
 }
 
+/* shm: how long the thread may nap because every open send waits on a
+ * burst its peer is still copying (s_may_post()), or 0.  Polling through
+ * a drain of milliseconds is a wake-up every OPEN_NAP_US, each taking
+ * CPU from the copy when the cores are few (a quarter of one in a 16
+ * MiB run); instead it sleeps through the first BURST_NAP_SHARE of the
+ * time the peer's last bursts took.  Waking that early keeps the
+ * estimate from feeding on itself: a late wake would make the burst
+ * look slower, and the next nap longer.  From then until HOT_SPIN_US
+ * past the expected end the burst is due any moment: `hot`, and the
+ * thread polls without sleeping (a nap's wake-up alone took 50-150 us
+ * on our 2-core VM, each one a gap in the peer's copying). */
+static long
+s_burst_nap_us(dg_xfer_t *self, int64_t now, bool *hot)
+{
+	int64_t wake = INT64_MAX, end = INT64_MAX;
+
+	if (!self->is_shm || !self->sends)
+		return 0;
+	for (s_send_t *tx = self->sends; tx; tx = tx->next) {
+		s_peer_t *p = tx->peer;
+		if (tx->map || !p || p->posted == 0 || p->rate <= 0)
+			return 0;
+		double us = (double)p->burst_bytes / p->rate;
+		int64_t w = p->burst_at + (int64_t)(us * BURST_NAP_SHARE);
+		int64_t e = p->burst_at + (int64_t)us;
+		if (w < wake)
+			wake = w;
+		if (e < end)
+			end = e;
+	}
+	if (wake > now)
+		return wake - now > BURST_NAP_MAX_US ? BURST_NAP_MAX_US :
+		    (long)(wake - now);
+	*hot = now < end + HOT_SPIN_US;
+	return 0;
+}
+
 /* Returns true when a command, a receive or the provider woke the
  * thread, false when it did not wait or its wait timed out. */
 static bool
@@ -580,20 +672,35 @@ s_idle(dg_xfer_t *self, int64_t quiet_us)
 		{ .fd = self->cq_fd, .events = POLLIN },
 	};
 	int nfds = 1;
+	int64_t now = dg_xfer_now_us();
+	bool hot = false;
+	long burst = s_burst_nap_us(self, now, &hot);
+	bool recvs = s_recvs_open(self);
 
-	if (quiet_us < SPIN_US) {
+	/* shm: a receive whose chunks are coming is copied only while we
+	 * poll; the next burst is a wake-up away at most. */
+	if (self->is_shm && recvs && now - self->last_chunk_us < HOT_SPIN_US)
+		hot = true;
+	if ((quiet_us < SPIN_US || (hot && quiet_us < HOT_SPIN_MAX_US)) &&
+	    burst < SPIN_US) {
 		sched_yield();
 		return false;
 	}
-	bool open = self->sends || s_recvs_open(self);
+	bool open = self->sends || recvs;
 	long us = open ? OPEN_NAP_US : self->orphans ? ORPHAN_NAP_US : -1;
 	/* Only receives open, and nothing for a while: the peer is still
 	 * computing.  Nap longer, up to RECV_NAP_MAX_US, rather than wake
 	 * 20,000 times a second.  Not with a send open: over tcp its bytes
 	 * move only while we call the provider, completion or not. */
-	if (open && !self->sends && quiet_us / RECV_NAP_GROWTH > us)
-		us = quiet_us / RECV_NAP_GROWTH < RECV_NAP_MAX_US ?
-		    (long)(quiet_us / RECV_NAP_GROWTH) : RECV_NAP_MAX_US;
+	long recv_nap = quiet_us / RECV_NAP_GROWTH < RECV_NAP_MAX_US ?
+	    (long)(quiet_us / RECV_NAP_GROWTH) : RECV_NAP_MAX_US;
+	if (open && !self->sends && recv_nap > us)
+		us = recv_nap;
+	/* A receive in flight must not wait on our sends' naps: shm copies
+	 * it only when we poll. */
+	if (burst > 0 && burst > us)
+		us = !recvs || burst < recv_nap ? burst :
+		    recv_nap > us ? recv_nap : us;
 	if (self->cq_fd >= 0) {
 		struct fid *fids[1] = { &self->cq->fid };
 		if (fi_trywait(self->fabric, fids, 1) != FI_SUCCESS)

@@ -25,24 +25,29 @@
 #include "xfer.h"
 #include "xfer_impl.h"
 
+void
+dg_xfer_pend_unlink(s_pend_t *p)
+{
+	*p->pprev = p->next;
+	if (p->next)
+		p->next->pprev = p->pprev;
+	p->next = NULL;
+	p->pprev = NULL;
+}
+
 /* Take the send off the watchdog's list; false when the watchdog already
  * ended it (and sent its event). */
 bool
-dg_xfer_claim(dg_xfer_t *self, uint64_t id)
+dg_xfer_claim(dg_xfer_t *self, s_pend_t *p)
 {
-	bool mine = false;
-
+	if (!p)
+		return false;
 	pthread_mutex_lock(&self->pend_lock);
-	for (s_pend_t **pp = &self->pend; *pp; pp = &(*pp)->next) {
-		if ((*pp)->id == id) {
-			s_pend_t *p = *pp;
-			*pp = p->next;
-			free(p);
-			mine = true;
-			break;
-		}
-	}
+	bool mine = !p->late;
+	if (mine)
+		dg_xfer_pend_unlink(p);
 	pthread_mutex_unlock(&self->pend_lock);
+	free(p);
 	return mine;
 }
 
@@ -135,35 +140,37 @@ static void
 s_check_send_deadlines(dg_xfer_t *self, int64_t now, int64_t stuck)
 {
 	for (;;) {
-		s_pend_t *late = NULL;
+		s_pend_t late = { 0 };
+		bool found = false;
 		pthread_mutex_lock(&self->pend_lock);
-		for (s_pend_t **pp = &self->pend; *pp; pp = &(*pp)->next) {
-			if (now >= (*pp)->deadline + WATCHDOG_GRACE_MS) {
-				late = *pp;
-				*pp = late->next;
+		for (s_pend_t *p = self->pend; p; p = p->next) {
+			if (now >= p->deadline + WATCHDOG_GRACE_MS) {
+				dg_xfer_pend_unlink(p);
+				p->late = true; /* its send frees it */
+				late = *p;
+				found = true;
 				break;
 			}
 		}
 		pthread_mutex_unlock(&self->pend_lock);
-		if (!late)
+		if (!found)
 			return;
 		dg_xfer_event_t ev = {
 			.dir = DG_XFER_SEND, .status = DG_XFER_FAILED,
-			.id = late->id, .room = late->room,
-			.phase = late->phase, .ms = now - late->started,
+			.id = late.id, .room = late.room,
+			.phase = late.phase, .ms = now - late.started,
 		};
 		snprintf(ev.reason, sizeof ev.reason, "timed out after %lld "
 		    "ms; the progress thread has been stuck in the fabric "
-		    "provider for %lld ms", (long long)(now - late->started),
+		    "provider for %lld ms", (long long)(now - late.started),
 		    (long long)stuck);
 		dg_log_warn("xfer: room=%llu send failed: %s",
-		    (unsigned long long)late->room, ev.reason);
+		    (unsigned long long)late.room, ev.reason);
 		pthread_mutex_lock(&self->st_lock);
 		self->stats.sends_failed++;
 		self->stats.sends_active--;
 		pthread_mutex_unlock(&self->st_lock);
 		dg_xfer_emit(self, &ev);
-		free(late);
 	}
 }
 

@@ -40,8 +40,9 @@
 #define WINDOW_BYTES    (64 * MIB)      /* in flight for small sizes */
 #define WINDOW_MIN      4
 #define WINDOW_MAX      1024
-#define BW_SECONDS      0.3
-#define LAT_SECONDS     0.1
+#define BW_SECONDS      0.3     /* one burst */
+#define LAT_SECONDS     0.1     /* latency samples, all rounds */
+#define ROUNDS          5
 #define LAT_MIN         5
 #define LAT_MAX         10000
 #define XFER_TIMEOUT_MS 60000           /* one transfer, either side */
@@ -53,6 +54,7 @@ typedef struct {
 	uint64_t sizes[MAX_SIZES];
 	int nsizes;
 	int iters;              /* 0: timed */
+	int rounds;             /* each mover measured this many times */
 	int window;             /* 0: by size */
 	int bare_threads;
 	bool json;
@@ -74,6 +76,7 @@ typedef struct {
 	void *(*source)(void *arg, int pos);
 	void *(*target)(void *arg, int pos);
 	void *arg;
+	const char *name;       /* for errors */
 } s_mover_t;
 
 static double
@@ -446,46 +449,111 @@ s_cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double
+s_median(double *v, int n)
+{
+	if (n <= 0)
+		return 0;
+	qsort(v, (size_t)n, sizeof *v, s_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Fill, then every position once (pages, connections), then check. */
 static int
-s_measure(const s_mover_t *m, const s_opts_t *o, size_t size, int window,
-    s_result_t *r, char *why, size_t whysize)
+s_prepare(const s_mover_t *m, size_t size, int window, char *why,
+    size_t whysize)
 {
 	s_fill(m, size, window);
-	/* Warm-up: every position once (pages, connections), then check. */
 	if (s_burst(m, size, window, (uint64_t)window, NULL, why,
-	    whysize) < 0 || s_verify(m, size, window, why, whysize) < 0)
+	    whysize) < 0)
 		return -1;
-	if (s_burst(m, size, window, (uint64_t)o->iters, r, why, whysize) < 0)
-		return -1;
+	return s_verify(m, size, window, why, whysize);
+}
 
-	int cap = o->iters ? o->iters : LAT_MAX;
-	double *lat = calloc((size_t)cap, sizeof *lat);
-	if (!lat) {
-		snprintf(why, whysize, "out of memory");
-		return -1;
-	}
-	int n = 0;
+/* Single transfers with nothing else in flight, appended to `lat`
+ * (room for `cap`); how many, or -1. */
+static int
+s_latency(const s_mover_t *m, const s_opts_t *o, int window, double *lat,
+    int n, int cap, char *why, size_t whysize)
+{
+	int took = 0;
+	int want = o->iters ? o->iters : 0;
 	double begin = s_now();
-	while (n < cap && (o->iters || n < LAT_MIN ||
-	    s_now() - begin < LAT_SECONDS)) {
+
+	while (n + took < cap && (want ? took < want : took < LAT_MIN ||
+	    s_now() - begin < LAT_SECONDS / o->rounds)) {
 		/* Through every position, as the bandwidth run does: the
 		 * engine's pool hands the receiver the next free slot each
 		 * time, and one region for the bare loop alone would leave
 		 * its bytes in cache and flatter it. */
-		int pos = n % window;
+		int pos = (n + took) % window;
 		double t = s_now();
 		if (m->start(m->arg, pos, why, whysize) < 0 ||
-		    m->wait(m->arg, &pos, STALL_MS, why, whysize) < 0) {
-			free(lat);
+		    m->wait(m->arg, &pos, STALL_MS, why, whysize) < 0)
 			return -1;
-		}
-		lat[n++] = (s_now() - t) * 1e6;
+		lat[n + took++] = (s_now() - t) * 1e6;
 	}
-	qsort(lat, (size_t)n, sizeof *lat, s_cmp_double);
-	r->us = n % 2 ? lat[n / 2] : (lat[n / 2 - 1] + lat[n / 2]) / 2;
-	r->samples = n;
-	free(lat);
-	return 0;
+	return took;
+}
+
+/* Measure `n` movers of the same transfers side by side: `rounds`
+ * rounds, each mover's burst and latency samples in every round, in an
+ * order that turns round each time (A B, B A, A B...).  A machine whose
+ * speed drifts (another tenant, a frequency step) then weighs on every
+ * mover alike, and a ratio of medians over rounds is steady where one
+ * burst each, one after the other, swung by 2x between runs.  */
+static int
+s_measure(const s_mover_t *m, int n, const s_opts_t *o, size_t size,
+    int window, s_result_t *r, char *why, size_t whysize)
+{
+	int cap = o->iters ? o->iters * o->rounds : LAT_MAX;
+	double *bw[2] = { 0 }, *lat[2] = { 0 };
+	int nlat[2] = { 0 };
+	int rc = -1, i = 0;
+	char sub[240] = "out of memory";
+
+	if (n > 2) {
+		snprintf(why, whysize, "at most two side by side");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		bw[i] = calloc((size_t)o->rounds, sizeof *bw[i]);
+		lat[i] = calloc((size_t)cap, sizeof *lat[i]);
+		if (!bw[i] || !lat[i] ||
+		    s_prepare(&m[i], size, window, sub, sizeof sub) < 0)
+			goto out;
+		r[i] = (s_result_t){ 0 };
+	}
+	for (int round = 0; round < o->rounds; round++) {
+		for (int k = 0; k < n; k++) {
+			i = round % 2 ? n - 1 - k : k;
+			s_result_t one;
+			if (s_burst(&m[i], size, window, (uint64_t)o->iters,
+			    &one, sub, sizeof sub) < 0)
+				goto out;
+			bw[i][round] = one.gbps;
+			r[i].transfers += one.transfers;
+			int took = s_latency(&m[i], o, window, lat[i], nlat[i],
+			    cap, sub, sizeof sub);
+			if (took < 0)
+				goto out;
+			nlat[i] += took;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		r[i].gbps = s_median(bw[i], o->rounds);
+		r[i].us = s_median(lat[i], nlat[i]);
+		r[i].samples = nlat[i];
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		snprintf(why, whysize, "%s: %s", i < n ? m[i].name : "?", sub);
+	for (int j = 0; j < n; j++) {
+		free(bw[j]);
+		free(lat[j]);
+	}
+	return rc;
 }
 
 static int
@@ -503,6 +571,7 @@ s_window(const s_opts_t *o, uint64_t size)
 	return (int)w;
 }
 
+/* The engine through the fabric and the bare loop, side by side. */
 static int
 s_run_size(const s_opts_t *o, uint64_t size, int window, s_result_t *eng,
     s_result_t *bare, char *why, size_t whysize)
@@ -515,61 +584,62 @@ s_run_size(const s_opts_t *o, uint64_t size, int window, s_result_t *eng,
 		snprintf(why, whysize, "engine: %s", sub);
 		return -1;
 	}
-	s_mover_t m = { s_engine_start, s_engine_wait, s_engine_source,
-	    s_engine_target, &e };
-	int rc = s_measure(&m, o, size, window, eng, sub, sizeof sub);
-	s_engine_close(&e);
-	if (rc < 0) {
-		snprintf(why, whysize, "engine: %s", sub);
-		return -1;
-	}
-
+	/* The same pages as the engine's (bench_bare.c says why). */
 	dg_bare_t *b = dg_bare_new(o->provider, "127.0.0.1", size, window,
-	    o->bare_threads, sub, sizeof sub);
+	    o->bare_threads, dg_pool_base(e.spool), dg_pool_base(e.rpool),
+	    dg_pool_slot_size(e.rpool), sub, sizeof sub);
 	if (!b) {
+		s_engine_close(&e);
 		snprintf(why, whysize, "bare libfabric: %s", sub);
 		return -1;
 	}
-	m = (s_mover_t){ s_bare_start, s_bare_wait, s_bare_source,
-	    s_bare_target, b };
-	rc = s_measure(&m, o, size, window, bare, sub, sizeof sub);
+	s_mover_t m[2] = {
+		{ s_engine_start, s_engine_wait, s_engine_source,
+		    s_engine_target, &e, "engine" },
+		{ s_bare_start, s_bare_wait, s_bare_source, s_bare_target, b,
+		    "bare libfabric" },
+	};
+	s_result_t r[2];
+	int rc = s_measure(m, 2, o, size, window, r, why, whysize);
+	s_engine_close(&e);
 	dg_bare_destroy(&b);
-	if (rc < 0) {
-		snprintf(why, whysize, "bare libfabric: %s", sub);
+	if (rc < 0)
 		return -1;
-	}
+	*eng = r[0];
+	*bare = r[1];
 	return 0;
 }
 
 /* Zero copy on one host: the copy into a mapped pool, and the handoff
- * of an extent written in place. */
+ * of an extent written in place, side by side. */
 static int
 s_run_local(const s_opts_t *o, uint64_t size, int window, s_result_t *copy,
     s_result_t *handoff, char *why, size_t whysize)
 {
-	static const s_mode_t modes[] = { MODE_COPY, MODE_HANDOFF };
-	s_result_t *out[] = { copy, handoff };
+	s_engine_t e[2];
+	s_mover_t m[2];
+	s_result_t r[2];
 	char sub[240];
+	int rc = -1;
 
+	memset(e, 0, sizeof e);
 	for (int i = 0; i < 2; i++) {
-		s_engine_t e;
-		if (s_engine_open(&e, o, modes[i], size, window, sub,
-		    sizeof sub) < 0) {
-			snprintf(why, whysize, "zero copy: %s", sub);
-			return -1;
-		}
-		s_mover_t m = { s_engine_start, s_engine_wait,
-		    s_engine_source, s_engine_target, &e };
-		int rc = s_measure(&m, o, size, window, out[i], sub,
-		    sizeof sub);
-		s_engine_close(&e);
-		if (rc < 0) {
-			snprintf(why, whysize, "zero copy %s: %s", i ?
-			    "handoff" : "copy", sub);
-			return -1;
-		}
+		if (s_engine_open(&e[i], o, i ? MODE_HANDOFF : MODE_COPY, size,
+		    window, sub, sizeof sub) < 0)
+			goto out;
+		m[i] = (s_mover_t){ s_engine_start, s_engine_wait,
+		    s_engine_source, s_engine_target, &e[i],
+		    i ? "handoff" : "copy" };
 	}
-	return 0;
+	rc = s_measure(m, 2, o, size, window, r, sub, sizeof sub);
+	*copy = r[0];
+	*handoff = r[1];
+out:
+	for (int i = 0; i < 2; i++)
+		s_engine_close(&e[i]);
+	if (rc < 0)
+		snprintf(why, whysize, "zero copy: %s", sub);
+	return rc;
 }
 
 /* ---- options and output ------------------------------------------------ */
@@ -585,8 +655,8 @@ s_usage(FILE *out)
 	    "[--load F] ...\n"
 	    "       disagg bench xfer [--provider P] [--sizes LIST] "
 	    "[--iters N]\n"
-	    "                         [--chunk SIZE] [--inflight N] "
-	    "[--window N]\n"
+	    "                         [--rounds N] [--chunk SIZE] "
+	    "[--inflight N] [--window N]\n"
 	    "                         [--bare-threads 1|2] [--no-local] "
 	    "[--json]\n"
 	    "\n"
@@ -597,8 +667,11 @@ s_usage(FILE *out)
 	    "\"tcp;ofi_rxm\", auto\n"
 	    "  --sizes LIST    transfer sizes, comma separated "
 	    "(default 4K,64K,1M,16M,256M)\n"
-	    "  --iters N       N transfers per measurement instead of "
-	    "about %.1f s\n"
+	    "  --iters N       N transfers per round instead of about "
+	    "%.1f s\n"
+	    "  --rounds N      rounds, engine and bare loop in turn; the "
+	    "median\n"
+	    "                  of each side's figures (default %d)\n"
 	    "  --chunk SIZE    the engine's chunk (default: [fabric] chunk)\n"
 	    "  --inflight N    the engine's chunks in flight per transfer\n"
 	    "                  (default: [fabric] inflight)\n"
@@ -613,7 +686,7 @@ s_usage(FILE *out)
 	    "  --no-local      leave out the zero-copy table (a receiver's pool\n"
 	    "                  mapped in the sender: handoff and copy)\n"
 	    "  --json          one JSON object instead of the table\n",
-	    BW_SECONDS, WINDOW_MIN, WINDOW_BYTES / MIB, WINDOW_MAX);
+	    BW_SECONDS, ROUNDS, WINDOW_MIN, WINDOW_BYTES / MIB, WINDOW_MAX);
 }
 
 static int
@@ -725,10 +798,11 @@ s_print_table(const s_opts_t *o, const s_result_t *eng,
 	char buf[32];
 
 	printf("provider %s, chunk %s, inflight %lld, rails %lld, bare "
-	    "threads %d\n(GB/s = 1e9 bytes/s; us: median of one transfer "
-	    "alone)\n", o->provider, s_size_text((uint64_t)o->conf.chunk, buf,
+	    "threads %d\n(GB/s = 1e9 bytes/s, median of %d rounds, engine "
+	    "and bare in turn;\n us: median of one transfer alone)\n",
+	    o->provider, s_size_text((uint64_t)o->conf.chunk, buf,
 	    sizeof buf), (long long)o->conf.inflight,
-	    (long long)o->conf.rails, o->bare_threads);
+	    (long long)o->conf.rails, o->bare_threads, o->rounds);
 	printf("%8s %6s %12s %10s %10s %10s %12s\n", "size", "window",
 	    "engine GB/s", "engine us", "bare GB/s", "bare us",
 	    "engine/bare");
@@ -766,9 +840,9 @@ s_print_json(const s_opts_t *o, const s_result_t *eng,
 	for (const char *p = o->provider; *p; p++)
 		printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
 	printf("\",\"chunk\":%lld,\"inflight\":%lld,\"rails\":%lld,"
-	    "\"bare_threads\":%d,\"rows\":[", (long long)o->conf.chunk,
-	    (long long)o->conf.inflight, (long long)o->conf.rails,
-	    o->bare_threads);
+	    "\"bare_threads\":%d,\"rounds\":%d,\"rows\":[",
+	    (long long)o->conf.chunk, (long long)o->conf.inflight,
+	    (long long)o->conf.rails, o->bare_threads, o->rounds);
 	for (int i = 0; i < o->nsizes; i++) {
 		double ratio = bare[i].gbps > 0 ? eng[i].gbps / bare[i].gbps : 0;
 		printf("%s{\"size\":%llu,\"window\":%d,"
@@ -795,7 +869,8 @@ s_print_json(const s_opts_t *o, const s_result_t *eng,
 static int
 s_bench_xfer(int argc, char *argv[])
 {
-	s_opts_t o = { .provider = "shm", .bare_threads = 1, .local = true };
+	s_opts_t o = { .provider = "shm", .bare_threads = 1, .local = true,
+	    .rounds = ROUNDS };
 	const char *chunk = NULL, *inflight = NULL;
 
 	s_parse_sizes("4K,64K,1M,16M,256M", &o);
@@ -818,6 +893,12 @@ s_bench_xfer(int argc, char *argv[])
 			if (s_parse_count(argv[++i], 1, 1000000, &o.iters) < 0) {
 				fprintf(stderr, "disagg bench: --iters wants "
 				    "1 to 1000000\n");
+				return 2;
+			}
+		} else if (strcmp(a, "--rounds") == 0 && has) {
+			if (s_parse_count(argv[++i], 1, 100, &o.rounds) < 0) {
+				fprintf(stderr, "disagg bench: --rounds wants "
+				    "1 to 100\n");
 				return 2;
 			}
 		} else if (strcmp(a, "--window") == 0 && has) {

@@ -21,12 +21,15 @@ int dg_bench_main(int argc, char *argv[]);
 typedef struct _dg_bare_t dg_bare_t;
 
 /* Two RDM endpoints of `provider` in this process, each with a
- * registered buffer of `window` regions of `size` bytes.  `node` as for
- * dg_xfer_new.  `threads` 1: the caller's thread drives both ends; 2: a
- * thread of its own polls the target's CQ.  NULL with the reason in
- * `why`. */
+ * registered buffer of `window` regions of `size` bytes, `stride` bytes
+ * apart.  The buffers are `src` and `dst` when given (the engine's
+ * pools: the same pages for both, see bench_bare.c), else its own.
+ * `node` as for dg_xfer_new.  `threads` 1: the caller's thread drives
+ * both ends; 2: a thread of its own polls the target's CQ.  NULL with
+ * the reason in `why`. */
 dg_bare_t *dg_bare_new(const char *provider, const char *node, size_t size,
-    int window, int threads, char *why, size_t whysize);
+    int window, int threads, void *src, void *dst, size_t stride, char *why,
+    size_t whysize);
 void dg_bare_destroy(dg_bare_t **self_p);
 
 /* Write region `pos` of the source into region `pos` of the target. */

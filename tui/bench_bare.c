@@ -16,6 +16,13 @@
  *  target's CQ instead, as the engine's receiver has a progress thread
  *  of its own; each thread still touches only its own domain.
  *
+ *  It moves the engine's own pages when bench.c hands it the engine's
+ *  pools: where those pages lie in physical memory counts.  On this
+ *  project's development VM, two buffer sets allocated one after the
+ *  other copied at 10.3 and 11.6 GB/s, steadily, with the same code:
+ *  the loop measured on fresher pages beat the engine by that much
+ *  before a byte of ours ran.
+ *
  *  Why it is the fair baseline: it is what the engine does for one
  *  transfer minus everything that is ours (pool and slot states,
  *  manifests, the command and event queues, the progress thread and the
@@ -61,6 +68,7 @@ typedef struct {
 	uint64_t key, base;
 	uint8_t *buf;
 	size_t len;
+	bool own;               /* buf is ours to unmap */
 	uint8_t addr[ADDR_MAX];
 	size_t addrlen;
 } s_side_t;
@@ -68,7 +76,7 @@ typedef struct {
 struct _dg_bare_t {
 	s_side_t src, dst;
 	fi_addr_t peer;                 /* the target, in the source's AV */
-	size_t size;
+	size_t size, stride;
 	int window;
 	/* Operation contexts (the providers may ask for FI_CONTEXT), freed
 	 * by the source's own completion, which may come after the
@@ -99,8 +107,8 @@ s_now_ms(void)
 }
 
 static int
-s_open(s_side_t *s, const char *provider, const char *node, size_t len,
-    uint64_t want_key, char *why, size_t whysize)
+s_open(s_side_t *s, const char *provider, const char *node, void *mem,
+    size_t len, uint64_t want_key, char *why, size_t whysize)
 {
 	struct fi_info *hints = fi_allocinfo();
 	int rc;
@@ -158,13 +166,14 @@ s_open(s_side_t *s, const char *provider, const char *node, size_t len,
 		return -1;
 	}
 	s->len = len;
-	s->buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	s->buf = mem ? mem : mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (s->buf == MAP_FAILED) {
 		s->buf = NULL;
 		snprintf(why, whysize, "cannot map %zu bytes", len);
 		return -1;
 	}
+	s->own = !mem;
 	uint64_t mr_mode = (uint64_t)s->info->domain_attr->mr_mode;
 	rc = fi_mr_reg(s->domain, s->buf, len, FI_WRITE | FI_REMOTE_WRITE |
 	    FI_READ | FI_REMOTE_READ, 0, want_key, 0, &s->mr, NULL);
@@ -204,7 +213,7 @@ s_close(s_side_t *s)
 		fi_close(&s->fabric->fid);
 	if (s->info)
 		fi_freeinfo(s->info);
-	if (s->buf)
+	if (s->buf && s->own)
 		munmap(s->buf, s->len);
 }
 
@@ -318,7 +327,8 @@ s_target_thread(void *arg)
 
 dg_bare_t *
 dg_bare_new(const char *provider, const char *node, size_t size, int window,
-    int threads, char *why, size_t whysize)
+    int threads, void *src, void *dst, size_t stride, char *why,
+    size_t whysize)
 {
 	dg_bare_t *self = calloc(1, sizeof *self);
 
@@ -330,11 +340,13 @@ dg_bare_new(const char *provider, const char *node, size_t size, int window,
 	atomic_init(&self->stop, false);
 	atomic_init(&self->failed, false);
 	self->size = size;
+	self->stride = stride < size ? size : stride;
 	self->window = window;
-	size_t len = size * (size_t)window;
+	size_t len = self->stride * (size_t)window;
 	/* Distinct keys in case the provider wants ours (no PROV_KEY). */
-	if (s_open(&self->dst, provider, node, len, 1, why, whysize) < 0 ||
-	    s_open(&self->src, provider, node, len, 2, why, whysize) < 0)
+	if (s_open(&self->dst, provider, node, dst, len, 1, why,
+	    whysize) < 0 ||
+	    s_open(&self->src, provider, node, src, len, 2, why, whysize) < 0)
 		goto fail;
 	int rc = fi_av_insert(self->src.av, self->dst.addr, 1, &self->peer, 0,
 	    NULL);
@@ -396,20 +408,20 @@ dg_bare_destroy(dg_bare_t **self_p)
 void *
 dg_bare_source(dg_bare_t *self, int pos)
 {
-	return self->src.buf + (size_t)pos * self->size;
+	return self->src.buf + (size_t)pos * self->stride;
 }
 
 void *
 dg_bare_target(dg_bare_t *self, int pos)
 {
-	return self->dst.buf + (size_t)pos * self->size;
+	return self->dst.buf + (size_t)pos * self->stride;
 }
 
 int
 dg_bare_start(dg_bare_t *self, int pos, char *why, size_t whysize)
 {
 	int64_t deadline = s_now_ms() + 30000;
-	size_t off = (size_t)pos * self->size;
+	size_t off = (size_t)pos * self->stride;
 
 	for (;;) {
 		ssize_t rc = -FI_EAGAIN;
