@@ -42,8 +42,7 @@ typedef struct {
 	zlistx_t *held;                 /* s_held_t: replies awaiting sync */
 	int64_t last_snapshot;
 	int64_t last_tick;
-	int tick_id;                    /* the armed tick, -1 while it runs */
-	int64_t tick_at;                /* when it is due */
+	dg_tick_t tick;
 	int64_t last_turn;              /* the loop's last handler's end */
 	bool changed;
 	bool beat;                      /* a heartbeat or stats since the
@@ -623,26 +622,13 @@ s_tick_due(s_ctl_t *self, int64_t now)
 	return due > now ? due : now + 1;
 }
 
-static void
-s_tick_arm(s_ctl_t *self, int64_t now, int64_t due)
-{
-	if (self->tick_id >= 0)
-		zloop_timer_end(self->d->loop, self->tick_id);
-	self->tick_id = zloop_timer(self->d->loop, (size_t)(due - now), 1,
-	    s_on_tick, self);
-	self->tick_at = due;
-}
-
 /* After a turn: a long tick comes forward when the turn left work. */
 static void
 s_tick_soon(s_ctl_t *self)
 {
-	if (self->tick_id < 0)
-		return;
 	int64_t now = zclock_mono();
-	int64_t due = s_tick_due(self, now);
-	if (due < self->tick_at)
-		s_tick_arm(self, now, due);
+
+	dg_tick_sooner(&self->tick, now, s_tick_due(self, now));
 }
 
 static int
@@ -654,13 +640,13 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	(void)loop;
 	(void)timer_id;
 	/* One-shot: it is gone; the next is armed at the end. */
-	self->tick_id = -1;
+	dg_tick_fired(&self->tick);
 	dg_thread_set(DG_THREAD_BUSY, 0);
 	dg_wire_cork();
 	dg_relays_expire(self->relays, now);
 	/* Late past its due time: the loop did not run since its last
 	 * turn, and nothing it was sent meanwhile was read. */
-	if (self->last_tick && now - self->tick_at > PAUSE_MS)
+	if (self->last_tick && now - self->tick.at > PAUSE_MS)
 		dg_lc_paused(self->lc, now, now - self->last_turn);
 	self->last_tick = now;
 	if (dg_lc_next_wake(self->lc, now) <= now)
@@ -682,7 +668,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	s_metrics(self, now);
 	dg_thread_set(DG_THREAD_IDLE, 0);
 	now = zclock_mono();
-	s_tick_arm(self, now, s_tick_due(self, now));
+	dg_tick_arm(&self->tick, now, s_tick_due(self, now));
 	self->last_turn = now;
 	return 0;
 }
@@ -864,8 +850,8 @@ s_start(dg_daemon_t *d, void **state)
 	if (nomem)
 		return -1;
 	zloop_reader(d->loop, self->router, s_on_router, self);
-	self->tick_id = -1;
-	s_tick_arm(self, zclock_mono(), zclock_mono() + TICK_MS);
+	dg_tick_init(&self->tick, d->loop, s_on_tick, self);
+	dg_tick_arm(&self->tick, zclock_mono(), zclock_mono() + TICK_MS);
 	dg_log_info("listening on %s, publishing on %s, policy %s, chain %s",
 	    c->listen, c->publish, dg_policy_name(c->policy),
 	    dg_config_pipeline(d->cfg)->stages);

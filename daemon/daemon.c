@@ -55,6 +55,35 @@ dg_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void
+dg_tick_init(dg_tick_t *t, zloop_t *loop, zloop_timer_fn *fn, void *arg)
+{
+	*t = (dg_tick_t){ .loop = loop, .fn = fn, .arg = arg, .id = -1 };
+}
+
+void
+dg_tick_arm(dg_tick_t *t, int64_t now, int64_t due)
+{
+	if (t->id >= 0)
+		zloop_timer_end(t->loop, t->id);
+	t->id = zloop_timer(t->loop, (size_t)(due > now ? due - now : 1), 1,
+	    t->fn, t->arg);
+	t->at = due;
+}
+
+void
+dg_tick_sooner(dg_tick_t *t, int64_t now, int64_t due)
+{
+	if (t->id >= 0 && due < t->at)
+		dg_tick_arm(t, now, due);
+}
+
+void
+dg_tick_fired(dg_tick_t *t)
+{
+	t->id = -1;
+}
+
 /* The section's log_size: when its log file is rotated. */
 static int64_t
 s_log_size_of(const s_daemon_t *self)

@@ -59,6 +59,25 @@ int dg_daemon_reload(dg_daemon_t *d, char *report, size_t size);
 
 int64_t dg_now_ms(void);
 
+/* A role's tick: one-shot, armed for when something is next due, so an
+ * idle daemon sleeps until then; a turn that leaves work brings it
+ * forward (stage.c, controller.c). */
+typedef struct {
+	zloop_t *loop;
+	zloop_timer_fn *fn;
+	void *arg;
+	int id;                 /* the armed timer, -1 while it runs */
+	int64_t at;             /* when it is due */
+} dg_tick_t;
+
+void dg_tick_init(dg_tick_t *t, zloop_t *loop, zloop_timer_fn *fn, void *arg);
+/* (Re)arm it for `due`. */
+void dg_tick_arm(dg_tick_t *t, int64_t now, int64_t due);
+/* Bring an armed tick forward to `due` when that is sooner. */
+void dg_tick_sooner(dg_tick_t *t, int64_t now, int64_t due);
+/* Its timer fired: it is gone until armed again. */
+void dg_tick_fired(dg_tick_t *t);
+
 /* Sockets and CurveZMQ: a socket others connect to (before bind), one
  * this daemon connects with (before connect), and the steps after a
  * bind: owner-only ipc files, refused handshakes logged. */

@@ -54,8 +54,7 @@ typedef struct {
 	uint64_t done_at_stats;
 	dg_stage_metrics_t *metrics;    /* GET /metrics, when configured */
 	int64_t steps_at;               /* the step board's last take */
-	int tick_id;                    /* the armed tick, -1 while it runs */
-	int64_t tick_at;                /* when it is due */
+	dg_tick_t tick;
 } s_stage_t;
 
 /* The plugin's env->step has no argument to say whose board: a daemon
@@ -256,16 +255,6 @@ s_tick_due(s_stage_t *self, int64_t now)
 	return due > now ? due : now + 1;
 }
 
-static void
-s_tick_arm(s_stage_t *self, int64_t now, int64_t due)
-{
-	if (self->tick_id >= 0)
-		zloop_timer_end(self->d->loop, self->tick_id);
-	self->tick_id = zloop_timer(self->d->loop, (size_t)(due - now), 1,
-	    s_on_tick, self);
-	self->tick_at = due;
-}
-
 /* Every turn ends by moving what can move, and by bringing a long tick
  * forward when the turn left work. */
 static void
@@ -274,11 +263,7 @@ s_turn_end(s_stage_t *self)
 	int64_t now = zclock_mono();
 
 	dg_rooms_pump(self->rooms, now);
-	if (self->tick_id >= 0) {
-		int64_t due = s_tick_due(self, now);
-		if (due < self->tick_at)
-			s_tick_arm(self, now, due);
-	}
+	dg_tick_sooner(&self->tick, now, s_tick_due(self, now));
 }
 
 static void
@@ -641,10 +626,10 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 	(void)loop;
 	(void)timer_id;
 	/* One-shot: it is gone; the next is armed below. */
-	self->tick_id = -1;
+	dg_tick_fired(&self->tick);
 	s_tick(self, zclock_mono());
 	int64_t now = zclock_mono();
-	s_tick_arm(self, now, s_tick_due(self, now));
+	dg_tick_arm(&self->tick, now, s_tick_due(self, now));
 	return 0;
 }
 
@@ -798,9 +783,9 @@ s_start(dg_daemon_t *d, void **state)
 	zmq_pollitem_t wi = { .fd = dg_workers_fd(self->workers),
 	    .events = ZMQ_POLLIN };
 	zloop_poller(d->loop, &wi, s_on_workers, self);
-	self->tick_id = -1;
+	dg_tick_init(&self->tick, d->loop, s_on_tick, self);
 	s_hello(self);
-	s_tick_arm(self, zclock_mono(), zclock_mono() + TICK_MS);
+	dg_tick_arm(&self->tick, zclock_mono(), zclock_mono() + TICK_MS);
 	dg_log_info("%s stage '%s', peer %s, %d workers, fabric %s",
 	    self->conf->role, self->ops->name, self->conf->peer,
 	    dg_workers_count(self->workers), dg_xfer_provider(self->xfer));

@@ -52,3 +52,15 @@ up_or_bail() {
 	summary "$1"
 	exit 1
 }
+
+# ref_stage KIND NAME DIR [LINE...]: a test topology's section for a
+# reference stage (ref-KIND) named NAME, its peer socket in DIR, a 64M
+# pool, then each LINE ("key = value") as it is.
+ref_stage() {
+	printf '\n[%s %s]\npeer = ipc://%s/%s.sock\nstage = ref-%s\npool = 64M\n' \
+	    "$1" "$2" "$3" "$2" "$1"
+	shift 3
+	for _rs_line in "$@"; do
+		printf '%s\n' "$_rs_line"
+	done
+}

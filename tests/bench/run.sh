@@ -21,14 +21,19 @@ o = json.load(open(sys.argv[1]))
 rows = o["rows"]
 assert o["provider"] == sys.argv[2], o["provider"]
 assert o["chunk"] > 0 and o["inflight"] > 0
+assert o["rounds"] == 2, o.get("rounds")
 assert len(rows) == 1 and rows[0]["size"] == 65536
+# the counts hold every round: 2 x 8 transfers, 2 x 8 samples
+assert rows[0]["engine_transfers"] == 16, rows[0]["engine_transfers"]
+assert rows[0]["bare_samples"] == 16, rows[0]["bare_samples"]
 for k in ("engine_gbps", "engine_us", "bare_gbps", "bare_us", "ratio"):
 	assert rows[0][k] > 0, k
 ' "$1" "$2"
 }
 
 for prov in shm "tcp;ofi_rxm"; do
-	"$D" bench xfer --provider "$prov" --sizes 64K --iters 8 --json \
+	"$D" bench xfer --provider "$prov" --sizes 64K --iters 8 --rounds 2 \
+	    --json \
 	    > "$T_TMP/json" 2> "$T_TMP/err"
 	rc=$?
 	if [ $rc = 1 ] && grep -q "no libfabric provider" "$T_TMP/err"; then
@@ -65,6 +70,8 @@ check "bench xfer: an unknown option is a usage error" \
     exits 2 bench xfer --frobnicate
 check "bench xfer: a chunk out of the table's range is a usage error" \
     exits 2 bench xfer --chunk 1K
+check "bench xfer: --rounds 0 is a usage error" \
+    exits 2 bench xfer --rounds 0
 check "bench: an unknown benchmark is a usage error" \
     exits 2 bench nosuch
 check "bench xfer: a missing provider exits 1 with its name" \

@@ -66,37 +66,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 : > "$T_TMP/pids.seen"
 mkdir -p "$RUN"
-cat > "$T_TMP/topo.ini" <<INI
+{
+	cat <<INI
 [controller]
 listen  = ipc://$RUN/ctl.sock
 publish = ipc://$RUN/pub.sock
 
 [fabric]
 provider = shm
-
-[encoder e0]
-peer  = ipc://$RUN/e0.sock
-stage = ref-encoder
-pool  = 64M
-
-[transformer t0]
-peer    = ipc://$RUN/t0.sock
-stage   = ref-transformer
-pool    = 64M
-step_ms = 50ms
-
-[transformer t1]
-peer    = ipc://$RUN/t1.sock
-stage   = ref-transformer
-pool    = 64M
-step_ms = 50ms
-
-[decoder d0]
-peer  = ipc://$RUN/d0.sock
-stage = ref-decoder
-pool  = 64M
-output_dir = $T_TMP/out
 INI
+	ref_stage encoder e0 "$RUN"
+	ref_stage transformer t0 "$RUN" "step_ms = 50ms"
+	ref_stage transformer t1 "$RUN" "step_ms = 50ms"
+	ref_stage decoder d0 "$RUN" "output_dir = $T_TMP/out"
+} > "$T_TMP/topo.ini"
 "$DISAGG" up -f "$T_TMP/topo.ini" --timeout 30 > "$T_TMP/up.out" 2>&1
 rc=$?
 [ -r "$RUN/pids" ] && cp "$RUN/pids" "$T_TMP/pids.seen"

@@ -45,7 +45,8 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(" ".join(str(x.getsockname()[1]) for x in s))')
 set -- $ports
 R=$DISAGG_RUN
-cat > "$T_TMP/topo.ini" <<EOI
+{
+	cat <<EOI
 [controller]
 listen = tcp://127.0.0.1:$1
 publish = tcp://127.0.0.1:$2
@@ -58,24 +59,11 @@ admin_keys = $K/admins
 
 [fabric]
 provider = shm
-
-[encoder e0]
-peer = ipc://$R/e0.sock
-stage = ref-encoder
-pool = 64M
-
-[transformer t0]
-peer = ipc://$R/t0.sock
-stage = ref-transformer
-step_ms = 20ms
-pool = 64M
-
-[decoder d0]
-peer = ipc://$R/d0.sock
-stage = ref-decoder
-pool = 64M
-output_dir = $T_TMP/out
 EOI
+	ref_stage encoder e0 "$R"
+	ref_stage transformer t0 "$R" "step_ms = 20ms"
+	ref_stage decoder d0 "$R" "output_dir = $T_TMP/out"
+} > "$T_TMP/topo.ini"
 CTL="tcp://127.0.0.1:$1"
 # Without a key, up could never hear the controller: it says so at
 # once, before starting anything.

@@ -30,7 +30,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-cat > "$T_TMP/topo.ini" <<EOF
+{
+	cat <<EOF
 [controller]
 listen = ipc://$R/ctl.sock
 publish = ipc://$R/pub.sock
@@ -41,26 +42,11 @@ heartbeat_ms = 100ms
 
 [fabric]
 provider = shm
-
-[encoder e0]
-peer = ipc://$R/e0.sock
-stage = ref-encoder
-step_ms = 600ms
-pool = 64M
-
-[transformer t0]
-peer = ipc://$R/t0.sock
-stage = ref-transformer
-step_ms = 20ms
-pool = 64M
-
-[decoder d0]
-peer = ipc://$R/d0.sock
-stage = ref-decoder
-step_ms = 600ms
-pool = 64M
-output_dir = $T_TMP/out
 EOF
+	ref_stage encoder e0 "$R" "step_ms = 600ms"
+	ref_stage transformer t0 "$R" "step_ms = 20ms"
+	ref_stage decoder d0 "$R" "step_ms = 600ms" "output_dir = $T_TMP/out"
+} > "$T_TMP/topo.ini"
 up_or_bail failover "$T_TMP/topo.ini"
 awk '{ print $2 }' "$R/pids" > "$T_TMP/started"
 

@@ -27,7 +27,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-cat > "$T_TMP/topo.ini" <<EOF
+{
+	cat <<EOF
 [controller]
 listen = ipc://$R/ctl.sock
 publish = ipc://$R/pub.sock
@@ -37,30 +38,12 @@ heartbeat_ms = 200ms
 
 [fabric]
 provider = shm
-
-[encoder e0]
-peer = ipc://$R/e0.sock
-stage = ref-encoder
-pool = 64M
-
-[transformer t0]
-peer = ipc://$R/t0.sock
-stage = ref-transformer
-step_ms = 4s
-stall_ms = 1s
-pool = 64M
-
-[transformer t1]
-peer = ipc://$R/t1.sock
-stage = ref-transformer
-pool = 64M
-
-[decoder d0]
-peer = ipc://$R/d0.sock
-stage = ref-decoder
-pool = 64M
-output_dir = $T_TMP/out
 EOF
+	ref_stage encoder e0 "$R"
+	ref_stage transformer t0 "$R" "step_ms = 4s" "stall_ms = 1s"
+	ref_stage transformer t1 "$R"
+	ref_stage decoder d0 "$R" "output_dir = $T_TMP/out"
+} > "$T_TMP/topo.ini"
 up_or_bail stall "$T_TMP/topo.ini"
 
 inst() { "$DISAGG" instances --json 2> /dev/null; }

@@ -87,7 +87,8 @@ pipeline() {
 	PE=$(free_port)
 	PT=$(free_port)
 	PD=$(free_port)
-	cat > "$P/topo.ini" <<EOF
+	{
+		cat <<EOF
 [controller]
 listen = ipc://$R/ctl.sock
 publish = ipc://$R/pub.sock
@@ -98,29 +99,11 @@ heartbeat_ms = 100ms
 [fabric]
 provider = $2
 zero_copy = $3
-
-[encoder e0]
-peer = ipc://$R/e0.sock
-stage = ref-encoder
-step_ms = $4
-pool = 64M
-metrics = 127.0.0.1:$PE
-
-[transformer t0]
-peer = ipc://$R/t0.sock
-stage = ref-transformer
-step_ms = $5
-pool = 64M
-metrics = 127.0.0.1:$PT
-
-[decoder d0]
-peer = ipc://$R/d0.sock
-stage = ref-decoder
-step_ms = 10ms
-pool = 64M
-output_dir = $P/out
-metrics = 127.0.0.1:$PD
 EOF
+		ref_stage encoder e0 "$R" "step_ms = $4" "metrics = 127.0.0.1:$PE"
+		ref_stage transformer t0 "$R" "step_ms = $5" "metrics = 127.0.0.1:$PT"
+		ref_stage decoder d0 "$R" "step_ms = 10ms" "output_dir = $P/out" "metrics = 127.0.0.1:$PD"
+	} > "$P/topo.ini"
 	if ! "$DISAGG" up -f "$P/topo.ini" --timeout 20 > "$P/up.out" 2>&1; then
 		sed 's/^/# /' "$P/up.out"
 		awk '{ print $2 }' "$R/pids" >> "$T_TMP/started" 2> /dev/null
