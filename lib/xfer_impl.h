@@ -32,12 +32,10 @@ typedef struct s_peer {
 	int next_rail;
 	int refs;               /* open sends */
 	int orphans;            /* ops of ended sends the provider holds */
-	int posted;             /* ops to it the provider holds, all sends */
-	/* shm's bursts (xfer_progress.c, s_may_post()) */
-	uint64_t burst;         /* the posting round it may take more in */
-	int64_t burst_at;       /* us when the burst now out was posted */
-	uint64_t burst_bytes;   /* its bytes */
-	double rate;            /* bytes per us the last bursts drained at */
+	/* ops to it the provider holds, all sends, and their bytes: shm's
+	 * window (xfer_progress.c, s_may_post()) */
+	int posted;
+	uint64_t posted_bytes;
 	bool failed;            /* remove from the AV once unused */
 	struct s_peer *next;
 } s_peer_t;
@@ -85,6 +83,7 @@ typedef struct s_op {
 	bool idle;              /* on the send's free list */
 	struct s_op *next;      /* free list or orphan list */
 	struct s_peer *peer;    /* whom it writes to */
+	uint64_t bytes;         /* its write's */
 	int64_t orphaned_at;    /* ms of dg_xfer_run_clock(), once orphaned */
 } s_op_t;
 
@@ -214,7 +213,6 @@ struct _dg_xfer_t {
 	/* Owned by the progress thread. */
 	s_send_t *sends;
 	bool post_pending;      /* a send may have chunks left to post */
-	uint64_t post_round;    /* s_post_all() calls, for s_peer_t.burst */
 	int64_t last_chunk_us;  /* the last chunk a receive got */
 	s_peer_t *peers;
 	s_op_t *orphans;

@@ -171,42 +171,40 @@ s_op_put(s_send_t *tx, s_op_t *op)
 	tx->free_ops = op;
 }
 
-/* Whether a write to `peer` may be posted in this round.
+/* Whether a write to `peer` may be posted now.
  *
  * shm's target does the copy inside its own progress, and holds its
- * region's spin lock over the whole command queue while it copies; a
+ * region's spin lock over its whole command queue while it copies; a
  * write posted meanwhile spins on that lock until the queue is empty,
- * and our completions cannot even be read then (the provider trylocks
- * the same lock).  On two cores that spinning thread takes the CPU the
- * copy needs: 16 and 256 MiB moved at 0.7-0.85x a bare loop.  So writes
- * to an shm peer go in bursts: whatever can be posted in one round,
- * then nothing until the provider has handed every one back.  The gap
- * between bursts is one completion read and a post, microseconds
- * against the milliseconds of copying a burst holds. */
+ * and neither side's completions can be read until then (the provider
+ * trylocks the same lock).  A long queue so turns into one long drain,
+ * with the sender spinning through it and the receiver's events all
+ * coming at its end, then a gap while the caller answers them.  So an
+ * shm peer gets at most SHM_WINDOW bytes of writes at a time (always
+ * one): the drains stay short and completions flow.  On our 2-core VM
+ * this took 1 MiB transfers from 0.77x a bare loop that posts its whole
+ * window to 1.8-2.4x (ARCHITECTURE.md, "Threads"). */
+#define SHM_WINDOW      (4u << 20)
+
 static bool
-s_may_post(dg_xfer_t *self, s_peer_t *peer)
+s_may_post(dg_xfer_t *self, const s_peer_t *peer)
 {
-	if (!self->is_shm)
-		return true;
-	if (peer->posted == 0) {
-		peer->burst = self->post_round;
-		peer->burst_at = dg_xfer_now_us();
-		peer->burst_bytes = 0;
-	}
-	return peer->burst == self->post_round;
+	return !self->is_shm || peer->posted_bytes < SHM_WINDOW;
 }
 
-/* A burst came back whole: how fast the peer drained it, smoothed.
- * Bursts under 256 KiB say more about wake-ups than about copying. */
-static void
-s_burst_done(s_peer_t *peer)
+/* The sends wait on nothing but shm peers' windows: their next write
+ * goes as soon as the peer's current ones come back, within a copy of
+ * SHM_WINDOW bytes, which is shorter than a nap's wake-up on a small
+ * VM (50-150 us, each one a gap in the peer's copying). */
+static bool
+s_window_hot(dg_xfer_t *self)
 {
-	int64_t took = dg_xfer_now_us() - peer->burst_at;
-
-	if (peer->burst_bytes < 256 * 1024 || took <= 0)
-		return;
-	double rate = (double)peer->burst_bytes / (double)took;
-	peer->rate = peer->rate > 0 ? 0.75 * peer->rate + 0.25 * rate : rate;
+	if (!self->is_shm || !self->sends)
+		return false;
+	for (s_send_t *tx = self->sends; tx; tx = tx->next)
+		if (tx->map || !tx->peer || tx->peer->posted == 0)
+			return false;
+	return true;
 }
 
 /* Post what the send may have in flight.  Returns the number posted, or
@@ -219,9 +217,8 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 
 	if (tx->map)
 		return dg_xfer_local_post(self, tx);
-	if (!s_may_post(self, tx->peer))
-		return 0;
-	while (tx->inflight < tx->maxinflight) {
+	while (tx->inflight < tx->maxinflight &&
+	    s_may_post(self, tx->peer)) {
 		uint32_t c;
 		bool again = tx->nrequeue > 0;
 		if (again)
@@ -272,7 +269,8 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 		}
 		tx->inflight++;
 		tx->peer->posted++;
-		tx->peer->burst_bytes += clen;
+		tx->peer->posted_bytes += clen;
+		op->bytes = clen;
 		posted++;
 		STAT_ADD(self, chunks_posted, 1);
 	}
@@ -284,10 +282,10 @@ s_send_completed(dg_xfer_t *self, s_op_t *op, const char *error)
 {
 	s_send_t *tx = op->tx;
 
-	/* The last of a burst back: the next may go (s_may_post()). */
-	if (op->peer && --op->peer->posted == 0) {
-		if (self->is_shm)
-			s_burst_done(op->peer);
+	/* Room in the peer's window: the next may go (s_may_post()). */
+	if (op->peer) {
+		op->peer->posted--;
+		op->peer->posted_bytes -= op->bytes;
 		self->post_pending = true;
 	}
 	if (!tx) {
@@ -555,7 +553,6 @@ s_post_all(dg_xfer_t *self)
 	 * out): a walk over hundreds of sends per round is then saved. */
 	if (!self->post_pending)
 		return 0;
-	self->post_round++;
 	int64_t now = dg_xfer_now_ms();
 	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
 	 * full may be one dead peer's, and the others must not wait on it. */
@@ -604,10 +601,8 @@ s_post_all(dg_xfer_t *self)
 #define RECV_NAP_MAX_US 1000
 #define RECV_NAP_GROWTH 20      /* nap 1/20 of the quiet time so far */
 #define ORPHAN_NAP_US   1000
-#define BURST_NAP_SHARE 0.75
 #define HOT_SPIN_US     2000
 #define HOT_SPIN_MAX_US 20000   /* a stuck peer: back to naps */
-#define BURST_NAP_MAX_US 10000
 #define IDLE_BLOCK_MS   500
 #define IDLE_BLOCK_FD_MS 1000
 /* The naps are tens of microseconds: the default 50 us of timer slack
@@ -625,43 +620,6 @@ s_recvs_open(dg_xfer_t *self)
 	return open;
 }
 
-/* shm: how long the thread may nap because every open send waits on a
- * burst its peer is still copying (s_may_post()), or 0.  Polling through
- * a drain of milliseconds is a wake-up every OPEN_NAP_US, each taking
- * CPU from the copy when the cores are few (a quarter of one in a 16
- * MiB run); instead it sleeps through the first BURST_NAP_SHARE of the
- * time the peer's last bursts took.  Waking that early keeps the
- * estimate from feeding on itself: a late wake would make the burst
- * look slower, and the next nap longer.  From then until HOT_SPIN_US
- * past the expected end the burst is due any moment: `hot`, and the
- * thread polls without sleeping (a nap's wake-up alone took 50-150 us
- * on our 2-core VM, each one a gap in the peer's copying). */
-static long
-s_burst_nap_us(dg_xfer_t *self, int64_t now, bool *hot)
-{
-	int64_t wake = INT64_MAX, end = INT64_MAX;
-
-	if (!self->is_shm || !self->sends)
-		return 0;
-	for (s_send_t *tx = self->sends; tx; tx = tx->next) {
-		s_peer_t *p = tx->peer;
-		if (tx->map || !p || p->posted == 0 || p->rate <= 0)
-			return 0;
-		double us = (double)p->burst_bytes / p->rate;
-		int64_t w = p->burst_at + (int64_t)(us * BURST_NAP_SHARE);
-		int64_t e = p->burst_at + (int64_t)us;
-		if (w < wake)
-			wake = w;
-		if (e < end)
-			end = e;
-	}
-	if (wake > now)
-		return wake - now > BURST_NAP_MAX_US ? BURST_NAP_MAX_US :
-		    (long)(wake - now);
-	*hot = now < end + HOT_SPIN_US;
-	return 0;
-}
-
 /* Returns true when a command, a receive or the provider woke the
  * thread, false when it did not wait or its wait timed out. */
 static bool
@@ -673,16 +631,13 @@ s_idle(dg_xfer_t *self, int64_t quiet_us)
 	};
 	int nfds = 1;
 	int64_t now = dg_xfer_now_us();
-	bool hot = false;
-	long burst = s_burst_nap_us(self, now, &hot);
 	bool recvs = s_recvs_open(self);
-
 	/* shm: a receive whose chunks are coming is copied only while we
-	 * poll; the next burst is a wake-up away at most. */
-	if (self->is_shm && recvs && now - self->last_chunk_us < HOT_SPIN_US)
-		hot = true;
-	if ((quiet_us < SPIN_US || (hot && quiet_us < HOT_SPIN_MAX_US)) &&
-	    burst < SPIN_US) {
+	 * poll, and a send's next write is a window's copy away. */
+	bool hot = s_window_hot(self) || (self->is_shm && recvs &&
+	    now - self->last_chunk_us < HOT_SPIN_US);
+
+	if (quiet_us < SPIN_US || (hot && quiet_us < HOT_SPIN_MAX_US)) {
 		sched_yield();
 		return false;
 	}
@@ -696,11 +651,6 @@ s_idle(dg_xfer_t *self, int64_t quiet_us)
 	    (long)(quiet_us / RECV_NAP_GROWTH) : RECV_NAP_MAX_US;
 	if (open && !self->sends && recv_nap > us)
 		us = recv_nap;
-	/* A receive in flight must not wait on our sends' naps: shm copies
-	 * it only when we poll. */
-	if (burst > 0 && burst > us)
-		us = !recvs || burst < recv_nap ? burst :
-		    recv_nap > us ? recv_nap : us;
 	if (self->cq_fd >= 0) {
 		struct fid *fids[1] = { &self->cq->fid };
 		if (fi_trywait(self->fabric, fids, 1) != FI_SUCCESS)

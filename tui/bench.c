@@ -473,8 +473,8 @@ s_prepare(const s_mover_t *m, size_t size, int window, char *why,
 /* Single transfers with nothing else in flight, appended to `lat`
  * (room for `cap`); how many, or -1. */
 static int
-s_latency(const s_mover_t *m, const s_opts_t *o, int window, double *lat,
-    int n, int cap, char *why, size_t whysize)
+s_latency(const s_mover_t *m, const s_opts_t *o, size_t size, int window,
+    double *lat, int n, int cap, char *why, size_t whysize)
 {
 	int took = 0;
 	int want = o->iters ? o->iters : 0;
@@ -492,6 +492,17 @@ s_latency(const s_mover_t *m, const s_opts_t *o, int window, double *lat,
 		    m->wait(m->arg, &pos, STALL_MS, why, whysize) < 0)
 			return -1;
 		lat[n + took++] = (s_now() - t) * 1e6;
+		/* What was timed moved the bytes (untimed): each landing's
+		 * stamp and last byte, and the first one's every byte. */
+		const uint8_t *src = m->source(m->arg, pos);
+		const uint8_t *dst = m->target(m->arg, pos);
+		size_t head = size < 8 ? size : 8;
+		if (memcmp(src, dst, head) || src[size - 1] != dst[size - 1] ||
+		    (n + took == 1 && memcmp(src, dst, size))) {
+			snprintf(why, whysize, "data check: a transfer to "
+			    "position %d did not arrive intact", pos);
+			return -1;
+		}
 	}
 	return took;
 }
@@ -533,8 +544,8 @@ s_measure(const s_mover_t *m, int n, const s_opts_t *o, size_t size,
 				goto out;
 			bw[i][round] = one.gbps;
 			r[i].transfers += one.transfers;
-			int took = s_latency(&m[i], o, window, lat[i], nlat[i],
-			    cap, sub, sizeof sub);
+			int took = s_latency(&m[i], o, size, window, lat[i],
+			    nlat[i], cap, sub, sizeof sub);
 			if (took < 0)
 				goto out;
 			nlat[i] += took;
