@@ -183,7 +183,7 @@ s_op_put(s_send_t *tx, s_op_t *op)
  * shm peer gets at most SHM_WINDOW bytes of writes at a time (always
  * one): the drains stay short and completions flow.  On our 2-core VM
  * this took 1 MiB transfers from 0.77x a bare loop that posts its whole
- * window to 1.8-2.4x (ARCHITECTURE.md, "Threads"). */
+ * window to 1.0-2.4x (ARCHITECTURE.md, "Threads"). */
 #define SHM_WINDOW      (4u << 20)
 
 static bool
