@@ -282,11 +282,11 @@ s_send_completed(dg_xfer_t *self, s_op_t *op, const char *error)
 {
 	s_send_t *tx = op->tx;
 
-	/* Room in the peer's window: the next may go (s_may_post()). */
+	/* Room in the peer's window (s_may_post()); a send it held back
+	 * still has chunks to post, which keeps post_pending set. */
 	if (op->peer) {
 		op->peer->posted--;
 		op->peer->posted_bytes -= op->bytes;
-		self->post_pending = true;
 	}
 	if (!tx) {
 		/* An orphan: its transfer already ended. */
