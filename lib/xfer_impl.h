@@ -21,6 +21,12 @@
  * index in the low 32. */
 #define RECV_SLOTS    (1u << 16)
 
+/* A FIFO of sends with chunks left to post (xfer_progress.c): each peer
+ * has one, local sends share the engine's.  A send is on at most one. */
+typedef struct {
+	struct s_send *head, **tail;
+} s_sendq_t;
+
 typedef struct s_peer {
 	uint8_t addr[DG_XFER_MAX_RAILS][DG_XFER_ADDR_MAX];
 	size_t addrlen[DG_XFER_MAX_RAILS];
@@ -37,6 +43,7 @@ typedef struct s_peer {
 	int posted;
 	uint64_t posted_bytes;
 	bool failed;            /* remove from the AV once unused */
+	s_sendq_t q;            /* its sends with chunks left to post */
 	struct s_peer *next;
 } s_peer_t;
 
@@ -113,6 +120,8 @@ typedef struct s_send {
 	char error[200];
 	bool cancelled;
 	struct s_send *next, **pprev;   /* on self->sends */
+	s_sendq_t *q;           /* the post queue it is on, or NULL */
+	struct s_send *q_next, **q_pprev;
 } s_send_t;
 
 typedef struct {
@@ -214,6 +223,9 @@ struct _dg_xfer_t {
 	s_send_t *sends;
 	bool post_pending;      /* a send may have chunks left to post */
 	int64_t last_chunk_us;  /* the last chunk a receive got */
+	s_sendq_t localq;       /* local sends: each gets a turn a round */
+	int ops_posted;         /* writes the provider holds, every peer's:
+	                           the sum of s_peer_t.posted */
 	s_peer_t *peers;
 	s_op_t *orphans;
 	int64_t next_check;
@@ -277,6 +289,7 @@ size_t dg_xfer_chunk_at(size_t n, const uint32_t *first, const uint64_t *len,
 s_peer_t *dg_xfer_peer_get(dg_xfer_t *self, const dg_bin_t *addrs, size_t n,
     char *why, size_t whysize);
 void dg_xfer_peer_release(dg_xfer_t *self, s_peer_t *peer);
+void dg_xfer_send_queue(dg_xfer_t *self, s_send_t *tx);
 void dg_xfer_peer_unref(dg_xfer_t *self, s_peer_t *peer);
 int dg_xfer_pick_rail(dg_xfer_t *self, s_peer_t *p, int64_t now);
 bool dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c,

@@ -60,6 +60,47 @@ dg_xfer_chunk_at(size_t n, const uint32_t *first, const uint64_t *len,
 	return s_chunk_at(n, first, len, chunk, c, off, clen);
 }
 
+/* ---- post queues: who has chunks left to post ------------------------- */
+
+/* A round looks only at the sends queued here, oldest first, and stops
+ * at a peer whose window is full: with a thousand open sends a round
+ * that walked them all (most with every chunk out, or held back by the
+ * window) was a fifth of the sender's time, and the oldest waited
+ * behind the newest. */
+void
+dg_xfer_send_queue(dg_xfer_t *self, s_send_t *tx)
+{
+	s_sendq_t *q = tx->map ? &self->localq : &tx->peer->q;
+
+	self->post_pending = true;
+	if (tx->q)
+		return;
+	if (!q->tail)
+		q->tail = &q->head;
+	tx->q = q;
+	tx->q_next = NULL;
+	tx->q_pprev = q->tail;
+	*q->tail = tx;
+	q->tail = &tx->q_next;
+}
+
+static void
+s_send_unqueue(s_send_t *tx)
+{
+	s_sendq_t *q = tx->q;
+
+	if (!q)
+		return;
+	*tx->q_pprev = tx->q_next;
+	if (tx->q_next)
+		tx->q_next->q_pprev = tx->q_pprev;
+	else
+		q->tail = tx->q_pprev;
+	tx->q = NULL;
+	tx->q_next = NULL;
+	tx->q_pprev = NULL;
+}
+
 /* ---- sends (progress thread) ------------------------------------------- */
 
 void
@@ -110,6 +151,7 @@ dg_xfer_send_finish(dg_xfer_t *self, s_send_t *tx, dg_xfer_status_t status)
 		tx->ops[i] = NULL;
 	}
 	tx->nops = 0;
+	s_send_unqueue(tx);
 	if (tx->pprev) {
 		*tx->pprev = tx->next;
 		if (tx->next)
@@ -192,19 +234,15 @@ s_may_post(dg_xfer_t *self, const s_peer_t *peer)
 	return !self->is_shm || peer->posted_bytes < SHM_WINDOW;
 }
 
-/* The sends wait on nothing but shm peers' windows: their next write
- * goes as soon as the peer's current ones come back, within a copy of
- * SHM_WINDOW bytes, which is shorter than a nap's wake-up on a small
- * VM (50-150 us, each one a gap in the peer's copying). */
+/* A write to an shm peer is out: its completion comes within a copy of
+ * at most SHM_WINDOW bytes, and with it room for the next one, which is
+ * sooner than a nap's wake-up on a small VM (50-150 us, each one a gap
+ * in the peer's copying).  A count, not a walk over the open sends: a
+ * thousand open sends made that walk a fifth of the sender's time. */
 static bool
 s_window_hot(dg_xfer_t *self)
 {
-	if (!self->is_shm || !self->sends)
-		return false;
-	for (s_send_t *tx = self->sends; tx; tx = tx->next)
-		if (tx->map || !tx->peer || tx->peer->posted == 0)
-			return false;
-	return true;
+	return self->is_shm && self->ops_posted > 0;
 }
 
 /* Post what the send may have in flight.  Returns the number posted, or
@@ -270,6 +308,7 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 		tx->inflight++;
 		tx->peer->posted++;
 		tx->peer->posted_bytes += clen;
+		self->ops_posted++;
 		op->bytes = clen;
 		posted++;
 		STAT_ADD(self, chunks_posted, 1);
@@ -282,11 +321,14 @@ s_send_completed(dg_xfer_t *self, s_op_t *op, const char *error)
 {
 	s_send_t *tx = op->tx;
 
-	/* Room in the peer's window (s_may_post()); a send it held back
-	 * still has chunks to post, which keeps post_pending set. */
+	/* Room in the peer's window (s_may_post()), or under a send's
+	 * cap: the sends queued for it may move. */
 	if (op->peer) {
 		op->peer->posted--;
 		op->peer->posted_bytes -= op->bytes;
+		self->ops_posted--;
+		if (op->peer->q.head)
+			self->post_pending = true;
 	}
 	if (!tx) {
 		/* An orphan: its transfer already ended. */
@@ -462,11 +504,13 @@ link:
 			tx->pprev = &self->sends;
 			self->sends = tx;
 			if (tx->map)
-				;       /* local: its turns do the rest */
+				dg_xfer_send_queue(self, tx);   /* its turns */
 			else if (!tx->peer)
 				dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
 			else if (tx->peer->refs++, tx->nchunks == 0)
 				dg_xfer_send_finish(self, tx, DG_XFER_DONE);
+			else
+				dg_xfer_send_queue(self, tx);
 		} else {
 			for (s_send_t *tx = self->sends; tx; tx = tx->next) {
 				if (tx->id != cmd->id)
@@ -513,9 +557,8 @@ s_poll_cq(dg_xfer_t *self)
 				    "a transfer: %s", what);
 				continue;
 			}
+			/* A chunk to send again is queued with its send. */
 			s_send_completed(self, err.op_context, what);
-			/* The chunk may be queued again. */
-			self->post_pending = true;
 			continue;
 		}
 		if (n < 0) {
@@ -529,10 +572,6 @@ s_poll_cq(dg_xfer_t *self)
 				self->last_chunk_us = dg_xfer_now_us();
 			} else if (ent[i].op_context) {
 				s_send_completed(self, ent[i].op_context, NULL);
-#ifdef DG_FAULT_INJECTION
-				/* An injected fault queues the chunk again. */
-				self->post_pending = true;
-#endif
 			}
 		}
 		total += (int)n;
@@ -542,36 +581,49 @@ s_poll_cq(dg_xfer_t *self)
 	return total;
 }
 
+/* Post what the queues hold: a turn for each local send, then each
+ * peer's sends in order while its window has room.  post_pending says
+ * something changed since the last round (a command, a completion, a
+ * chunk to send again, a full provider queue); without it the round
+ * looks at nothing. */
 static int
 s_post_all(dg_xfer_t *self)
 {
 	int posted = 0;
-	bool eagain = false, more = false;
 	s_send_t *next;
 
-	/* Most rounds have nothing to post (every open send's chunks are
-	 * out): a walk over hundreds of sends per round is then saved. */
 	if (!self->post_pending)
 		return 0;
+	self->post_pending = false;
 	int64_t now = dg_xfer_now_ms();
-	/* -FI_EAGAIN ends one send's turn, not the round: the queue that is
-	 * full may be one dead peer's, and the others must not wait on it. */
-	for (s_send_t *tx = self->sends; tx; tx = next) {
-		next = tx->next;
-		/* Most open sends have every chunk posted: skip them cheaply. */
-		if (!tx->map && tx->nrequeue == 0 &&
-		    tx->next_chunk >= tx->nchunks)
-			continue;
-		eagain = false;
-		int n = s_send_post(self, tx, now, &eagain);
+	for (s_send_t *tx = self->localq.head; tx; tx = next) {
+		next = tx->q_next;
+		int n = dg_xfer_local_post(self, tx);
 		if (n < 0)
 			continue;       /* it ended, and is freed */
 		posted += n;
-		/* A local send still here has more to copy or hand over. */
-		if (tx->map || tx->nrequeue > 0 || tx->next_chunk < tx->nchunks)
-			more = true;
+		/* Still here: more to copy, or its handoff to send. */
+		self->post_pending = true;
 	}
-	self->post_pending = more;
+	/* -FI_EAGAIN ends one peer's turn, not the round: the queue that is
+	 * full may be one dead peer's, and the others must not wait on it. */
+	for (s_peer_t *peer = self->peers; peer; peer = peer->next) {
+		for (s_send_t *tx = peer->q.head; tx &&
+		    s_may_post(self, peer); tx = next) {
+			next = tx->q_next;
+			bool eagain = false;
+			int n = s_send_post(self, tx, now, &eagain);
+			if (n < 0)
+				continue;       /* it ended, and is freed */
+			posted += n;
+			if (tx->nrequeue == 0 && tx->next_chunk >= tx->nchunks)
+				s_send_unqueue(tx);
+			if (eagain) {
+				self->post_pending = true;
+				break;
+			}
+		}
+	}
 	return posted;
 }
 

@@ -129,6 +129,9 @@ dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c, int rail,
 
 	p->errors[rail]++;
 	p->quarantine_until[rail] = now + self->conf.quarantine_ms;
+	/* Shown at the end of this round, not up to 100 ms later: the
+	 * engine may go idle first, and an idle thread publishes nothing. */
+	self->next_health = 0;
 	dg_log_warn("xfer: room=%llu peer %s rail %d: %s; rail quarantined "
 	    "for %lld ms", (unsigned long long)tx->room, p->name[rail], rail,
 	    what, (long long)self->conf.quarantine_ms);
@@ -137,6 +140,7 @@ dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c, int rail,
 	if (tx->retries[c] < tx->chunk_retries) {
 		tx->retries[c]++;
 		tx->requeue[tx->nrequeue++] = c;
+		dg_xfer_send_queue(self, tx);
 		STAT_ADD(self, chunks_retried, 1);
 		return true;
 	}
@@ -144,6 +148,7 @@ dg_xfer_chunk_failed(dg_xfer_t *self, s_send_t *tx, uint32_t c, int rail,
 		tx->attempts++;
 		memset(tx->retries, 0, tx->nchunks);
 		tx->requeue[tx->nrequeue++] = c;
+		dg_xfer_send_queue(self, tx);
 		STAT_ADD(self, attempts_retried, 1);
 		dg_log_info("xfer: room=%llu attempt %d of %d",
 		    (unsigned long long)tx->room, tx->attempts,

@@ -1186,6 +1186,104 @@ s_run_stale(void)
 	s_close(&e);
 }
 
+/* Sends to one peer go out oldest first: with more queued than its
+ * window holds, none waits behind later ones (a stage's oldest request
+ * is the nearest its deadline).  Both engines in this process; each
+ * send's done event comes in the order the sends were made. */
+static void
+s_run_order(void)
+{
+	enum { N = 24 };
+	const uint64_t size = MIB;
+	s_opts_t o = { .rails = 1, .chunk = (int64_t)MIB, .inflight = 4,
+	    .pool = (int64_t)(N * MIB + MIB), .quarantine_ms = 1000,
+	    .chunk_retries = 1 };
+	s_end_t r, s;
+	dg_extent_t dst[N], src[N];
+	uint64_t rx_id[N], tx_id[N];
+	int order[N], ndone = 0, nrecv = 0;
+	bool intact = true, started = true;
+	char why[256] = "";
+
+	if (!s_selected("send order"))
+		return;
+	if (s_open(&r, &o, -1) < 0) {
+		s_ok(false, "send order: open the receiving engine");
+		return;
+	}
+	if (s_open(&s, &o, -1) < 0) {
+		s_ok(false, "send order: open the sending engine");
+		s_close(&r);
+		return;
+	}
+	/* Every receive first, then every send at once: they queue. */
+	dg_manifest_msg_t m[N];
+	dg_tensor_row_t row[N];
+	int64_t shape = (int64_t)size;
+	for (int i = 0; i < N && started; i++) {
+		if (dg_pool_reserve(r.pool, size, &dst[i]) != DG_SLOT_OK ||
+		    dg_pool_reserve(s.pool, size, &src[i]) != DG_SLOT_OK) {
+			snprintf(why, sizeof why, "no room in the pools");
+			started = false;
+			break;
+		}
+		uint8_t *p = (uint8_t *)dg_pool_base(s.pool) + src[i].offset;
+		for (uint64_t b = 0; b < size; b++)
+			p[b] = s_pattern((uint64_t)i, 0, b);
+		row[i] = (dg_tensor_row_t){ .name = "t", .dtype = "u8",
+		    .shape = &shape, .n_shape = 1, .bytes = size,
+		    .offset = dst[i].offset };
+		m[i] = (dg_manifest_msg_t){ .room = (uint64_t)i, .phase = 1,
+		    .tensors = &row[i], .n_tensors = 1 };
+		if (dg_xfer_expect(r.xfer, &dst[i], &m[i], 30000, &rx_id[i],
+		    why, sizeof why) < 0)
+			started = false;
+	}
+	for (int i = 0; i < N && started; i++) {
+		uint64_t off = src[i].offset;
+		if (dg_xfer_send(s.xfer, &m[i], &src[i], &off, 30000,
+		    &tx_id[i], why, sizeof why) < 0)
+			started = false;
+	}
+	int64_t until = s_now() + 60000;
+	while (started && (ndone < N || nrecv < N) && s_now() < until) {
+		dg_xfer_event_t ev;
+		if (s_event(&s, &ev, 10) == 0) {
+			for (int i = 0; i < N; i++)
+				if (ev.id == tx_id[i] && ev.status == DG_XFER_DONE)
+					order[ndone++] = i;
+		}
+		while (dg_xfer_next_event(r.xfer, &ev)) {
+			int i = (int)ev.room;
+			if (ev.room >= N || ev.id != rx_id[i])
+				continue;
+			nrecv++;
+			const uint8_t *p = (const uint8_t *)
+			    dg_pool_base(r.pool) + dst[i].offset;
+			for (uint64_t b = 0; b < size && intact; b++)
+				intact = ev.status == DG_XFER_DONE &&
+				    p[b] == s_pattern((uint64_t)i, 0, b);
+		}
+	}
+	bool in_order = ndone == N;
+	char late[64] = "";
+	for (int i = 0; i < ndone; i++)
+		if (order[i] != i) {
+			snprintf(late, sizeof late, "; send %d finished at "
+			    "position %d", order[i], i);
+			in_order = false;
+			break;
+		}
+	s_ok(started && nrecv == N && intact, "send order: %d transfers of "
+	    "1 MiB queued at once arrive intact%s%s", N, started ? "" : ": ",
+	    started ? "" : why);
+	s_ok(in_order, "send order: they finish in the order they were "
+	    "sent, more than go out at once (%d of %d done%s)", ndone, N,
+	    late);
+	s_close(&s);
+	s_close(&r);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1261,6 +1359,7 @@ main(int argc, char *argv[])
 	s_run_zero_copy_kill(true);
 	s_run_zero_copy_kill(false);
 	s_run_stale();
+	s_run_order();
 	s_run_kill(true);
 	s_run_kill(false);
 
