@@ -23,12 +23,12 @@ dg_mem_kind_name(dg_mem_kind_t kind)
 }
 
 /* Pools are large and live as long as the daemon: ask for transparent
- * huge pages (a no-op where THP is "never", the default "madvise" needs
- * this).  Every copy in and out of a pool then walks 512 times fewer
- * page-table entries, and shm's cross-process copy pins 2 MiB at a time:
- * on our 2-core VM `disagg bench xfer` moved 16-256 MiB at 14-16 GB/s
- * instead of 7-11 (ARCHITECTURE.md, "Pools").  A memfd pool follows the
- * shmem_enabled setting instead; the advice is harmless there. */
+ * huge pages (a no-op where THP is "never"; the default, "madvise",
+ * gives them only when asked).  Every copy in and out of a pool then
+ * walks 512 times fewer page-table entries, and shm's cross-process copy
+ * pins 2 MiB at a time (ARCHITECTURE.md, "Pool memory").  A memfd pool
+ * follows the shmem_enabled setting instead; the advice is harmless
+ * there. */
 static void
 s_want_huge(void *p, size_t size)
 {
