@@ -358,8 +358,13 @@ see "and lists t0 as up again" 15 " t0  .* up  "
 keys 6 '\' join Enter
 twice() { once ' join  *e0 ' 2 && once ' join  *t0 ' 2 &&
     once ' join  *t1 ' 2 && once ' join  *d0 ' 2; }
-check "the new controller's joins show after the old ones, each once" \
-    wait_for 10 twice
+# Seen failing once and not since: the screen goes to the log if it does.
+if wait_for 10 twice; then
+	ok "the new controller's joins show after the old ones, each once"
+else
+	screen | sed 's/^/# /'
+	fail "the new controller's joins show after the old ones, each once"
+fi
 keys '\' C-u Enter 1
 
 # ---- clean exits ------------------------------------------------------
