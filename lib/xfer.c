@@ -781,6 +781,17 @@ dg_xfer_wedged(const dg_xfer_t *self)
 }
 
 void
+dg_xfer_inject_post_fault(dg_xfer_t *self, int count)
+{
+#ifdef DG_FAULT_INJECTION
+	atomic_store(&self->post_fault, count);
+#else
+	(void)self;
+	(void)count;
+#endif
+}
+
+void
 dg_xfer_inject_rail_fault(dg_xfer_t *self, int rail, int count)
 {
 #ifdef DG_FAULT_INJECTION

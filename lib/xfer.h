@@ -197,5 +197,8 @@ size_t dg_xfer_rail_health(dg_xfer_t *self, dg_xfer_rail_t *out, size_t max);
 /* Test builds only (DG_FAULT_INJECTION): the next `count` chunks written
  * on `rail` fail as if the transport had reported an error. */
 void dg_xfer_inject_rail_fault(dg_xfer_t *self, int rail, int count);
+/* Test builds only: the next `count` writes are refused as they are
+ * posted (fi_writedata() failing at once), on any rail. */
+void dg_xfer_inject_post_fault(dg_xfer_t *self, int count);
 
 #endif

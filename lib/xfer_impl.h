@@ -237,6 +237,7 @@ struct _dg_xfer_t {
 	int64_t next_health;
 
 	atomic_int fault[DG_XFER_MAX_RAILS];
+	atomic_int post_fault;  /* dg_xfer_inject_post_fault() */
 
 	/* Zero copy on one host (xfer_local.c). */
 	bool sharing;                   /* our pool is offered */

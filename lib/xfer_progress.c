@@ -282,7 +282,14 @@ s_send_post(dg_xfer_t *self, s_send_t *tx, int64_t now, bool *eagain)
 		op->rail = rail;
 		op->peer = tx->peer;
 		uint64_t data = (tx->token << 32) | c;
-		ssize_t rc = fi_writedata(self->ep[lrail],
+		ssize_t rc;
+#ifdef DG_FAULT_INJECTION
+		if (atomic_load(&self->post_fault) > 0 &&
+		    atomic_fetch_sub(&self->post_fault, 1) > 0)
+			rc = -FI_EIO;
+		else
+#endif
+		rc = fi_writedata(self->ep[lrail],
 		    base + tx->src[t] + off, clen, self->desc, data,
 		    tx->peer->fa[rail], tx->base + tx->dst[t] + off, tx->key,
 		    &op->ctx);
@@ -607,14 +614,22 @@ s_post_all(dg_xfer_t *self)
 	}
 	/* -FI_EAGAIN ends one peer's turn, not the round: the queue that is
 	 * full may be one dead peer's, and the others must not wait on it. */
-	for (s_peer_t *peer = self->peers; peer; peer = peer->next) {
+	s_peer_t *pnext;
+	for (s_peer_t *peer = self->peers; peer; peer = pnext) {
+		pnext = peer->next;
 		for (s_send_t *tx = peer->q.head; tx &&
 		    s_may_post(self, peer); tx = next) {
 			next = tx->q_next;
 			bool eagain = false;
 			int n = s_send_post(self, tx, now, &eagain);
-			if (n < 0)
-				continue;       /* it ended, and is freed */
+			if (n < 0) {
+				/* It ended, and is freed, and so may be its
+				 * peer (a failed one that nothing else holds,
+				 * dg_xfer_peer_release()): the rest of the
+				 * queue waits for the next round. */
+				self->post_pending = true;
+				break;
+			}
 			posted += n;
 			if (tx->nrequeue == 0 && tx->next_chunk >= tx->nchunks)
 				s_send_unqueue(tx);

@@ -1186,6 +1186,23 @@ s_run_stale(void)
 	s_close(&e);
 }
 
+/* Both engines of an in-process case; one failed test if they cannot
+ * be opened. */
+static int
+s_open_pair(const char *name, const s_opts_t *o, s_end_t *r, s_end_t *s)
+{
+	if (s_open(r, o, -1) < 0) {
+		s_ok(false, "%s: open the receiving engine", name);
+		return -1;
+	}
+	if (s_open(s, o, -1) < 0) {
+		s_ok(false, "%s: open the sending engine", name);
+		s_close(r);
+		return -1;
+	}
+	return 0;
+}
+
 /* Sends to one peer go out oldest first: with more queued than its
  * window holds, none waits behind later ones (a stage's oldest request
  * is the nearest its deadline).  Both engines in this process; each
@@ -1207,15 +1224,8 @@ s_run_order(void)
 
 	if (!s_selected("send order"))
 		return;
-	if (s_open(&r, &o, -1) < 0) {
-		s_ok(false, "send order: open the receiving engine");
+	if (s_open_pair("send order", &o, &r, &s) < 0)
 		return;
-	}
-	if (s_open(&s, &o, -1) < 0) {
-		s_ok(false, "send order: open the sending engine");
-		s_close(&r);
-		return;
-	}
 	/* Every receive first, then every send at once: they queue. */
 	dg_manifest_msg_t m[N];
 	dg_tensor_row_t row[N];
@@ -1280,6 +1290,88 @@ s_run_order(void)
 	s_ok(in_order, "send order: they finish in the order they were "
 	    "sent, more than go out at once (%d of %d done%s)", ndone, N,
 	    late);
+	s_close(&s);
+	s_close(&r);
+}
+
+/* A send whose writes are refused as they are posted (fi_writedata()
+ * failing at once, every attempt) fails with the reason, and the next
+ * send to the same peer goes through: on tcp the failed peer, with
+ * nothing left holding it, leaves the address vector in the middle of
+ * the progress thread's round, and comes back for the next send. */
+static void
+s_run_post_fault(void)
+{
+	const uint64_t size = 64 * 1024;
+	s_opts_t o = { .rails = 1, .chunk = (int64_t)MIB, .inflight = 4,
+	    .pool = (int64_t)(4 * MIB), .quarantine_ms = 10,
+	    .chunk_retries = 0 };
+	s_end_t r, s;
+	char why[256] = "";
+
+	if (!s_selected("refused writes"))
+		return;
+	if (s_open_pair("refused writes", &o, &r, &s) < 0)
+		return;
+	dg_xfer_status_t status[2] = { DG_XFER_FAILED, DG_XFER_FAILED };
+	char reason[2][256] = { "", "" };
+	bool intact = false;
+	for (int round = 0; round < 2; round++) {
+		dg_extent_t dst, src;
+		uint64_t rx_id, tx_id;
+		if (dg_pool_reserve(r.pool, size, &dst) != DG_SLOT_OK ||
+		    dg_pool_reserve(s.pool, size, &src) != DG_SLOT_OK)
+			break;
+		uint8_t *p = (uint8_t *)dg_pool_base(s.pool) + src.offset;
+		for (uint64_t b = 0; b < size; b++)
+			p[b] = s_pattern((uint64_t)round, 0, b);
+		int64_t shape = (int64_t)size;
+		dg_tensor_row_t row = { .name = "t", .dtype = "u8",
+		    .shape = &shape, .n_shape = 1, .bytes = size,
+		    .offset = dst.offset };
+		dg_manifest_msg_t m = { .room = (uint64_t)round, .phase = 1,
+		    .tensors = &row, .n_tensors = 1 };
+		/* Both attempts of the first send are refused. */
+		if (round == 0)
+			dg_xfer_inject_post_fault(s.xfer, 2);
+		uint64_t off = src.offset;
+		if (dg_xfer_expect(r.xfer, &dst, &m, 30000, &rx_id, why,
+		    sizeof why) < 0 || dg_xfer_send(s.xfer, &m, &src, &off,
+		    30000, &tx_id, why, sizeof why) < 0)
+			break;
+		dg_xfer_event_t ev;
+		while (s_event(&s, &ev, 30000) == 0 && ev.id != tx_id)
+			;
+		status[round] = ev.id == tx_id ? ev.status : DG_XFER_FAILED;
+		snprintf(reason[round], sizeof reason[round], "%s", ev.reason);
+		if (round == 0) {
+			(void)dg_xfer_cancel(r.xfer, rx_id);
+			while (s_event(&r, &ev, 5000) == 0 && ev.id != rx_id)
+				;
+		} else {
+			while (s_event(&r, &ev, 30000) == 0 && ev.id != rx_id)
+				;
+			const uint8_t *q = (const uint8_t *)
+			    dg_pool_base(r.pool) + dst.offset;
+			intact = ev.id == rx_id && ev.status == DG_XFER_DONE;
+			for (uint64_t b = 0; b < size && intact; b++)
+				intact = q[b] == s_pattern(1, 0, b);
+			if (intact)
+				dg_pool_transition(r.pool, &dst,
+				    DG_SLOT_READY, DG_SLOT_IN_USE);
+			dg_pool_transition(r.pool, &dst, DG_SLOT_IN_USE,
+			    DG_SLOT_FREE);
+		}
+		if (round == 0)
+			dg_pool_free(r.pool, &dst);
+		dg_pool_free(s.pool, &src);
+	}
+	s_ok(status[0] == DG_XFER_FAILED && strstr(reason[0], "fi_writedata"),
+	    "refused writes: the send fails with the reason (%s)", reason[0]);
+	s_ok(status[1] == DG_XFER_DONE && intact, "refused writes: the next "
+	    "send to the same peer arrives intact%s%s", *why ? ": " : "", why);
+	s_ok(s_pool_clean(&r) && s_pool_clean(&s), "refused writes: every "
+	    "slot free afterwards");
 	s_close(&s);
 	s_close(&r);
 }
@@ -1360,6 +1452,7 @@ main(int argc, char *argv[])
 	s_run_zero_copy_kill(false);
 	s_run_stale();
 	s_run_order();
+	s_run_post_fault();
 	s_run_kill(true);
 	s_run_kill(false);
 
