@@ -228,6 +228,7 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	atomic_init(&self->idle_blocked, false);
 	atomic_init(&self->watch_resting, false);
 	self->cmds_tail = &self->cmds;
+	self->localq.tail = &self->localq.head;
 	self->events_tail = &self->events;
 	atomic_init(&self->next_id, 1);
 	atomic_init(&self->stop, false);

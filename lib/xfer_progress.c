@@ -75,8 +75,6 @@ dg_xfer_send_queue(dg_xfer_t *self, s_send_t *tx)
 	self->post_pending = true;
 	if (tx->q)
 		return;
-	if (!q->tail)
-		q->tail = &q->head;
 	tx->q = q;
 	tx->q_next = NULL;
 	tx->q_pprev = q->tail;

@@ -43,6 +43,7 @@ dg_xfer_peer_get(dg_xfer_t *self, const dg_bin_t *addrs, size_t n, char *why,
 		return NULL;
 	}
 	p->nrails = (int)n;
+	p->q.tail = &p->q.head;
 	for (size_t r = 0; r < n; r++) {
 		memcpy(p->addr[r], addrs[r].data, addrs[r].size);
 		p->addrlen[r] = addrs[r].size;
