@@ -33,6 +33,13 @@
 #include "stage_metrics.h"
 #include "step_board.h"
 
+/* What an idle stage's heartbeat says, to tell one that says nothing new. */
+typedef struct {
+	const char *state;              /* a wire name: one table's pointer */
+	uint64_t free_slots, done, failed;
+	bool quiet;                     /* the last two said the same */
+} s_beat_said_t;
+
 typedef struct {
 	dg_daemon_t *d;
 	const dg_stage_conf_t *conf;    /* refreshed on reload */
@@ -46,6 +53,8 @@ typedef struct {
 	zsock_t *ctl;                   /* DEALER to the controller */
 	bool registered;
 	int64_t last_hello, heartbeat_ms;
+	int64_t quiet_beat_ms;          /* s_beat_every(): nothing to say */
+	s_beat_said_t said;            /* what the last heartbeat said */
 	bool draining;
 	int64_t reexec_at;              /* restart in place at this time */
 	bool test_wedge;                /* dg_daemon_test_wedge() */
@@ -241,6 +250,35 @@ s_rooms_conf(s_stage_t *self, dg_rooms_conf_t *c)
 
 static int s_on_tick(zloop_t *loop, int timer_id, void *arg);
 
+/* How long after the last heartbeat the next is due.  A stage with
+ * no room whose last two heartbeats said the same (state, free slots,
+ * requests done and failed) has only its life to report, and reports
+ * it half as often: min(2 x heartbeat_ms, dead_after_ms / 3), so three
+ * can still go before the controller calls it dead.  Each heartbeat
+ * wakes two of the controller's threads, and on an idle fleet they are
+ * nearly all of its cost (ARCHITECTURE.md, "Threads").  A room brings
+ * heartbeat_ms back at once; any other change shows in the next. */
+static int64_t
+s_beat_every(const s_stage_t *self)
+{
+	if (!self->said.quiet || self->draining ||
+	    dg_rooms_count(self->rooms) > 0)
+		return self->heartbeat_ms;
+	return self->quiet_beat_ms;
+}
+
+/* hello.ok's (or, until then, the configuration's) two durations. */
+static void
+s_set_beats(s_stage_t *self, int64_t heartbeat_ms, int64_t dead_after_ms)
+{
+	int64_t quiet = 2 * heartbeat_ms;
+
+	if (quiet > dead_after_ms / 3)
+		quiet = dead_after_ms / 3;
+	self->heartbeat_ms = heartbeat_ms;
+	self->quiet_beat_ms = quiet > heartbeat_ms ? quiet : heartbeat_ms;
+}
+
 static int64_t
 s_tick_due(s_stage_t *self, int64_t now)
 {
@@ -248,8 +286,8 @@ s_tick_due(s_stage_t *self, int64_t now)
 	    dg_rooms_count(self->rooms) > 0)
 		return now + TICK_MS;
 	int64_t due = now + IDLE_TICK_MS;
-	if (self->stats_at + self->heartbeat_ms < due)
-		due = self->stats_at + self->heartbeat_ms;
+	if (self->stats_at + s_beat_every(self) < due)
+		due = self->stats_at + s_beat_every(self);
 	if (!self->registered && self->last_hello + HELLO_EVERY_MS < due)
 		due = self->last_hello + HELLO_EVERY_MS;
 	return due > now ? due : now + 1;
@@ -427,7 +465,8 @@ s_on_ctl_msg(s_stage_t *self, dg_msg_t *m)
 		if (!self->registered)
 			dg_log_info("registered with the controller");
 		self->registered = true;
-		self->heartbeat_ms = m->u.hello_ok.heartbeat_ms;
+		s_set_beats(self, m->u.hello_ok.heartbeat_ms,
+		    m->u.hello_ok.dead_after_ms);
 		break;
 	case DG_OP_ASSIGN: dg_rooms_assign(self->rooms, now, m); break;
 	case DG_OP_RELEASE: dg_rooms_release(self->rooms, now, m); break;
@@ -567,6 +606,13 @@ s_heartbeat(s_stage_t *self)
 	hb->sending = (int64_t)dg_rooms_queued(self->rooms, DG_QUEUE_SENDING);
 	hb->rooms = (int64_t)rooms;
 	hb->free_slots = ps.slots_free;
+	s_beat_said_t said = { .state = hb->state, .free_slots = ps.slots_free,
+	    .done = dg_rooms_done(self->rooms),
+	    .failed = dg_rooms_failed(self->rooms) };
+	said.quiet = rooms == 0 && said.state == self->said.state &&
+	    said.free_slots == self->said.free_slots &&
+	    said.done == self->said.done && said.failed == self->said.failed;
+	self->said = said;
 	s_to_ctl(self, h);
 	dg_msg_destroy(&h);
 }
@@ -603,7 +649,7 @@ s_tick(s_stage_t *self, int64_t now)
 	dg_wire_cork();
 	if (!self->registered && now - self->last_hello >= HELLO_EVERY_MS)
 		s_hello(self);
-	if (now - self->stats_at >= self->heartbeat_ms) {
+	if (now - self->stats_at >= s_beat_every(self)) {
 		s_heartbeat(self);
 		s_stats(self, now);
 		self->stats_at = now;
@@ -718,7 +764,8 @@ s_start(dg_daemon_t *d, void **state)
 	self->d = d;
 	self->test_wedge = dg_daemon_test_wedge(d);
 	self->conf = dg_config_stage(d->cfg, d->name);
-	self->heartbeat_ms = dg_config_controller(d->cfg)->heartbeat_ms;
+	s_set_beats(self, dg_config_controller(d->cfg)->heartbeat_ms,
+	    dg_config_controller(d->cfg)->dead_after_ms);
 	self->ops = dg_stage_find(self->conf->stage, why, sizeof why);
 	if (!self->ops) {
 		dg_log_error("stage '%s': %s", self->conf->stage, why);

@@ -3,7 +3,8 @@
 # topology of etc/disagg.ini, waits until every stage is up, then reads
 # each daemon's CPU time (every thread's, from /proc/PID/task/*/schedstat,
 # in nanoseconds) across an idle window and holds each stage daemon
-# under 0.5% of one core and the controller under 0.2%.  Then a request
+# under 0.5% of one core and the controller under 0.2%, with every stage
+# still up and none called dead on the way.  Then a request
 # must still go through, and promptly: nothing idle may cost the work.
 #
 #   sh tests/bench/idle_cpu.sh [SECONDS]
@@ -95,6 +96,12 @@ while read -r name pct; do
 done < "$T_TMP/cpu.pct"
 check "idle_cpu: a figure for each of the four daemons" \
     test "$(wc -l < "$T_TMP/cpu.pct")" = 4
+# Idle stages report half as often (stage.c, s_beat_every): still
+# often enough that none is taken for dead.
+check "idle_cpu: every stage is still up after the idle window" \
+    every_stage_up
+check "idle_cpu: no idle stage was called dead" \
+    test "$(grep -c 'is dead' "$RUN/controller.log")" = 0
 
 # Work still finds the daemons awake: one request, with its deadline.
 timeout -k 5 60 "$DISAGG" submit --wait --json --frames 9 --height 128 \
