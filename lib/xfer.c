@@ -121,22 +121,41 @@ dg_xfer_drain_fd(int fd)
 		;
 }
 
+/* A ring emptied this large goes: a burst's worth of events is not
+ * kept for the engine's whole life. */
+#define EV_RING_KEEP    4096
+
+/* Called with ev_lock held.  The events keep their order. */
+static int
+s_ev_grow(dg_xfer_t *self)
+{
+	size_t cap = self->ev_cap ? 2 * self->ev_cap : 64;
+	dg_xfer_event_t *ring = malloc(cap * sizeof *ring);
+
+	if (!ring)
+		return -1;
+	for (size_t i = 0; i < self->ev_count; i++)
+		ring[i] = self->ev_ring[(self->ev_head + i) % self->ev_cap];
+	free(self->ev_ring);
+	self->ev_ring = ring;
+	self->ev_cap = cap;
+	self->ev_head = 0;
+	return 0;
+}
+
 void
 dg_xfer_emit(dg_xfer_t *self, const dg_xfer_event_t *ev)
 {
-	s_event_t *e = calloc(1, sizeof *e);
-
-	if (!e) {
+	pthread_mutex_lock(&self->ev_lock);
+	if (self->ev_count == self->ev_cap && s_ev_grow(self) < 0) {
+		pthread_mutex_unlock(&self->ev_lock);
 		dg_log_error("xfer: out of memory for an event (room=%llu)",
 		    (unsigned long long)ev->room);
 		return;
 	}
-	e->ev = *ev;
+	self->ev_ring[(self->ev_head + self->ev_count++) % self->ev_cap] = *ev;
 	/* One write until the reader drains: a busy engine would
 	 * otherwise make a system call per event. */
-	pthread_mutex_lock(&self->ev_lock);
-	*self->events_tail = e;
-	self->events_tail = &e->next;
 	bool kick = !self->ev_signalled;
 	self->ev_signalled = true;
 	if (kick)
@@ -148,22 +167,24 @@ int
 dg_xfer_next_event(dg_xfer_t *self, dg_xfer_event_t *ev)
 {
 	pthread_mutex_lock(&self->ev_lock);
-	s_event_t *e = self->events;
-	if (!e) {
+	if (self->ev_count == 0) {
 		/* Cleared under the lock: a later dg_xfer_emit writes it
 		 * again.  Unsignalled, the fd is empty: no system call. */
 		if (self->ev_signalled)
 			dg_xfer_drain_fd(self->ev_fd);
 		self->ev_signalled = false;
+		if (self->ev_cap > EV_RING_KEEP) {
+			free(self->ev_ring);
+			self->ev_ring = NULL;
+			self->ev_cap = self->ev_head = 0;
+		}
 		pthread_mutex_unlock(&self->ev_lock);
 		return 0;
 	}
-	self->events = e->next;
-	if (!self->events)
-		self->events_tail = &self->events;
+	*ev = self->ev_ring[self->ev_head];
+	self->ev_head = (self->ev_head + 1) % self->ev_cap;
+	self->ev_count--;
 	pthread_mutex_unlock(&self->ev_lock);
-	*ev = e->ev;
-	free(e);
 	return 1;
 }
 
@@ -228,8 +249,8 @@ dg_xfer_new(const dg_fabric_conf_t *conf, dg_pool_t *pool, const char *node,
 	atomic_init(&self->idle_blocked, false);
 	atomic_init(&self->watch_resting, false);
 	self->cmds_tail = &self->cmds;
+	self->sends_due = INT64_MAX;
 	self->localq.tail = &self->localq.head;
-	self->events_tail = &self->events;
 	atomic_init(&self->next_id, 1);
 	atomic_init(&self->stop, false);
 
@@ -325,6 +346,11 @@ dg_xfer_destroy(dg_xfer_t **self_p)
 		self->orphans = op->next;
 		free(op);
 	}
+	while (self->op_cache) {
+		s_op_t *op = self->op_cache;
+		self->op_cache = op->next;
+		free(op);
+	}
 	while (self->peers) {
 		s_peer_t *p = self->peers;
 		self->peers = p->next;
@@ -333,6 +359,7 @@ dg_xfer_destroy(dg_xfer_t **self_p)
 	dg_xfer_event_t ev;
 	while (self->ev_fd >= 0 && dg_xfer_next_event(self, &ev))
 		;
+	free(self->ev_ring);
 	if (self->cmd_fd >= 0)
 		close(self->cmd_fd);
 	if (self->ev_fd >= 0)
@@ -429,11 +456,14 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
     int64_t timeout_ms, uint64_t *id, char *why, size_t whysize)
 {
 	size_t n = m->n_tensors;
-	uint64_t *len = calloc(n + 1, sizeof *len);
-	uint32_t *first = calloc(n + 1, sizeof *first);
+	/* One block for both arrays; the chunk map too when it fits in
+	 * the receive's own word (64 chunks), as nearly all do. */
+	uint64_t *len = calloc(1, (n + 1) * sizeof *len +
+	    (n + 1) * sizeof(uint32_t));
+	uint32_t *first = len ? (uint32_t *)(len + n + 1) : NULL;
 	uint64_t total = 0;
 
-	if (!len || !first) {
+	if (!len) {
 		snprintf(why, whysize, "out of memory");
 		goto fail;
 	}
@@ -441,8 +471,9 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
 	    &total, why, whysize) < 0)
 		goto fail;
 	uint32_t nchunks = first[n];
-	uint8_t *map = calloc(nchunks / 8 + 1, 1);
-	if (!map) {
+	uint8_t *map = NULL;
+	if (nchunks / 8 + 1 > sizeof(uint64_t) &&
+	    !(map = calloc(nchunks / 8 + 1, 1))) {
 		snprintf(why, whysize, "out of memory");
 		goto fail;
 	}
@@ -475,7 +506,8 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
 	rx->ext = *ext;
 	rx->nchunks = nchunks;
 	rx->nrecv = 0;
-	rx->map = map;
+	rx->map_word = 0;
+	rx->map = map ? map : (uint8_t *)&rx->map_word;
 	rx->ntensors = n;
 	rx->len = len;
 	rx->first = first;
@@ -505,13 +537,28 @@ dg_xfer_expect(dg_xfer_t *self, const dg_extent_t *ext, dg_manifest_msg_t *m,
 	s_wake(self);
 	return 0;
 fail:
-	free(len);
-	free(first);
+	free(len);              /* and `first`, in its block */
 	return -1;
 }
 
+/* Round `n` up to a multiple of 8: each array carved out of a send's
+ * block starts aligned for its widest element. */
+static size_t
+s_align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
 /* A send of `m`'s tensors, not yet started: from pool offsets `src`
- * inside `ext`, or, with no `ext`, already in place at the receiver. */
+ * inside `ext`, or, with no `ext`, already in place at the receiver.
+ *
+ * Two allocations, not a dozen: the send, its start command, its
+ * per-tensor arrays, its op table and the receiver's addresses in one
+ * block, its per-chunk arrays in another (their size is known only
+ * once the tensors are planned).  The caller makes sends and the
+ * progress thread frees them; with an allocation per array, that
+ * cross-thread churn took a quarter of both threads' time at 64 KiB
+ * (ARCHITECTURE.md, "Threads"). */
 static s_send_t *
 s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
     const dg_extent_t *ext, const uint64_t *src, int64_t timeout_ms,
@@ -522,21 +569,43 @@ s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	if (dg_manifest_check(m, &(dg_manifest_want_t){ 0 }, why,
 	    whysize) < 0)
 		return NULL;
-	s_send_t *tx = calloc(1, sizeof *tx);
-	if (!tx) {
+	if (m->n_fabric > DG_XFER_MAX_RAILS) {
+		snprintf(why, whysize, "%zu fabric addresses: at most %d",
+		    m->n_fabric, DG_XFER_MAX_RAILS);
+		return NULL;
+	}
+	int maxinflight = (int)self->conf.inflight;
+	size_t o_cmd = s_align8(sizeof(s_send_t));
+	size_t o_src = o_cmd + s_align8(sizeof(s_cmd_t));
+	size_t o_dst = o_src + (n + 1) * sizeof(uint64_t);
+	size_t o_len = o_dst + (n + 1) * sizeof(uint64_t);
+	size_t o_first = o_len + (n + 1) * sizeof(uint64_t);
+	size_t o_ops = o_first + s_align8((n + 1) * sizeof(uint32_t));
+	size_t o_addr = o_ops + (size_t)maxinflight * sizeof(s_op_t *);
+	size_t size = o_addr;
+	for (size_t r = 0; r < m->n_fabric; r++)
+		size += m->fabric[r].size;
+	uint8_t *block = calloc(1, size);
+	if (!block) {
 		snprintf(why, whysize, "out of memory");
 		return NULL;
 	}
-	tx->src = calloc(n + 1, sizeof *tx->src);
-	tx->dst = calloc(n + 1, sizeof *tx->dst);
-	tx->len = calloc(n + 1, sizeof *tx->len);
-	tx->first = calloc(n + 1, sizeof *tx->first);
-	tx->maxinflight = (int)self->conf.inflight;
-	tx->ops = calloc((size_t)tx->maxinflight, sizeof *tx->ops);
-	if (!tx->src || !tx->dst || !tx->len || !tx->first || !tx->ops) {
-		snprintf(why, whysize, "out of memory");
-		goto fail;
+	s_send_t *tx = (s_send_t *)block;
+	tx->cmd = (s_cmd_t *)(block + o_cmd);
+	tx->src = (uint64_t *)(block + o_src);
+	tx->dst = (uint64_t *)(block + o_dst);
+	tx->len = (uint64_t *)(block + o_len);
+	tx->first = (uint32_t *)(block + o_first);
+	tx->ops = (s_op_t **)(block + o_ops);
+	tx->maxinflight = maxinflight;
+	uint8_t *a = block + o_addr;
+	for (size_t r = 0; r < m->n_fabric; r++) {
+		if (m->fabric[r].size)
+			memcpy(a, m->fabric[r].data, m->fabric[r].size);
+		tx->addr[r] = (dg_bin_t){ a, m->fabric[r].size };
+		a += m->fabric[r].size;
 	}
+	tx->naddr = m->n_fabric;
 	if (ext) {
 		if (s_check_tensors(m, ext, src, tx->len, tx->first, m->chunk,
 		    &tx->bytes_total, why, whysize) < 0)
@@ -556,13 +625,15 @@ s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	}
 	tx->ntensors = n;
 	tx->nchunks = tx->first[n];
-	tx->done = calloc(tx->nchunks + 1, 1);
-	tx->retries = calloc(tx->nchunks + 1, 1);
-	tx->requeue = calloc(tx->nchunks + 1, sizeof *tx->requeue);
-	if (!tx->done || !tx->retries || !tx->requeue) {
+	size_t nc = (size_t)tx->nchunks + 1;
+	tx->chunks = calloc(1, s_align8(2 * nc) + nc * sizeof(uint32_t));
+	if (!tx->chunks) {
 		snprintf(why, whysize, "out of memory");
 		goto fail;
 	}
+	tx->done = tx->chunks;
+	tx->retries = tx->chunks + nc;
+	tx->requeue = (uint32_t *)(tx->chunks + s_align8(2 * nc));
 	tx->id = atomic_fetch_add(&self->next_id, 1);
 	tx->room = m->room;
 	tx->phase = (int)m->phase;
@@ -587,12 +658,10 @@ static int
 s_send_start(dg_xfer_t *self, s_send_t *tx, uint64_t *id, char *why,
     size_t whysize)
 {
-	s_cmd_t *cmd = calloc(1, sizeof *cmd);
+	s_cmd_t *cmd = tx->cmd;
 	s_pend_t *pend = calloc(1, sizeof *pend);
 
-	if (!cmd || !pend) {
-		free(cmd);
-		free(pend);
+	if (!pend) {
 		snprintf(why, whysize, "out of memory");
 		return -1;
 	}
@@ -634,30 +703,13 @@ dg_xfer_send(dg_xfer_t *self, const dg_manifest_msg_t *m,
 		dg_xfer_map_unref(self, map);
 		map = NULL;
 	}
-	if (map) {
-		tx->map = map;
-	} else {
-		/* The peer table belongs to the progress thread, so the peer
-		 * is looked up there; carry the addresses in the send
-		 * meanwhile. */
-		s_peer_t *peer = calloc(1, sizeof *peer);
-		if (!peer) {
-			snprintf(why, whysize, "out of memory");
-			goto fail;
-		}
-		peer->nrails = (int)m->n_fabric;
-		for (size_t r = 0; r < m->n_fabric; r++) {
-			memcpy(peer->addr[r], m->fabric[r].data,
-			    m->fabric[r].size);
-			peer->addrlen[r] = m->fabric[r].size;
-		}
-		tx->peer = peer;
-	}
+	/* Otherwise the peer table belongs to the progress thread, so the
+	 * peer is looked up there, from the addresses the send carries. */
+	tx->map = map;
 	if (s_send_start(self, tx, id, why, whysize) < 0)
 		goto fail;
 	return 0;
 fail:
-	free(tx->peer);
 	if (tx->map)
 		dg_xfer_map_unref(self, tx->map);
 	dg_xfer_send_free(tx);

@@ -97,7 +97,9 @@ typedef struct s_op {
 typedef struct s_send {
 	uint64_t id, room;
 	int phase;
-	s_peer_t *peer;
+	s_peer_t *peer;         /* set by the progress thread from `addr` */
+	dg_bin_t addr[DG_XFER_MAX_RAILS];       /* the receiver's rails */
+	size_t naddr;
 	uint64_t key, base, token, chunk_size;
 	size_t ntensors;
 	uint64_t *src, *dst, *len;
@@ -122,6 +124,8 @@ typedef struct s_send {
 	struct s_send *next, **pprev;   /* on self->sends */
 	s_sendq_t *q;           /* the post queue it is on, or NULL */
 	struct s_send *q_next, **q_pprev;
+	struct s_cmd *cmd;      /* its start command, in the same block */
+	uint8_t *chunks;        /* done, retries, requeue: one block */
 } s_send_t;
 
 typedef struct {
@@ -131,19 +135,16 @@ typedef struct {
 	int phase;
 	dg_extent_t ext;
 	uint32_t nchunks, nrecv;
-	uint8_t *map;           /* bit per chunk */
+	uint8_t *map;           /* bit per chunk: `map_word`, or its own */
+	uint64_t map_word;
 	size_t ntensors;
 	uint64_t *len;
-	uint32_t *first;
+	uint32_t *first;        /* in len's block */
 	uint64_t bytes_total, bytes;
 	int64_t started, deadline;
 	uint32_t held_by;       /* the local sender's connection, or 0 */
 } s_recv_t;
 
-typedef struct s_event {
-	dg_xfer_event_t ev;
-	struct s_event *next;
-} s_event_t;
 
 /* An open send, as the watchdog sees it.  Its send points at it, so the
  * claim at its end costs the same with thousands open. */
@@ -210,7 +211,10 @@ struct _dg_xfer_t {
 	int cmd_fd;
 
 	pthread_mutex_t ev_lock;
-	s_event_t *events, **events_tail;
+	/* Events not yet taken, oldest at ev_head: a ring that doubles
+	 * when full, so that an event costs no allocation (xfer.c). */
+	dg_xfer_event_t *ev_ring;
+	size_t ev_cap, ev_head, ev_count;
 	int ev_fd;
 
 	pthread_mutex_t rx_lock;
@@ -221,6 +225,9 @@ struct _dg_xfer_t {
 
 	/* Owned by the progress thread. */
 	s_send_t *sends;
+	int64_t sends_due;      /* no open send's deadline is earlier */
+	s_op_t *op_cache;       /* dg_xfer_op_free() */
+	int op_ncached;
 	bool post_pending;      /* a send may have chunks left to post */
 	int64_t last_chunk_us;  /* the last chunk a receive got */
 	s_sendq_t localq;       /* local sends: each gets a turn a round */
@@ -360,6 +367,7 @@ bool dg_xfer_claim(dg_xfer_t *self, s_pend_t *pend);
 void dg_xfer_pend_unlink(s_pend_t *pend);
 /* The progress thread's own checks, every few ms. */
 void dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now);
+void dg_xfer_op_free(dg_xfer_t *self, s_op_t *op);
 void dg_xfer_check_orphans(dg_xfer_t *self, int64_t now);
 
 #endif

@@ -57,11 +57,20 @@ void
 dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now)
 {
 	s_send_t *next;
+	int64_t due = INT64_MAX;
 
+	/* A walk of every open send only when the earliest deadline has
+	 * come: with a thousand open, a walk every 5 ms was a fifth of the
+	 * progress thread's time. */
+	if (now < self->sends_due)
+		return;
 	for (s_send_t *tx = self->sends; tx; tx = next) {
 		next = tx->next;
-		if (now < tx->deadline)
+		if (now < tx->deadline) {
+			if (tx->deadline < due)
+				due = tx->deadline;
 			continue;
+		}
 		if (!*tx->error)
 			snprintf(tx->error, sizeof tx->error, "peer %s",
 			    tx->peer ? tx->peer->name[0] : tx->map->name);
@@ -75,6 +84,7 @@ dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now)
 		    (unsigned long long)tx->room, tx->error);
 		dg_xfer_send_finish(self, tx, DG_XFER_FAILED);
 	}
+	self->sends_due = due;
 }
 
 /* libfabric 1.17's shm provider completes a sender's operations in the

@@ -1294,6 +1294,137 @@ s_run_order(void)
 	s_close(&r);
 }
 
+/* Wait within `ms` until `e` has ended `sends` sends and `recvs`
+ * receives, reading none of its events. */
+static bool
+s_wait_ended(s_end_t *e, uint64_t sends, uint64_t recvs, int ms)
+{
+	int64_t deadline = s_now() + ms;
+	dg_xfer_stats_t st;
+
+	for (;;) {
+		dg_xfer_stats(e->xfer, &st);
+		if (st.sends_done + st.sends_failed >= sends &&
+		    st.recvs_done + st.recvs_failed + st.recvs_stale >= recvs)
+			return true;
+		if (s_now() >= deadline)
+			return false;
+		(void)poll(NULL, 0, 5);         /* the condition, again */
+	}
+}
+
+/* Events wait for a caller that reads them late, however many, and in
+ * order: the engine keeps them in a ring that grows (xfer.c,
+ * dg_xfer_emit()).
+ * A first wave ends unread, half its events are read, a second, larger
+ * wave ends on top of the rest (the ring, wrapped, grows), and then
+ * every transfer has its event exactly once, done, its bytes intact. */
+static void
+s_run_events_kept(void)
+{
+	enum { NA = 150, N = 400 };
+	const uint64_t size = 4096;
+	s_opts_t o = { .rails = 1, .chunk = (int64_t)MIB, .inflight = 4,
+	    .pool = (int64_t)(N * 64 * 1024 + MIB), .quarantine_ms = 1000,
+	    .chunk_retries = 1 };
+	s_end_t r, s;
+	static dg_extent_t dst[N], src[N];
+	static uint64_t rx_id[N], tx_id[N];
+	static dg_manifest_msg_t m[N];
+	static dg_tensor_row_t row[N];
+	int seen_rx[N] = { 0 }, seen_tx[N] = { 0 };
+	int64_t shape = (int64_t)size;
+	bool started = true, ended = true, intact = true, once = true;
+	int nread = 0, last[2] = { -1, -1 };    /* receiver, sender */
+	bool in_order = true;
+	char why[256] = "";
+
+	if (!s_selected("events kept"))
+		return;
+	if (s_open_pair("events kept", &o, &r, &s) < 0)
+		return;
+	for (int wave = 0; wave < 2 && started && ended; wave++) {
+		int lo = wave ? NA : 0, hi = wave ? N : NA;
+		for (int i = lo; i < hi && started; i++) {
+			if (dg_pool_reserve(r.pool, size, &dst[i]) != DG_SLOT_OK ||
+			    dg_pool_reserve(s.pool, size, &src[i]) != DG_SLOT_OK) {
+				snprintf(why, sizeof why, "no room in the pools");
+				started = false;
+				break;
+			}
+			uint8_t *p = (uint8_t *)dg_pool_base(s.pool) +
+			    src[i].offset;
+			for (uint64_t b = 0; b < size; b++)
+				p[b] = s_pattern((uint64_t)i, 0, b);
+			row[i] = (dg_tensor_row_t){ .name = "t", .dtype = "u8",
+			    .shape = &shape, .n_shape = 1, .bytes = size,
+			    .offset = dst[i].offset };
+			m[i] = (dg_manifest_msg_t){ .room = (uint64_t)i,
+			    .phase = 1, .tensors = &row[i], .n_tensors = 1 };
+			uint64_t off = src[i].offset;
+			if (dg_xfer_expect(r.xfer, &dst[i], &m[i], 30000,
+			    &rx_id[i], why, sizeof why) < 0 ||
+			    dg_xfer_send(s.xfer, &m[i], &src[i], &off, 30000,
+			    &tx_id[i], why, sizeof why) < 0)
+				started = false;
+		}
+		ended = started && s_wait_ended(&s, (uint64_t)hi, 0, 60000) &&
+		    s_wait_ended(&r, 0, (uint64_t)hi, 60000);
+		/* Half the first wave's events read, the rest left. */
+		for (int k = 0; wave == 0 && k < NA / 2 * 2; k++) {
+			dg_xfer_event_t ev;
+			s_end_t *e = k % 2 ? &s : &r;
+			if (!dg_xfer_next_event(e->xfer, &ev))
+				continue;
+			nread++;
+			int i = (int)ev.room;
+			if (ev.room >= N || ev.status != DG_XFER_DONE) {
+				once = false;
+				continue;
+			}
+			(e == &r ? seen_rx : seen_tx)[i]++;
+			in_order = in_order && i > last[e != &r];
+			last[e != &r] = i;
+		}
+	}
+	dg_xfer_event_t ev;
+	for (int side = 0; side < 2; side++) {
+		s_end_t *e = side ? &s : &r;
+		while (dg_xfer_next_event(e->xfer, &ev)) {
+			nread++;
+			int i = (int)ev.room;
+			if (ev.room >= N || ev.status != DG_XFER_DONE ||
+			    ev.id != (side ? tx_id : rx_id)[i]) {
+				once = false;
+				continue;
+			}
+			(side ? seen_tx : seen_rx)[i]++;
+			in_order = in_order && i > last[side];
+			last[side] = i;
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		if (seen_rx[i] != 1 || seen_tx[i] != 1)
+			once = false;
+		const uint8_t *p = (const uint8_t *)dg_pool_base(r.pool) +
+		    dst[i].offset;
+		for (uint64_t b = 0; b < size && intact && started; b++)
+			intact = p[b] == s_pattern((uint64_t)i, 0, b);
+	}
+	s_ok(started && ended && intact, "events kept: %d transfers of 4 KiB "
+	    "in two waves, their events unread, arrive intact%s%s", N,
+	    *why ? ": " : "", why);
+	s_ok(started && ended && once && nread == 2 * N, "events kept: every "
+	    "transfer's event comes once, done, read late (%d of %d read)",
+	    nread, 2 * N);
+	/* One peer, one rail: its writes complete in the order they were
+	 * posted, on both sides, so the events come in that order too. */
+	s_ok(started && ended && in_order, "events kept: each engine's "
+	    "events come in the order its transfers ended");
+	s_close(&s);
+	s_close(&r);
+}
+
 /* A send whose writes are refused as they are posted (fi_writedata()
  * failing at once, every attempt) fails with the reason, and the next
  * send to the same peer goes through: on tcp the failed peer, with
@@ -1452,6 +1583,7 @@ main(int argc, char *argv[])
 	s_run_zero_copy_kill(false);
 	s_run_stale();
 	s_run_order();
+	s_run_events_kept();
 	s_run_post_fault();
 	s_run_kill(true);
 	s_run_kill(false);
