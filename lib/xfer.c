@@ -155,12 +155,35 @@ dg_xfer_emit(dg_xfer_t *self, const dg_xfer_event_t *ev)
 	}
 	self->ev_ring[(self->ev_head + self->ev_count++) % self->ev_cap] = *ev;
 	/* One write until the reader drains: a busy engine would
-	 * otherwise make a system call per event. */
+	 * otherwise make a system call per event.  In a progress round,
+	 * one at the round's end (dg_xfer_round_end()): a reader that
+	 * drains between two completions of one round would otherwise be
+	 * written to for each. */
 	bool kick = !self->ev_signalled;
 	self->ev_signalled = true;
-	if (kick)
+	if (kick && dg_xfer_round_of == self)
+		self->ev_kick_pending = true;
+	else if (kick)
 		dg_xfer_kick(self->ev_fd);
 	pthread_mutex_unlock(&self->ev_lock);
+}
+
+_Thread_local dg_xfer_t *dg_xfer_round_of;
+
+void
+dg_xfer_events_flush(dg_xfer_t *self)
+{
+	if (self->ev_kick_pending) {
+		self->ev_kick_pending = false;
+		dg_xfer_kick(self->ev_fd);
+	}
+}
+
+void
+dg_xfer_round_end(dg_xfer_t *self)
+{
+	dg_xfer_round_of = NULL;
+	dg_xfer_events_flush(self);
 }
 
 int

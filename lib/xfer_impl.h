@@ -201,6 +201,8 @@ struct _dg_xfer_t {
 	                                   call to watch */
 	atomic_bool watch_resting;      /* the watchdog waits for stop_fd */
 	bool ev_signalled;              /* ev_fd written, not yet drained */
+	bool ev_kick_pending;           /* progress thread: write it at the
+	                                   round's end */
 	atomic_bool wedged;
 	pthread_mutex_t pend_lock;
 	s_pend_t *pend;
@@ -368,6 +370,10 @@ void dg_xfer_pend_unlink(s_pend_t *pend);
 /* The progress thread's own checks, every few ms. */
 void dg_xfer_check_deadlines(dg_xfer_t *self, int64_t now);
 void dg_xfer_op_free(dg_xfer_t *self, s_op_t *op);
+/* The engine whose progress round this thread is in, if any. */
+extern _Thread_local dg_xfer_t *dg_xfer_round_of;
+void dg_xfer_round_end(dg_xfer_t *self);
+void dg_xfer_events_flush(dg_xfer_t *self);
 void dg_xfer_check_orphans(dg_xfer_t *self, int64_t now);
 
 #endif

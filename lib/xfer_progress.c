@@ -783,10 +783,14 @@ dg_xfer_progress_loop(void *arg)
 	while (!atomic_load(&self->stop)) {
 		int64_t now_us = dg_xfer_now_us();
 		atomic_store(&self->last_loop, now_us / 1000);
+		dg_xfer_round_of = self;
 		int work = dg_xfer_take_commands(self);
 		if (work)
 			self->post_pending = true;
 		work += s_poll_cq(self);
+		/* The caller hears of what completed before we post: a post
+		 * to shm may spin while the receiver copies. */
+		dg_xfer_events_flush(self);
 		work += s_post_all(self);
 		int64_t now = now_us / 1000;
 		if (now >= self->next_check) {
@@ -798,6 +802,7 @@ dg_xfer_progress_loop(void *arg)
 			dg_xfer_publish_health(self, now);
 			self->next_health = now + 100;
 		}
+		dg_xfer_round_end(self);        /* before any nap */
 		if (work)
 			last_work = now_us;
 		/* Busy while transfers are open; idle once it naps.  Two
