@@ -578,7 +578,9 @@ s_align8(size_t n)
  * Two allocations, not a dozen: the send, its start command, its
  * per-tensor arrays, its op table and the receiver's addresses in one
  * block, its per-chunk arrays in another (their size is known only
- * once the tensors are planned).  The caller makes sends and the
+ * once the tensors are planned).  For one tensor to one rail the first
+ * stays under glibc's 1 KiB, where a request would consolidate the
+ * heap's small free chunks first.  The caller makes sends and the
  * progress thread frees them; with an allocation per array, that
  * cross-thread churn took a quarter of both threads' time at 64 KiB
  * (ARCHITECTURE.md, "Threads"). */
@@ -604,7 +606,8 @@ s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	size_t o_len = o_dst + (n + 1) * sizeof(uint64_t);
 	size_t o_first = o_len + (n + 1) * sizeof(uint64_t);
 	size_t o_ops = o_first + s_align8((n + 1) * sizeof(uint32_t));
-	size_t o_addr = o_ops + (size_t)maxinflight * sizeof(s_op_t *);
+	size_t o_bins = o_ops + (size_t)maxinflight * sizeof(s_op_t *);
+	size_t o_addr = o_bins + m->n_fabric * sizeof(dg_bin_t);
 	size_t size = o_addr;
 	for (size_t r = 0; r < m->n_fabric; r++)
 		size += m->fabric[r].size;
@@ -621,6 +624,7 @@ s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
 	tx->first = (uint32_t *)(block + o_first);
 	tx->ops = (s_op_t **)(block + o_ops);
 	tx->maxinflight = maxinflight;
+	tx->addr = (dg_bin_t *)(block + o_bins);
 	uint8_t *a = block + o_addr;
 	for (size_t r = 0; r < m->n_fabric; r++) {
 		if (m->fabric[r].size)

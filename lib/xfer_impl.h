@@ -98,7 +98,7 @@ typedef struct s_send {
 	uint64_t id, room;
 	int phase;
 	s_peer_t *peer;         /* set by the progress thread from `addr` */
-	dg_bin_t addr[DG_XFER_MAX_RAILS];       /* the receiver's rails */
+	dg_bin_t *addr;         /* the receiver's rails, in the block */
 	size_t naddr;
 	uint64_t key, base, token, chunk_size;
 	size_t ntensors;
