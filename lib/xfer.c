@@ -591,14 +591,11 @@ s_send_new(dg_xfer_t *self, const dg_manifest_msg_t *m,
 {
 	size_t n = m->n_tensors;
 
+	/* It also bounds the rails and their addresses, which the block
+	 * is sized by. */
 	if (dg_manifest_check(m, &(dg_manifest_want_t){ 0 }, why,
 	    whysize) < 0)
 		return NULL;
-	if (m->n_fabric > DG_XFER_MAX_RAILS) {
-		snprintf(why, whysize, "%zu fabric addresses: at most %d",
-		    m->n_fabric, DG_XFER_MAX_RAILS);
-		return NULL;
-	}
 	int maxinflight = (int)self->conf.inflight;
 	size_t o_cmd = s_align8(sizeof(s_send_t));
 	size_t o_src = o_cmd + s_align8(sizeof(s_cmd_t));
