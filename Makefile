@@ -121,6 +121,13 @@ $(B)/tests/test_%: $(B)/tests/unit/test_%.o lib/libdisagg.a
 	$(QUIET) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< lib/libdisagg.a $(DG_LIBS) -lcmocka
 
+# The console's Events view is tested alone: with the panel code, no
+# curses.
+$(B)/tests/test_console_events: $(B)/tests/unit/test_console_events.o \
+    $(B)/tui/console_events.o $(B)/tui/console_panel.o lib/libdisagg.a
+	$(QUIET) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) lib/libdisagg.a $(DG_LIBS) -lcmocka
+
 $(B)/tests/%: $(B)/tests/tools/%.o lib/libdisagg.a
 	$(QUIET) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< lib/libdisagg.a $(DG_LIBS)

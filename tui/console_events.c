@@ -10,8 +10,8 @@
  *  still connecting missed), live ones that come meanwhile are held,
  *  and the kept ones, then the held ones, are added past the last id
  *  seen.  Ids start again with a new epoch (a restarted controller),
- *  which a live id that goes back also shows: then every kept one is
- *  asked for again.  */
+ *  which a live id that goes back may show: the next reply's epoch
+ *  tells, and a new one has every kept one asked for again.  */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -186,11 +186,16 @@ dg_events_live(dg_panel_t *events, const dg_event_msg_t *e)
 	s_events_t *self = (s_events_t *)events;
 
 	/* An id that goes back: the controller restarted and its ids
-	 * start again; what it kept before this one is fetched first. */
-	if (!self->syncing && e->id && e->id <= self->last_id) {
-		self->epoch = 0;
+	 * start again, or (as often) an event the kept ones already gave,
+	 * whose PUB copy came after the reply: the two sockets keep no
+	 * order between them.  Which one, the epoch of the next reply
+	 * says (dg_events_kept()): asked past the last id with the epoch
+	 * kept, the same run answers with what is new, and a new run with
+	 * its epoch, which then asks for all.  Forgetting the epoch here
+	 * asked for all at once, and a late copy showed every kept event
+	 * twice. */
+	if (!self->syncing && e->id && e->id <= self->last_id)
 		self->syncing = true;
-	}
 	/* Held until the kept ones are in: they come first. */
 	if (!self->syncing) {
 		s_add(self, e);
