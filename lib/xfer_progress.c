@@ -240,7 +240,7 @@ s_op_put(s_send_t *tx, s_op_t *op)
  * alone on our 2-core VM it moved 1, 16 and 256 MiB transfers 5-15 %
  * faster than with no window.  4 MiB was too short for small writes:
  * 64 writes of 64 KiB let the receiver run dry between drains (0.62 to
- * 0.79 times the bare loop, against 0.76 to 0.90 with 16 MiB, five
+ * 0.79 times the bare loop, against 0.76 to 0.90 with 16 MiB, eight
  * runs of each in turn), while 1 MiB writes moved the same with 4, 8
  * or 16 MiB (ARCHITECTURE.md, "Threads"). */
 #define SHM_WINDOW      (16u << 20)
